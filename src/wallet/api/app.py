@@ -1,0 +1,110 @@
+"""The FastAPI application factory. Nothing connects to a database until the app starts."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from wallet import __version__
+from wallet.config import Settings
+from wallet.domain.errors import PayloadTooLarge, ValidationFailed, WalletError
+from wallet.limits import REQUEST_BODY_BYTES_MAX
+from wallet.service.wallet import WalletService
+from wallet.service.writer import InternalError
+
+from .middleware import RequestIdMiddleware
+from .problems import extra_problem_response, wallet_error_response
+from .routes import balances, system, transactions
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Players' virtual credits (Gold Coins, Diamonds, Loyalty Points, …) in a double-entry ledger.
+
+* Amounts are sent as JSON numbers or decimal strings in major units and answered as strings with
+  exactly the asset's scale of decimals. Nothing is ever rounded.
+* Every write may carry an idempotency key (`Idempotency-Key` header or `idempotency_key` field):
+  retrying with the same key and payload replays the first answer with `Idempotent-Replayed: true`.
+* Every error is `application/problem+json` with a stable `code`.
+"""
+
+
+def create_app(settings: Settings | None = None, service: WalletService | None = None) -> FastAPI:
+    settings = settings or Settings()
+    wallet = service or WalletService(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        wallet.start()
+        try:
+            yield
+        finally:
+            wallet.stop()
+
+    app = FastAPI(
+        title="Wallet service",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        max_body_size=REQUEST_BODY_BYTES_MAX,
+    )
+    app.state.service = wallet
+    app.include_router(system.router)
+    app.include_router(balances.router)
+    app.include_router(transactions.router)
+    _install_error_handlers(app)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(WalletError)
+    async def wallet_error(request: Request, error: WalletError) -> Response:
+        return wallet_error_response(error)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, error: RequestValidationError) -> Response:
+        items = [_validation_item(item) for item in error.errors()]
+        detail = "; ".join(f"{'.'.join(map(str, i['loc']))}: {i['msg']}" for i in items[:5])
+        return wallet_error_response(ValidationFailed(detail or "invalid request", items))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, error: StarletteHTTPException) -> Response:
+        if error.status_code == 413:
+            limit = REQUEST_BODY_BYTES_MAX
+            return wallet_error_response(PayloadTooLarge(f"the body is larger than {limit} bytes"))
+        if error.status_code == 405:
+            return extra_problem_response(
+                "method_not_allowed", f"{request.method} is not allowed here"
+            )
+        if error.status_code == 404:
+            return extra_problem_response("not_found", f"no route {request.url.path}")
+        if error.status_code == 400:
+            # The body could not be read as JSON at all.
+            return wallet_error_response(ValidationFailed.at("body", str(error.detail)))
+        return extra_problem_response("internal_error", str(error.detail))
+
+    @app.exception_handler(InternalError)
+    async def internal_error(request: Request, error: InternalError) -> Response:
+        return extra_problem_response("internal_error", "an unexpected error; it has been logged")
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, error: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return extra_problem_response("internal_error", "an unexpected error; it has been logged")
+
+
+def _validation_item(item: Any) -> dict[str, Any]:
+    message = str(item.get("msg", "invalid"))
+    if item.get("type") == "json_invalid":
+        message = f"the body is not valid JSON: {item.get('ctx', {}).get('error', '')}".rstrip(": ")
+    return {
+        "loc": [p if isinstance(p, int) else str(p) for p in item.get("loc", ())],
+        "msg": message,
+        "type": str(item.get("type", "value_error")),
+    }

@@ -1,0 +1,45 @@
+"""Exact JSON for request bodies: every JSON number with a fraction or exponent is parsed as a
+Decimal, never as a float, so ``100.10`` is exactly 100.10. NaN and Infinity are not JSON and are
+refused.
+"""
+
+import json
+from collections.abc import Callable, Coroutine
+from decimal import Decimal
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def loads_exact(body: bytes) -> Any:
+    try:
+        return json.loads(body, parse_float=Decimal, parse_constant=_refuse_constant)
+    except json.JSONDecodeError:
+        raise
+    except (ValueError, RecursionError) as error:
+        # An integer too long to convert, a NaN, a nesting too deep: malformed for our purpose.
+        raise json.JSONDecodeError(str(error), body.decode("utf-8", "replace"), 0) from None
+
+
+class ExactJSONRequest(Request):
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            self._json = loads_exact(await self.body())
+        return self._json
+
+
+class ExactJSONRoute(APIRoute):
+    """A route whose JSON body is parsed by loads_exact."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def exact_handler(request: Request) -> Response:
+            return await handler(ExactJSONRequest(request.scope, request.receive))
+
+        return exact_handler

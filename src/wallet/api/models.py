@@ -1,0 +1,216 @@
+"""Request and response models of the HTTP contract (../shared/API.md), with examples for /docs.
+
+Amounts arrive as JSON numbers (parsed exactly, see jsonbody) or decimal strings, and leave as
+strings with exactly the asset's scale of decimals.
+"""
+
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+
+from wallet.domain.money import parse_amount
+from wallet.limits import (
+    DESCRIPTION_LENGTH_MAX,
+    IDEMPOTENCY_KEY_LENGTH_MAX,
+    IDEMPOTENCY_KEY_PATTERN,
+    USER_ID_PATTERN,
+)
+
+Amount = Annotated[
+    Decimal,
+    PlainValidator(parse_amount),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000_000},
+                {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$", "maxLength": 40},
+            ],
+            "description": "Major units: a JSON number or a decimal string, at most the asset's "
+            "scale of decimals, greater than 0 and at most 1,000,000,000.",
+            "examples": ["100.50", 25],
+        }
+    ),
+]
+UserId = Annotated[str, Field(pattern=USER_ID_PATTERN, examples=["user_001"])]
+AssetCode = Annotated[str, Field(min_length=1, max_length=10, examples=["GC"])]
+IdempotencyKey = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_LENGTH_MAX,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        examples=["order-7f3a-2026-11-25"],
+    ),
+]
+MoneyString = Annotated[str, Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", examples=["75.00"])]
+
+
+class TransactionCreate(BaseModel):
+    """A top-up, bonus or purchase."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "transaction_type": "topup",
+                    "user_id": "user_001",
+                    "asset_code": "GC",
+                    "amount": 100.00,
+                    "description": "Purchased 100 Gold Coins",
+                },
+                {
+                    "transaction_type": "purchase",
+                    "user_id": "user_001",
+                    "asset_code": "GC",
+                    "amount": "25.00",
+                    "description": "Bought in-game item",
+                    "idempotency_key": "k-123",
+                },
+            ]
+        },
+    )
+
+    transaction_type: Literal["topup", "bonus", "purchase"]
+    user_id: UserId
+    asset_code: AssetCode
+    amount: Amount
+    description: Annotated[str, Field(max_length=DESCRIPTION_LENGTH_MAX)] | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+class EntryRead(BaseModel):
+    account_type: Literal["user", "system"]
+    account_id: str
+    amount: MoneyString
+    balance_before: MoneyString
+    balance_after: MoneyString
+
+
+class TransactionRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d",
+                    "transaction_type": "purchase",
+                    "status": "completed",
+                    "user_id": "user_001",
+                    "asset_code": "GC",
+                    "amount": "25.00",
+                    "description": "Bought in-game item",
+                    "idempotency_key": "k-123",
+                    "balance_after": "75.00",
+                    "created_at": "2026-11-25T08:00:00.123456Z",
+                    "entries": [
+                        {
+                            "account_type": "user",
+                            "account_id": "user_001",
+                            "amount": "-25.00",
+                            "balance_before": "100.00",
+                            "balance_after": "75.00",
+                        },
+                        {
+                            "account_type": "system",
+                            "account_id": "treasury",
+                            "amount": "25.00",
+                            "balance_before": "999999998000.00",
+                            "balance_after": "999999998025.00",
+                        },
+                    ],
+                }
+            ]
+        }
+    )
+
+    id: str
+    transaction_type: str
+    status: Literal["completed"]
+    user_id: str | None
+    asset_code: str
+    amount: MoneyString
+    description: str | None
+    idempotency_key: str | None
+    balance_after: MoneyString | None
+    created_at: str
+    entries: list[EntryRead]
+
+
+class HistoryRead(BaseModel):
+    user_id: str
+    items: list[TransactionRead]
+    next_cursor: str | None
+
+
+class BalanceRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"user_id": "user_001", "asset_code": "GC", "balance": "75.00"}]
+        }
+    )
+
+    user_id: str
+    asset_code: str
+    balance: MoneyString
+
+
+class BalancesRead(BaseModel):
+    user_id: str
+    balances: list[BalanceRead]
+
+
+class AssetRead(BaseModel):
+    code: str
+    name: str
+    scale: int
+
+
+class RootRead(BaseModel):
+    status: Literal["ok"]
+    service: Literal["wallet"]
+    version: str
+
+
+class DatabaseHealth(BaseModel):
+    status: Literal["ok", "unavailable"]
+    backend: Literal["sqlite", "postgresql"]
+    latency_ms: float | None
+
+
+class HealthRead(BaseModel):
+    status: Literal["ok", "unavailable"]
+    database: DatabaseHealth
+    version: str
+
+
+class ValidationProblemItem(BaseModel):
+    loc: list[str | int]
+    msg: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with the service's stable error ``code``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    code: str
+    detail: str
+    errors: list[ValidationProblemItem] | None = None
+
+
+def example_problem(
+    status: int, code: str, title: str, detail: str, **extra: Any
+) -> dict[str, Any]:
+    return {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "code": code,
+        "detail": detail,
+        **extra,
+    }

@@ -1,0 +1,70 @@
+"""Errors as RFC 9457 problem details: the one table from error code to HTTP status."""
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+from wallet.domain import errors
+from wallet.limits import RETRY_AFTER_S
+
+STATUS_BY_CODE: dict[str, int] = {
+    errors.IdempotencyKeyMismatch.code: 400,
+    errors.UserNotFound.code: 404,
+    errors.AssetNotFound.code: 404,
+    errors.TransactionNotFound.code: 404,
+    errors.IdempotencyKeyInFlight.code: 409,
+    errors.PayloadTooLarge.code: 413,
+    errors.ValidationFailed.code: 422,
+    errors.InsufficientFunds.code: 422,
+    errors.IdempotencyKeyReused.code: 422,
+    errors.Unavailable.code: 503,
+    errors.Overloaded.code: 503,
+}
+
+# Problems that are not WalletErrors: the framework's own answers, and our bugs.
+EXTRA_PROBLEMS: dict[str, tuple[int, str]] = {
+    "not_found": (404, "Not found"),
+    "method_not_allowed": (405, "Method not allowed"),
+    "unsupported_media_type": (415, "Unsupported media type"),
+    "internal_error": (500, "Internal error"),
+}
+
+PROBLEM_JSON = "application/problem+json"
+
+
+def problem_body(status: int, code: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "type": "about:blank",
+        "title": title,
+        "status": status,
+        "code": code,
+        "detail": detail,
+        **extra,
+    }
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    headers = dict(headers or {})
+    if status == 503:
+        headers.setdefault("Retry-After", str(RETRY_AFTER_S))
+    body = orjson.dumps(problem_body(status, code, title, detail, **extra))
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def wallet_error_response(error: errors.WalletError, *, replayed: bool = False) -> Response:
+    status = STATUS_BY_CODE[error.code]
+    headers = {"Idempotent-Replayed": "true"} if replayed else None
+    return problem_response(status, error.code, error.title, error.detail, headers, **error.extra)
+
+
+def extra_problem_response(code: str, detail: str) -> Response:
+    status, title = EXTRA_PROBLEMS[code]
+    return problem_response(status, code, title, detail)

@@ -1,0 +1,1 @@
+"""Thin routes: validate, call one service function, render."""

@@ -1,0 +1,114 @@
+"""Posting transactions and reading them back."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Path, Query
+from starlette.responses import Response
+
+from wallet.limits import (
+    HISTORY_PAGE_SIZE_DEFAULT,
+    HISTORY_PAGE_SIZE_MAX,
+    IDEMPOTENCY_KEY_LENGTH_MAX,
+    IDEMPOTENCY_KEY_PATTERN,
+    USER_ID_PATTERN,
+)
+from wallet.service.wallet import TransactionInput, resolve_idempotency_key
+
+from ..deps import Service
+from ..docs import COMMON, problems
+from ..jsonbody import ExactJSONRoute
+from ..models import HistoryRead, TransactionCreate, TransactionRead
+from ..problems import wallet_error_response
+
+router = APIRouter(tags=["transactions"], route_class=ExactJSONRoute)
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_LENGTH_MAX,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="Makes the request safe to retry: the same key and payload replay the "
+        "first answer and create nothing.",
+    ),
+]
+
+
+@router.post(
+    "/transaction",
+    status_code=201,
+    response_model=TransactionRead,
+    summary="Post a top-up, bonus or purchase",
+    responses={
+        201: {
+            "description": "Created; or, with Idempotent-Replayed: true, the first answer again",
+            "headers": {"Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]}}},
+        },
+        **problems(
+            "idempotency_key_mismatch",
+            "user_not_found",
+            "idempotency_key_in_flight",
+            "payload_too_large",
+            "validation_error",
+            "insufficient_funds",
+            "idempotency_key_reused",
+            "unavailable",
+            "overloaded",
+            "internal_error",
+        ),
+    },
+)
+async def post_transaction(
+    body: TransactionCreate, service: Service, idempotency_key: IdempotencyKeyHeader = None
+) -> Response:
+    key = resolve_idempotency_key(idempotency_key, body.idempotency_key)
+    request = TransactionInput(
+        transaction_type=body.transaction_type,
+        user_id=body.user_id,
+        asset_code=body.asset_code,
+        amount=body.amount,
+        description=body.description,
+        idempotency_key=key,
+    )
+    outcome = await service.post_transaction(request)
+    if outcome.error is not None:
+        return wallet_error_response(outcome.error, replayed=outcome.replayed)
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+    return Response(outcome.body, status_code=201, media_type="application/json", headers=headers)
+
+
+@router.get(
+    "/transaction/{transaction_id}",
+    response_model=TransactionRead,
+    summary="One transaction with its entries",
+    responses=problems("transaction_not_found", *COMMON),
+)
+def get_transaction(
+    transaction_id: Annotated[str, Path(min_length=1, max_length=64)], service: Service
+) -> dict[str, object]:
+    return service.transaction(transaction_id)
+
+
+@router.get(
+    "/transaction/{user_id}/history",
+    response_model=HistoryRead,
+    summary="A user's transactions, newest first, a page at a time",
+    responses=problems("user_not_found", "asset_not_found", *COMMON),
+)
+def get_history(
+    user_id: Annotated[str, Path(pattern=USER_ID_PATTERN)],
+    service: Service,
+    limit: Annotated[int, Query(ge=1, le=HISTORY_PAGE_SIZE_MAX)] = HISTORY_PAGE_SIZE_DEFAULT,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    asset_code: Annotated[str | None, Query(pattern=r"^[A-Z]{2,10}$")] = None,
+    transaction_type: Literal["topup", "bonus", "purchase"] | None = None,
+) -> dict[str, object]:
+    page = service.history(
+        user_id,
+        limit=limit,
+        cursor=cursor,
+        asset_code=asset_code,
+        transaction_type=transaction_type,
+    )
+    return {"user_id": user_id, "items": page.items, "next_cursor": page.next_cursor}

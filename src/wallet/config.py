@@ -1,0 +1,44 @@
+"""Settings from the environment, every default named.
+
+``PORT`` and ``DATABASE_URL`` keep the names the seed README documents; the rest carry the
+``WALLET_`` prefix.
+"""
+
+from enum import StrEnum
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///wallet_service.db"
+
+
+class Backend(StrEnum):
+    SQLITE = "sqlite"
+    POSTGRESQL = "postgresql"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WALLET_", extra="ignore", frozen=True)
+
+    host: str = Field(default="0.0.0.0", validation_alias=AliasChoices("HOST", "WALLET_HOST"))  # noqa: S104
+    port: int = Field(
+        default=8000, ge=1, le=65535, validation_alias=AliasChoices("PORT", "WALLET_PORT")
+    )
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL,
+        validation_alias=AliasChoices("DATABASE_URL", "WALLET_DATABASE_URL"),
+    )
+    # Create the seed assets, treasuries and demo users on start (idempotent).
+    seed: bool = True
+    log_level: str = "info"
+
+    @property
+    def backend(self) -> Backend:
+        scheme = self.database_url.split(":", 1)[0].split("+", 1)[0].lower()
+        if scheme == "sqlite":
+            return Backend.SQLITE
+        if scheme in ("postgresql", "postgres"):
+            return Backend.POSTGRESQL
+        raise ValueError(
+            f"DATABASE_URL must start with sqlite:// or postgresql://, not {scheme}://"
+        )

@@ -1,0 +1,92 @@
+"""The one tree of expected failures.
+
+Each error carries a stable ``code`` (the API's error code) and a ``detail`` for people. Mapping to
+HTTP statuses lives in the API layer, in one table; the domain knows nothing of HTTP.
+"""
+
+from typing import Any, ClassVar
+
+
+class WalletError(Exception):
+    """An expected condition that a caller must be told about, never a bug."""
+
+    code: ClassVar[str] = "wallet_error"
+    title: ClassVar[str] = "Wallet error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class ValidationFailed(WalletError):
+    code = "validation_error"
+    title = "Validation error"
+
+    def __init__(self, detail: str, errors: list[dict[str, Any]]) -> None:
+        super().__init__(detail, errors=errors)
+        self.errors = errors
+
+    @classmethod
+    def at(cls, field: str, message: str, location: str = "body") -> "ValidationFailed":
+        return cls(message, [{"loc": [location, field], "msg": message, "type": "value_error"}])
+
+
+class InsufficientFunds(WalletError):
+    code = "insufficient_funds"
+    title = "Insufficient funds"
+
+
+class UserNotFound(WalletError):
+    code = "user_not_found"
+    title = "User not found"
+
+
+class AssetNotFound(WalletError):
+    code = "asset_not_found"
+    title = "Asset not found"
+
+
+class TransactionNotFound(WalletError):
+    code = "transaction_not_found"
+    title = "Transaction not found"
+
+
+class IdempotencyKeyMismatch(WalletError):
+    code = "idempotency_key_mismatch"
+    title = "Idempotency key mismatch"
+
+
+class IdempotencyKeyInFlight(WalletError):
+    code = "idempotency_key_in_flight"
+    title = "Idempotency key in flight"
+
+
+class IdempotencyKeyReused(WalletError):
+    code = "idempotency_key_reused"
+    title = "Idempotency key reused"
+
+
+class PayloadTooLarge(WalletError):
+    code = "payload_too_large"
+    title = "Payload too large"
+
+
+class Unavailable(WalletError):
+    code = "unavailable"
+    title = "Service unavailable"
+
+
+class Overloaded(WalletError):
+    code = "overloaded"
+    title = "Service overloaded"
+
+
+def error_for_code(code: str, detail: str) -> WalletError:
+    """Rebuild an error the ledger decided earlier (an idempotent replay of a refusal)."""
+    classes: list[type[WalletError]] = [WalletError]
+    for cls in classes:
+        if cls.code == code:
+            return cls(detail)
+        classes.extend(cls.__subclasses__())
+    raise AssertionError(f"no error with code {code}")

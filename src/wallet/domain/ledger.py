@@ -1,0 +1,174 @@
+"""The ledger's rules: which accounts a transaction moves funds between, and the entries it makes.
+
+Invariants owned here, checked before anything is written:
+- an entry's ``balance_after`` is its ``balance_before`` plus its signed amount;
+- the entries of one transaction sum to zero;
+- no account but an asset's ``issuance`` account goes below zero.
+The storage schema checks the same invariants a second time.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+from .errors import InsufficientFunds
+from .money import format_minor
+
+
+class OwnerType(StrEnum):
+    USER = "user"
+    SYSTEM = "system"
+
+
+# The system accounts of each asset. The treasury holds the asset's supply that no user holds;
+# issuance is where the supply came from, the one account whose balance is negative (minus the
+# supply), so that every transaction, the seeding included, is a balanced double entry.
+TREASURY = "treasury"
+ISSUANCE = "issuance"
+
+
+class TransactionType(StrEnum):
+    TOPUP = "topup"
+    BONUS = "bonus"
+    PURCHASE = "purchase"
+    ISSUANCE = "issuance"
+
+
+# The three flows of the API: (debited account, credited account), as owner kinds.
+USER_TRANSACTION_TYPES = (TransactionType.TOPUP, TransactionType.BONUS, TransactionType.PURCHASE)
+CREDITS_USER = frozenset({TransactionType.TOPUP, TransactionType.BONUS})
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class AccountRef:
+    """One balance of one owner in one asset."""
+
+    owner_type: OwnerType
+    owner_id: str
+    asset_code: str
+
+    @classmethod
+    def user(cls, user_id: str, asset_code: str) -> "AccountRef":
+        return cls(OwnerType.USER, user_id, asset_code)
+
+    @classmethod
+    def system(cls, name: str, asset_code: str) -> "AccountRef":
+        return cls(OwnerType.SYSTEM, name, asset_code)
+
+    @property
+    def may_go_negative(self) -> bool:
+        return self.owner_type is OwnerType.SYSTEM and self.owner_id == ISSUANCE
+
+
+@dataclass(frozen=True, slots=True)
+class Transfer:
+    """Funds to move: ``amount_minor`` from ``debit`` to ``credit`` (one asset)."""
+
+    debit: AccountRef
+    credit: AccountRef
+    amount_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One account's signed change within a transaction, with the balance around it."""
+
+    account: AccountRef
+    amount_minor: int
+    balance_before: int
+    balance_after: int
+
+
+def transfer_for(
+    kind: TransactionType, user_id: str, asset_code: str, amount_minor: int
+) -> Transfer:
+    """The transfer that a top-up, bonus or purchase makes."""
+    user = AccountRef.user(user_id, asset_code)
+    treasury = AccountRef.system(TREASURY, asset_code)
+    if kind in CREDITS_USER:
+        return Transfer(debit=treasury, credit=user, amount_minor=amount_minor)
+    if kind is TransactionType.PURCHASE:
+        return Transfer(debit=user, credit=treasury, amount_minor=amount_minor)
+    raise AssertionError(f"no user flow for {kind}")
+
+
+def post(transfer: Transfer, balances: Mapping[AccountRef, int], scale: int) -> tuple[Entry, Entry]:
+    """Compute the two entries of a transfer against current balances.
+
+    Raises InsufficientFunds when the debited account would go below zero. Pure: the caller
+    applies the entries' ``balance_after`` to its view of the balances.
+    """
+    amount = transfer.amount_minor
+    assert amount > 0, "a transfer moves a positive amount"
+    assert transfer.debit != transfer.credit, "a transfer moves funds between two accounts"
+    assert transfer.debit.asset_code == transfer.credit.asset_code, "a transfer is in one asset"
+    debit_before = balances.get(transfer.debit, 0)
+    credit_before = balances.get(transfer.credit, 0)
+    if debit_before - amount < 0 and not transfer.debit.may_go_negative:
+        asset = transfer.debit.asset_code
+        raise InsufficientFunds(
+            f"{transfer.debit.owner_id} has {format_minor(debit_before, scale)} {asset}, "
+            f"{format_minor(amount, scale)} needed"
+        )
+    entries = (
+        Entry(transfer.debit, -amount, debit_before, debit_before - amount),
+        Entry(transfer.credit, amount, credit_before, credit_before + amount),
+    )
+    assert sum(e.amount_minor for e in entries) == 0, "entries of a transaction sum to zero"
+    return entries
+
+
+@dataclass(frozen=True, slots=True)
+class Asset:
+    code: str
+    name: str
+    scale: int
+    supply_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class PostedEntry:
+    """An entry as the ledger keeps it."""
+
+    owner_type: str
+    owner_id: str
+    amount_minor: int
+    balance_before: int
+    balance_after: int
+
+    def account(self, asset_code: str) -> AccountRef:
+        return AccountRef(OwnerType(self.owner_type), self.owner_id, asset_code)
+
+    @classmethod
+    def of(cls, entry: Entry) -> "PostedEntry":
+        account = entry.account
+        return cls(
+            account.owner_type.value,
+            account.owner_id,
+            entry.amount_minor,
+            entry.balance_before,
+            entry.balance_after,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PostedTransaction:
+    """A transaction as the ledger keeps it, with its entries."""
+
+    id: str
+    seq: int
+    transaction_type: str
+    user_id: str | None
+    asset_code: str
+    amount_minor: int
+    description: str | None
+    idempotency_key: str | None
+    created_at_us: int
+    entries: tuple[PostedEntry, ...]
+
+    @property
+    def user_balance_after(self) -> int | None:
+        for entry in self.entries:
+            if entry.owner_type == OwnerType.USER and entry.owner_id == self.user_id:
+                return entry.balance_after
+        return None

@@ -1,0 +1,70 @@
+"""Money at the edge: exact parsing of request amounts and printing of minor units.
+
+Inside the service an amount is always an ``int`` of minor units of one asset. ``Decimal`` appears
+only here, to parse what a client sent and to print what we answer. Nothing is ever rounded: an
+amount with more decimals than the asset's scale is refused.
+"""
+
+from decimal import Decimal, InvalidOperation
+
+from wallet.limits import AMOUNT_MAJOR_MAX
+
+from .errors import ValidationFailed
+
+
+def parse_amount(value: object) -> Decimal:
+    """Turn a JSON number (already parsed as Decimal or int) or a decimal string into a Decimal.
+
+    Raises ValueError with a message fit for a client when the value is not an amount at all.
+    """
+    if isinstance(value, bool):
+        raise ValueError("amount must be a number or a decimal string, not a boolean")
+    if isinstance(value, int):
+        return Decimal(value)
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            raise ValueError("amount must be a finite number")
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if not text or len(text) > 40 or not _is_plain_decimal(text):
+            raise ValueError("amount must be a decimal string such as '100.50'")
+        try:
+            return Decimal(text)
+        except InvalidOperation:  # pragma: no cover - _is_plain_decimal admits only valid text
+            raise ValueError("amount must be a decimal string such as '100.50'") from None
+    raise ValueError("amount must be a number or a decimal string")
+
+
+def _is_plain_decimal(text: str) -> bool:
+    whole, _, fraction = text.partition(".")
+    return (
+        whole.isascii()
+        and whole.isdigit()
+        and (not fraction or (fraction.isascii() and fraction.isdigit()))
+    )
+
+
+def to_minor(amount: Decimal, scale: int, field: str = "amount") -> int:
+    """Convert a major-unit amount to minor units of an asset with ``scale`` decimals.
+
+    The amount must be greater than zero, at most AMOUNT_MAJOR_MAX, and have no more decimals than
+    the scale (trailing zeros beyond it are fine: ``1.500`` at scale 2 is 150).
+    """
+    if amount <= 0:
+        raise ValidationFailed.at(field, "amount must be greater than 0")
+    if amount > AMOUNT_MAJOR_MAX:
+        raise ValidationFailed.at(field, f"amount must be at most {AMOUNT_MAJOR_MAX:,} major units")
+    minor = amount.scaleb(scale)
+    if minor != minor.to_integral_value():
+        raise ValidationFailed.at(field, f"amount has more than {scale} decimal places")
+    return int(minor)
+
+
+def format_minor(minor: int, scale: int) -> str:
+    """Print minor units as a decimal string with exactly ``scale`` decimals: 10050 -> '100.50'."""
+    sign = "-" if minor < 0 else ""
+    whole, fraction = divmod(abs(minor), 10**scale)
+    if scale == 0:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{fraction:0{scale}d}"

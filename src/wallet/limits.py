@@ -1,0 +1,40 @@
+"""Every bound the service enforces, in one place.
+
+Anything that grows (a body, a page, a queue, a retry loop, an amount) has its limit here, so a
+reader can see at once what the service will and will not accept.
+"""
+
+# Money. An amount is at most a billion major units; a supply fits in a signed 64-bit integer of
+# minor units with room to spare, at every scale we allow.
+AMOUNT_MAJOR_MAX = 1_000_000_000
+SCALE_MAX = 8
+SUPPLY_MINOR_MAX = 10**18
+SEED_SUPPLY_MAJOR = 1_000_000_000_000
+
+# Identifiers and text.
+USER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$"
+IDEMPOTENCY_KEY_LENGTH_MAX = 255
+DESCRIPTION_LENGTH_MAX = 500
+ASSET_CODE_PATTERN = r"^[A-Z]{2,10}$"
+
+# HTTP.
+REQUEST_BODY_BYTES_MAX = 64 * 1024
+HISTORY_PAGE_SIZE_DEFAULT = 50
+HISTORY_PAGE_SIZE_MAX = 500
+
+# Write path (group commit): how many writes may wait, and how many go into one commit.
+WRITE_QUEUE_LENGTH_MAX = 2048
+WRITE_BATCH_SIZE_MAX = 256
+# How long a request waits for its commit before it is told the service is unavailable.
+WRITE_WAIT_TIMEOUT_S = 30.0
+# A unit of work that fails for a transient reason (a lost connection, a deadlock, a lock
+# timeout) is tried again this many times before the requests in it are answered 503.
+WRITE_RETRIES_MAX = 3
+RETRY_AFTER_S = 1
+
+# Database.
+DB_LOCK_TIMEOUT_MS = 5_000
+DB_STATEMENT_TIMEOUT_MS = 10_000
+DB_CONNECT_TIMEOUT_S = 5
+DB_READ_POOL_SIZE_MAX = 8

@@ -1,0 +1,35 @@
+"""Time and identifiers, in one place so that both are easy to reason about."""
+
+import os
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def now_us() -> int:
+    """Microseconds since the Unix epoch, as an integer (no float touches a timestamp)."""
+    return time.time_ns() // 1000
+
+
+def format_us(us: int) -> str:
+    """RFC 3339 in UTC with microseconds: 2026-11-25T08:00:00.123456Z."""
+    return (_EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_instant_us(moment: datetime) -> int:
+    """An aware datetime to microseconds since the epoch; a naive one is taken as UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def new_transaction_id() -> str:
+    """A UUID version 7: time-ordered, so new rows land at the end of the id index."""
+    millis = time.time_ns() // 1_000_000
+    value = (millis & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
+    return str(uuid.UUID(int=value))

@@ -1,0 +1,219 @@
+"""One unit of work's worth of postings: the ledger rules applied to a batch of commands.
+
+The writer calls ``apply_commands`` inside a unit of work it has begun, and commits after it
+returns. Commands are applied in order, each against the balances that the ones before it left,
+so a command that the ledger refuses (insufficient funds, an unknown user, a reused key) is
+refused alone and never spoils its neighbours. Idempotency is decided here too: a key seen
+before, in an earlier commit or earlier in this batch, gets the outcome it got then.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import orjson
+
+from wallet.domain.errors import (
+    IdempotencyKeyReused,
+    UserNotFound,
+    WalletError,
+    error_for_code,
+)
+from wallet.domain.ledger import (
+    ISSUANCE,
+    TREASURY,
+    AccountRef,
+    PostedEntry,
+    PostedTransaction,
+    TransactionType,
+    Transfer,
+    post,
+    transfer_for,
+)
+from wallet.storage import Session
+from wallet.storage import ledger as store
+
+from .clock import new_transaction_id
+from .commands import PostingCommand
+from .render import transaction_view
+
+CREATED = "created"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The answer to one command: a transaction's JSON body, or an error."""
+
+    body: bytes
+    transaction_id: str | None = None
+    error: WalletError | None = None
+    replayed: bool = False
+
+
+def transfer_of(command: PostingCommand) -> Transfer:
+    if command.transaction_type is TransactionType.ISSUANCE:
+        return Transfer(
+            debit=AccountRef.system(ISSUANCE, command.asset_code),
+            credit=AccountRef.system(TREASURY, command.asset_code),
+            amount_minor=command.amount_minor,
+        )
+    assert command.user_id is not None, "a user flow names its user"
+    return transfer_for(
+        command.transaction_type, command.user_id, command.asset_code, command.amount_minor
+    )
+
+
+def apply_commands(
+    session: Session,
+    commands: Sequence[PostingCommand],
+    scales: Mapping[str, int],
+    now_us: int,
+) -> list[Outcome]:
+    """Apply ``commands`` in order within the caller's unit of work; one outcome each."""
+    outcomes: list[Outcome | None] = [None] * len(commands)
+    stored = _stored_outcomes(session, commands)
+    first_with_key: dict[tuple[str, str], int] = {}
+    to_post: list[int] = []
+    for index, command in enumerate(commands):
+        scoped_key = _scoped_key(command)
+        if scoped_key is None:
+            to_post.append(index)
+        elif scoped_key in stored:
+            outcomes[index] = _replay(stored[scoped_key], command)
+        elif scoped_key not in first_with_key:
+            first_with_key[scoped_key] = index
+            to_post.append(index)
+
+    transfers = {index: transfer_of(commands[index]) for index in to_post}
+    known_users = _existing_users(session, [commands[i] for i in to_post])
+    store.ensure_accounts(session, _accounts_to_open(transfers.values()), now_us)
+    accounts = store.lock_accounts(
+        session, [a for t in transfers.values() for a in (t.debit, t.credit)]
+    )
+    balances = {account: locked.balance_minor for account, locked in accounts.items()}
+
+    posted: list[PostedTransaction] = []
+    decided: list[tuple[str, str, store.StoredOutcome]] = []
+    for index in to_post:
+        command = commands[index]
+        scale = scales[command.asset_code]
+        try:
+            _check_user_known(command, known_users)
+            entries = post(transfers[index], balances, scale)
+        except WalletError as error:
+            outcome = Outcome(body=_error_body(error), error=error)
+        else:
+            for entry in entries:
+                balances[entry.account] = entry.balance_after
+            if command.user_id is not None:
+                known_users.add(command.user_id)
+            transaction = PostedTransaction(
+                id=new_transaction_id(),
+                seq=0,
+                transaction_type=command.transaction_type.value,
+                user_id=command.user_id,
+                asset_code=command.asset_code,
+                amount_minor=command.amount_minor,
+                description=command.description,
+                idempotency_key=command.idempotency_key,
+                created_at_us=now_us,
+                entries=tuple(PostedEntry.of(entry) for entry in entries),
+            )
+            posted.append(transaction)
+            body = orjson.dumps(transaction_view(transaction, scale))
+            outcome = Outcome(body=body, transaction_id=transaction.id)
+        outcomes[index] = outcome
+        if command.idempotency_key is not None:
+            decided.append((command.scope, command.idempotency_key, _to_stored(command, outcome)))
+
+    store.insert_transactions(
+        session, posted, {account: locked.id for account, locked in accounts.items()}
+    )
+    store.insert_outcomes(session, decided, now_us)
+
+    # A key repeated within this batch gets the outcome of its first use.
+    for index, command in enumerate(commands):
+        if outcomes[index] is None:
+            scoped_key = _scoped_key(command)
+            assert scoped_key is not None
+            first = first_with_key[scoped_key]
+            first_outcome = outcomes[first]
+            assert first_outcome is not None
+            outcomes[index] = _replay(_to_stored(commands[first], first_outcome), command)
+    return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _scoped_key(command: PostingCommand) -> tuple[str, str] | None:
+    if command.idempotency_key is None:
+        return None
+    return (command.scope, command.idempotency_key)
+
+
+def _stored_outcomes(
+    session: Session, commands: Sequence[PostingCommand]
+) -> dict[tuple[str, str], store.StoredOutcome]:
+    keys_by_scope: dict[str, set[str]] = {}
+    for command in commands:
+        if command.idempotency_key is not None:
+            keys_by_scope.setdefault(command.scope, set()).add(command.idempotency_key)
+    found: dict[tuple[str, str], store.StoredOutcome] = {}
+    for scope, keys in keys_by_scope.items():
+        for key, outcome in store.find_outcomes(session, scope, sorted(keys)).items():
+            found[(scope, key)] = outcome
+    return found
+
+
+def _replay(stored: store.StoredOutcome, command: PostingCommand) -> Outcome:
+    if stored.fingerprint != command.fingerprint:
+        error = IdempotencyKeyReused(
+            f"idempotency key {command.idempotency_key!r} was used with a different payload"
+        )
+        return Outcome(body=_error_body(error), error=error)
+    if stored.outcome == CREATED:
+        return Outcome(
+            body=stored.response_body.encode(),
+            transaction_id=stored.transaction_id,
+            replayed=True,
+        )
+    detail = orjson.loads(stored.response_body)["detail"]
+    refusal = error_for_code(stored.outcome, detail)
+    return Outcome(body=_error_body(refusal), error=refusal, replayed=True)
+
+
+def _to_stored(command: PostingCommand, outcome: Outcome) -> store.StoredOutcome:
+    return store.StoredOutcome(
+        fingerprint=command.fingerprint,
+        outcome=CREATED if outcome.error is None else outcome.error.code,
+        response_body=outcome.body.decode(),
+        transaction_id=outcome.transaction_id,
+    )
+
+
+def _error_body(error: WalletError) -> bytes:
+    return orjson.dumps({"code": error.code, "detail": error.detail})
+
+
+def _accounts_to_open(transfers: Iterable[Transfer]) -> set[AccountRef]:
+    """Credited accounts open on first use; so does an asset's issuance account."""
+    accounts: set[AccountRef] = set()
+    for transfer in transfers:
+        accounts.add(transfer.credit)
+        if transfer.debit.may_go_negative:
+            accounts.add(transfer.debit)
+    return accounts
+
+
+def _existing_users(session: Session, commands: Sequence[PostingCommand]) -> set[str]:
+    """Users (among those a purchase debits) who have an account from before this batch."""
+    user_ids = sorted(
+        {
+            c.user_id
+            for c in commands
+            if c.user_id is not None and c.transaction_type is TransactionType.PURCHASE
+        }
+    )
+    return {user_id for user_id in user_ids if store.user_exists(session, user_id)}
+
+
+def _check_user_known(command: PostingCommand, known_users: set[str]) -> None:
+    if command.transaction_type is TransactionType.PURCHASE and command.user_id not in known_users:
+        raise UserNotFound(f"user {command.user_id} has never been credited")

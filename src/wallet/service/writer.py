@@ -1,0 +1,217 @@
+"""Group commit: one writer thread per process applies the writes that arrive together in one
+unit of work, and answers them all once the commit is durable.
+
+Why: a durable commit costs an fsync, and SQLite has a single writer anyway. Requests that arrive
+while a commit is in flight wait in a bounded queue; the next batch takes all of them (up to
+WRITE_BATCH_SIZE_MAX) and pays for one fsync. No answer leaves before its batch's commit returns.
+
+Failure handling, per batch:
+- a command the ledger refuses is refused alone, inside the batch (see posting.apply_commands);
+- a transient database failure (lost connection, lock timeout, deadlock, full disk) rolls the
+  unit of work back and tries it again, at most WRITE_RETRIES_MAX times, then answers 503;
+- any other failure (a bug, a constraint the code should have caught) rolls back and re-applies
+  the commands one by one, so that only the command at fault fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from wallet.domain.errors import Overloaded, Unavailable, WalletError
+from wallet.limits import (
+    RETRY_AFTER_S,
+    WRITE_BATCH_SIZE_MAX,
+    WRITE_QUEUE_LENGTH_MAX,
+    WRITE_RETRIES_MAX,
+    WRITE_WAIT_TIMEOUT_S,
+)
+from wallet.storage import Database
+from wallet.storage.database import WriterConnection
+
+from .clock import now_us
+from .commands import PostingCommand
+from .posting import Outcome, apply_commands
+
+log = logging.getLogger(__name__)
+
+ApplyBatch = Callable[..., list[Outcome]]
+
+
+@dataclass(slots=True)
+class _Pending:
+    command: PostingCommand
+    future: asyncio.Future[Outcome]
+    loop: asyncio.AbstractEventLoop = field(repr=False)
+
+
+_STOP = object()
+
+
+class InternalError(Exception):
+    """A command failed for a reason that is not the caller's: a bug, reported as 500."""
+
+
+class GroupCommitWriter:
+    def __init__(self, database: Database, scales: Callable[[], dict[str, int]]) -> None:
+        self._database = database
+        self._scales = scales
+        self._queue: queue.Queue[_Pending | object] = queue.Queue(maxsize=WRITE_QUEUE_LENGTH_MAX)
+        self._thread: threading.Thread | None = None
+        self._connection: WriterConnection | None = None
+        self.batches_committed = 0
+
+    @property
+    def queue_depth(self) -> int:
+        return self._queue.qsize()
+
+    def start(self) -> None:
+        assert self._thread is None, "the writer starts once"
+        self._thread = threading.Thread(target=self._run, name="wallet-writer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Finish every queued write, then stop."""
+        if self._thread is None:
+            return
+        self._queue.put(_STOP)
+        self._thread.join()
+        self._thread = None
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    async def submit(self, command: PostingCommand) -> Outcome:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Outcome] = loop.create_future()
+        try:
+            self._queue.put_nowait(_Pending(command, future, loop))
+        except queue.Full:
+            raise Overloaded(
+                f"the write queue is full ({WRITE_QUEUE_LENGTH_MAX} waiting); "
+                f"retry after {RETRY_AFTER_S} s"
+            ) from None
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), WRITE_WAIT_TIMEOUT_S)
+        except TimeoutError:
+            raise Unavailable("the ledger did not answer in time") from None
+
+    def apply_now(self, commands: Sequence[PostingCommand]) -> list[Outcome]:
+        """Apply commands synchronously (seeding, before the writer thread starts)."""
+        assert self._thread is None, "apply_now is for start-up, before the writer runs"
+        results = self._commit(list(commands))
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return [result for result in results if isinstance(result, Outcome)]
+
+    # --- the writer thread ---------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            batch = [first]
+            while len(batch) < WRITE_BATCH_SIZE_MAX:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)
+            pending = [p for p in batch if isinstance(p, _Pending)]
+            outcomes = self._commit([p.command for p in pending])
+            _resolve(pending, outcomes)
+
+    def _commit(self, commands: list[PostingCommand]) -> list[Outcome | BaseException]:
+        """Apply and commit ``commands`` in one unit of work, with the failure policy above."""
+        for attempt in range(WRITE_RETRIES_MAX + 1):
+            try:
+                connection = self._writer_connection()
+                connection.begin()
+                outcomes: list[Outcome | BaseException] = list(
+                    apply_commands(connection.session, commands, self._scales(), now_us())
+                )
+                connection.commit()
+                self.batches_committed += 1
+                return outcomes
+            except Unavailable as error:
+                failure: BaseException = error
+            except Exception as error:
+                failure = error
+                self._rollback()
+                if not self._database.is_transient(error):
+                    return self._commit_one_by_one(commands, error)
+            log.warning("unit of work failed (attempt %d): %s", attempt + 1, failure)
+            self._drop_connection()
+            time.sleep(min(0.05 * 2**attempt, 1.0))
+        unavailable = Unavailable(f"the database did not accept the write: {failure}")
+        return [unavailable] * len(commands)
+
+    def _commit_one_by_one(
+        self, commands: list[PostingCommand], error: Exception
+    ) -> list[Outcome | BaseException]:
+        if len(commands) == 1:
+            log.error("command failed: %r", commands[0], exc_info=error)
+            return [InternalError(str(error))]
+        results: list[Outcome | BaseException] = []
+        for command in commands:
+            results.extend(self._commit([command]))
+        return results
+
+    def _writer_connection(self) -> WriterConnection:
+        if self._connection is None:
+            self._connection = self._database.connect_writer()
+        return self._connection
+
+    def _rollback(self) -> None:
+        if self._connection is None:
+            return
+        try:
+            self._connection.rollback()
+        except Exception:
+            self._drop_connection()
+
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.rollback()
+                self._connection.close()
+            except Exception:  # noqa: S110 - a broken connection is being thrown away
+                pass
+            self._connection = None
+
+
+def _resolve(pending: list[_Pending], outcomes: Sequence[Outcome | BaseException]) -> None:
+    """Hand every answer of a batch to its event loop in one wake-up per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Outcome], object]]] = {}
+    for item, outcome in zip(pending, outcomes, strict=True):
+        by_loop.setdefault(item.loop, []).append((item.future, outcome))
+    for loop, answers in by_loop.items():
+        # A closed loop raises RuntimeError: nobody is waiting there any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_set_all, answers)
+
+
+def _set_all(answers: list[tuple[asyncio.Future[Outcome], object]]) -> None:
+    for future, outcome in answers:
+        if future.done():
+            continue
+        if isinstance(outcome, BaseException):
+            future.set_exception(outcome)
+        else:
+            assert isinstance(outcome, Outcome)
+            future.set_result(outcome)
+
+
+__all__ = ["GroupCommitWriter", "InternalError", "WalletError"]

@@ -1,0 +1,364 @@
+"""Connections to the database, with the durability and timeout settings stated explicitly.
+
+Two backends behind one small interface:
+- SQLite (the embedded default): WAL journal, ``synchronous=FULL`` so a commit is on disk before
+  it returns, ``foreign_keys=ON``, a busy timeout. Readers use a small pool of read-only
+  connections; the one writer connection is handed to the group-commit writer.
+- PostgreSQL (production): ``synchronous_commit=on``, READ COMMITTED with explicit row locks, and
+  lock, statement and idle-in-transaction timeouts. Readers use a psycopg pool.
+
+SQL is written once with ``?`` placeholders; the PostgreSQL session rewrites them to ``%s``.
+"""
+
+from __future__ import annotations
+
+import queue
+import sqlite3
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import psycopg.errors
+import psycopg_pool
+
+from wallet.config import Backend, Settings
+from wallet.domain.errors import Unavailable
+from wallet.limits import (
+    DB_CONNECT_TIMEOUT_S,
+    DB_LOCK_TIMEOUT_MS,
+    DB_READ_POOL_SIZE_MAX,
+    DB_STATEMENT_TIMEOUT_MS,
+)
+
+Row = tuple[Any, ...]
+Params = Sequence[Any]
+
+
+class Session:
+    """One connection's way to run SQL. Every statement of the service goes through here."""
+
+    backend: Backend
+
+    def __init__(self, connection: Any, backend: Backend) -> None:
+        self._connection = connection
+        self.backend = backend
+
+    def _sql(self, sql: str) -> str:
+        return _postgresql_sql(sql) if self.backend is Backend.POSTGRESQL else sql
+
+    def all(self, sql: str, params: Params = ()) -> list[Row]:
+        return list(self._connection.execute(self._sql(sql), params).fetchall())
+
+    def one(self, sql: str, params: Params = ()) -> Row | None:
+        row: Row | None = self._connection.execute(self._sql(sql), params).fetchone()
+        return row
+
+    def run(self, sql: str, params: Params = ()) -> None:
+        self._connection.execute(self._sql(sql), params)
+
+    def run_many(self, sql: str, rows: Sequence[Params]) -> None:
+        if self.backend is Backend.POSTGRESQL:
+            with self._connection.cursor() as cursor:
+                cursor.executemany(self._sql(sql), rows)
+        else:
+            self._connection.executemany(sql, rows)
+
+
+@lru_cache(maxsize=512)
+def _postgresql_sql(sql: str) -> str:
+    assert "%" not in sql, "SQL for both backends must not contain a literal %"
+    return sql.replace("?", "%s")
+
+
+class Database(ABC):
+    """A ledger database: migrations, readers, and the writer's connection."""
+
+    backend: Backend
+
+    @abstractmethod
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration (Alembic), safely from several processes."""
+
+    @abstractmethod
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reads. Raises Unavailable when the database cannot be reached."""
+
+    @abstractmethod
+    def connect_writer(self) -> WriterConnection:
+        """A dedicated connection for the one writer of this process."""
+
+    @abstractmethod
+    def is_transient(self, error: BaseException) -> bool:
+        """Whether a failed unit of work may succeed if tried again (lost connection, lock)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+class WriterConnection(ABC):
+    """The writer's connection: explicit units of work around a session."""
+
+    session: Session
+
+    @abstractmethod
+    def begin(self) -> None: ...
+
+    @abstractmethod
+    def commit(self) -> None: ...
+
+    @abstractmethod
+    def rollback(self) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+# --- SQLite -------------------------------------------------------------------------------------
+
+
+def sqlite_path(database_url: str) -> str:
+    """``sqlite:///relative.db`` and ``sqlite:////absolute.db`` to a file path."""
+    prefix = "sqlite:///"
+    if not database_url.startswith(prefix):
+        raise ValueError("a SQLite DATABASE_URL looks like sqlite:///wallet_service.db")
+    path = database_url[len(prefix) :]
+    if not path or path == ":memory:":
+        raise ValueError(
+            "the wallet needs a database file: an in-memory database loses every write"
+        )
+    return path
+
+
+def _connect_sqlite(path: str, *, read_only: bool) -> sqlite3.Connection:
+    connection = sqlite3.connect(
+        path,
+        timeout=DB_LOCK_TIMEOUT_MS / 1000,
+        isolation_level=None,  # we issue BEGIN and COMMIT ourselves
+        check_same_thread=False,
+        cached_statements=256,
+    )
+    connection.execute(f"PRAGMA busy_timeout = {DB_LOCK_TIMEOUT_MS}")
+    connection.execute("PRAGMA journal_mode = WAL")
+    # FULL: a commit is fsynced before it returns, so an acknowledged write survives a crash
+    # and a power loss. NORMAL would only survive a process crash in WAL mode.
+    connection.execute("PRAGMA synchronous = FULL")
+    connection.execute("PRAGMA foreign_keys = ON")
+    if read_only:
+        connection.execute("PRAGMA query_only = ON")
+    return connection
+
+
+class SQLiteWriterConnection(WriterConnection):
+    def __init__(self, path: str) -> None:
+        self._connection = _connect_sqlite(path, read_only=False)
+        self.session = Session(self._connection, Backend.SQLITE)
+
+    def begin(self) -> None:
+        # IMMEDIATE takes the write lock now, so the balances read in this unit of work cannot
+        # change under it: SQLite has one writer, and this is it.
+        self._connection.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        self._connection.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if self._connection.in_transaction:
+            self._connection.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+class SQLiteDatabase(Database):
+    backend = Backend.SQLITE
+
+    def __init__(self, settings: Settings) -> None:
+        self.url = settings.database_url
+        self.path = sqlite_path(settings.database_url)
+        parent = Path(self.path).parent
+        parent.mkdir(parents=True, exist_ok=True)
+        self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._opened = 0
+        self._lock = threading.Lock()
+        self._all: list[sqlite3.Connection] = []
+
+    def migrate(self) -> None:
+        from .migrate import upgrade
+
+        # The writer connection sets WAL mode, which persists in the file, before Alembic runs.
+        _connect_sqlite(self.path, read_only=False).close()
+        upgrade(f"sqlite:///{self.path}")
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        connection = self._checkout()
+        try:
+            yield Session(connection, Backend.SQLITE)
+        except sqlite3.OperationalError as error:
+            raise Unavailable(f"the database cannot be read: {error}") from error
+        finally:
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+            self._idle.put(connection)
+
+    def _checkout(self) -> sqlite3.Connection:
+        try:
+            return self._idle.get_nowait()
+        except queue.Empty:
+            pass
+        with self._lock:
+            if self._opened < DB_READ_POOL_SIZE_MAX:
+                self._opened += 1
+                try:
+                    connection = _connect_sqlite(self.path, read_only=True)
+                except sqlite3.Error as error:
+                    self._opened -= 1
+                    raise Unavailable(f"the database cannot be opened: {error}") from error
+                self._all.append(connection)
+                return connection
+        try:
+            return self._idle.get(timeout=DB_LOCK_TIMEOUT_MS / 1000)
+        except queue.Empty:
+            raise Unavailable("no database connection became free in time") from None
+
+    def connect_writer(self) -> WriterConnection:
+        try:
+            return SQLiteWriterConnection(self.path)
+        except sqlite3.Error as error:
+            raise Unavailable(f"the database cannot be opened: {error}") from error
+
+    def is_transient(self, error: BaseException) -> bool:
+        # "database is locked" after the busy timeout, a full disk, a read-only file: the unit of
+        # work may succeed later, and the client is told 503, never 500.
+        return isinstance(error, sqlite3.OperationalError)
+
+    def close(self) -> None:
+        with self._lock:
+            for connection in self._all:
+                connection.close()
+            self._all.clear()
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+
+def postgresql_conninfo(database_url: str) -> str:
+    """libpq accepts postgresql:// and postgres:// URLs; drop a SQLAlchemy driver suffix."""
+    scheme, rest = database_url.split(":", 1)
+    return "postgresql:" + rest if scheme.startswith("postgres") else database_url
+
+
+_POSTGRESQL_OPTIONS = (
+    "-c synchronous_commit=on"
+    " -c default_transaction_isolation=read\\ committed"
+    f" -c lock_timeout={DB_LOCK_TIMEOUT_MS}"
+    f" -c statement_timeout={DB_STATEMENT_TIMEOUT_MS}"
+    f" -c idle_in_transaction_session_timeout={DB_STATEMENT_TIMEOUT_MS * 3}"
+)
+
+
+def _connect_postgresql(conninfo: str, *, autocommit: bool) -> psycopg.Connection[Any]:
+    return psycopg.connect(
+        conninfo,
+        autocommit=autocommit,
+        connect_timeout=DB_CONNECT_TIMEOUT_S,
+        options=_POSTGRESQL_OPTIONS,
+        application_name="wallet",
+    )
+
+
+class PostgreSQLWriterConnection(WriterConnection):
+    def __init__(self, conninfo: str) -> None:
+        self._connection = _connect_postgresql(conninfo, autocommit=True)
+        self.session = Session(self._connection, Backend.POSTGRESQL)
+
+    def begin(self) -> None:
+        self._connection.execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+
+    def commit(self) -> None:
+        self._connection.execute("COMMIT")
+
+    def rollback(self) -> None:
+        if not self._connection.closed and not self._connection.broken:
+            self._connection.execute("ROLLBACK")
+
+    def close(self) -> None:
+        self._connection.close()
+
+
+class PostgreSQLDatabase(Database):
+    backend = Backend.POSTGRESQL
+
+    def __init__(self, settings: Settings) -> None:
+        self.url = settings.database_url
+        self.conninfo = postgresql_conninfo(settings.database_url)
+        self._pool = psycopg_pool.ConnectionPool(
+            self.conninfo,
+            min_size=1,
+            max_size=DB_READ_POOL_SIZE_MAX,
+            kwargs={
+                "autocommit": True,
+                "connect_timeout": DB_CONNECT_TIMEOUT_S,
+                "options": _POSTGRESQL_OPTIONS,
+                "application_name": "wallet-reader",
+            },
+            timeout=DB_CONNECT_TIMEOUT_S,
+            open=False,
+            name="wallet-readers",
+        )
+        self._pool_opened = False
+        self._pool_lock = threading.Lock()
+
+    def migrate(self) -> None:
+        from .migrate import upgrade
+
+        upgrade(self.url)
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        self._open_pool()
+        try:
+            with self._pool.connection() as connection:
+                yield Session(connection, Backend.POSTGRESQL)
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as error:
+            raise Unavailable(f"the database cannot be reached: {error}") from error
+
+    def _open_pool(self) -> None:
+        if not self._pool_opened:
+            with self._pool_lock:
+                if not self._pool_opened:
+                    self._pool.open(wait=False)
+                    self._pool_opened = True
+
+    def connect_writer(self) -> WriterConnection:
+        try:
+            return PostgreSQLWriterConnection(self.conninfo)
+        except psycopg.OperationalError as error:
+            raise Unavailable(f"the database cannot be reached: {error}") from error
+
+    def is_transient(self, error: BaseException) -> bool:
+        return isinstance(
+            error,
+            psycopg.OperationalError
+            | psycopg.errors.SerializationFailure
+            | psycopg.errors.DeadlockDetected
+            | psycopg.errors.LockNotAvailable
+            | psycopg.errors.QueryCanceled
+            | psycopg.errors.UniqueViolation,
+        )
+
+    def close(self) -> None:
+        if self._pool_opened:
+            self._pool.close()
+
+
+def open_database(settings: Settings) -> Database:
+    if settings.backend is Backend.SQLITE:
+        return SQLiteDatabase(settings)
+    return PostgreSQLDatabase(settings)

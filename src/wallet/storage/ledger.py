@@ -1,0 +1,280 @@
+"""The ledger's SQL: reading balances and transactions, and writing a unit of work's postings.
+
+Every function takes a Session and runs plain SQL that both backends understand; where they
+differ (row locks), the backend is asked. Nothing here decides business rules: the service has
+already computed and checked the entries it hands over.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from wallet.config import Backend
+from wallet.domain.ledger import AccountRef, Asset, PostedEntry, PostedTransaction
+
+from .database import Row, Session
+
+# --- assets -------------------------------------------------------------------------------------
+
+
+def list_assets(session: Session) -> list[Asset]:
+    rows = session.all("SELECT code, name, scale, supply_minor FROM assets ORDER BY code")
+    return [Asset(*row) for row in rows]
+
+
+def insert_asset(session: Session, asset: Asset, now_us: int) -> bool:
+    """Add an asset; False when it exists already."""
+    row = session.one(
+        "INSERT INTO assets (code, name, scale, supply_minor, created_at_us) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (code) DO NOTHING RETURNING code",
+        (asset.code, asset.name, asset.scale, asset.supply_minor, now_us),
+    )
+    return row is not None
+
+
+# --- balances -----------------------------------------------------------------------------------
+
+
+def user_balances(session: Session, user_id: str) -> list[tuple[str, int | None]]:
+    """(asset code, balance) for every asset, None where the user has no account in it."""
+    rows = session.all(
+        "SELECT a.code, acc.balance_minor FROM assets a"
+        " LEFT JOIN accounts acc ON acc.asset_code = a.code"
+        " AND acc.owner_type = 'user' AND acc.owner_id = ?"
+        " ORDER BY a.code",
+        (user_id,),
+    )
+    return [(code, balance) for code, balance in rows]
+
+
+def user_exists(session: Session, user_id: str) -> bool:
+    row = session.one(
+        "SELECT 1 FROM accounts WHERE owner_type = 'user' AND owner_id = ? LIMIT 1", (user_id,)
+    )
+    return row is not None
+
+
+def account_balance(session: Session, account: AccountRef) -> int | None:
+    row = session.one(
+        "SELECT balance_minor FROM accounts"
+        " WHERE owner_type = ? AND owner_id = ? AND asset_code = ?",
+        (account.owner_type.value, account.owner_id, account.asset_code),
+    )
+    return None if row is None else int(row[0])
+
+
+# --- transactions -------------------------------------------------------------------------------
+
+_TRANSACTION_COLUMNS = (
+    "id, seq, transaction_type, user_id, asset_code, amount_minor, description,"
+    " idempotency_key, created_at_us"
+)
+
+
+def get_transaction(session: Session, transaction_id: str) -> PostedTransaction | None:
+    row = session.one(
+        f"SELECT {_TRANSACTION_COLUMNS} FROM transactions WHERE id = ?", (transaction_id,)
+    )
+    if row is None:
+        return None
+    return _with_entries(session, [row])[0]
+
+
+def user_history(
+    session: Session,
+    user_id: str,
+    *,
+    limit: int,
+    before_seq: int | None,
+    asset_code: str | None,
+    transaction_type: str | None,
+) -> list[PostedTransaction]:
+    """A page of a user's transactions, newest first, by an index on (user_id, …, seq)."""
+    conditions = ["user_id = ?"]
+    params: list[object] = [user_id]
+    if asset_code is not None:
+        conditions.append("asset_code = ?")
+        params.append(asset_code)
+    if transaction_type is not None:
+        conditions.append("transaction_type = ?")
+        params.append(transaction_type)
+    if before_seq is not None:
+        conditions.append("seq < ?")
+        params.append(before_seq)
+    params.append(limit)
+    rows = session.all(
+        f"SELECT {_TRANSACTION_COLUMNS} FROM transactions WHERE {' AND '.join(conditions)}"
+        " ORDER BY seq DESC LIMIT ?",
+        params,
+    )
+    return _with_entries(session, rows)
+
+
+def _with_entries(session: Session, rows: Sequence[Row]) -> list[PostedTransaction]:
+    if not rows:
+        return []
+    ids = [row[0] for row in rows]
+    placeholders = ", ".join("?" * len(ids))
+    entry_rows = session.all(
+        "SELECT e.transaction_id, acc.owner_type, acc.owner_id, e.amount_minor,"
+        " e.balance_before, e.balance_after"
+        f" FROM entries e JOIN accounts acc ON acc.id = e.account_id"
+        f" WHERE e.transaction_id IN ({placeholders}) ORDER BY e.id",
+        ids,
+    )
+    entries: dict[str, list[PostedEntry]] = {transaction_id: [] for transaction_id in ids}
+    for transaction_id, *entry in entry_rows:
+        entries[transaction_id].append(PostedEntry(*entry))
+    return [
+        PostedTransaction(
+            id=row[0],
+            seq=row[1],
+            transaction_type=row[2],
+            user_id=row[3],
+            asset_code=row[4],
+            amount_minor=row[5],
+            description=row[6],
+            idempotency_key=row[7],
+            created_at_us=row[8],
+            entries=tuple(entries[row[0]]),
+        )
+        for row in rows
+    ]
+
+
+# --- writing ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LockedAccount:
+    id: int
+    balance_minor: int
+
+
+def ensure_accounts(session: Session, accounts: Iterable[AccountRef], now_us: int) -> None:
+    """Open the accounts that do not exist yet, at a zero balance, in a fixed order."""
+    session.run_many(
+        "INSERT INTO accounts (owner_type, owner_id, asset_code, balance_minor, created_at_us)"
+        " VALUES (?, ?, ?, 0, ?) ON CONFLICT (owner_type, owner_id, asset_code) DO NOTHING",
+        [(a.owner_type.value, a.owner_id, a.asset_code, now_us) for a in sorted(accounts)],
+    )
+
+
+def lock_accounts(
+    session: Session, accounts: Iterable[AccountRef]
+) -> dict[AccountRef, LockedAccount]:
+    """Read (and on PostgreSQL lock, in id order) the accounts that exist among ``accounts``.
+
+    On SQLite the unit of work already holds the database's single write lock (BEGIN IMMEDIATE).
+    On PostgreSQL ``FOR UPDATE`` in ascending id order makes every writer take row locks in the
+    same order, so two units of work never wait on each other in a cycle.
+    """
+    wanted = sorted(set(accounts))
+    if not wanted:
+        return {}
+    found: dict[AccountRef, LockedAccount] = {}
+    if session.backend is Backend.POSTGRESQL:
+        rows = session.all(
+            "SELECT acc.id, acc.owner_type, acc.owner_id, acc.asset_code, acc.balance_minor"
+            " FROM accounts acc JOIN unnest(?::text[], ?::text[], ?::text[]) AS w(t, o, a)"
+            " ON acc.owner_type = w.t AND acc.owner_id = w.o AND acc.asset_code = w.a"
+            " ORDER BY acc.id FOR UPDATE OF acc",
+            (
+                [a.owner_type.value for a in wanted],
+                [a.owner_id for a in wanted],
+                [a.asset_code for a in wanted],
+            ),
+        )
+        by_key = {(a.owner_type.value, a.owner_id, a.asset_code): a for a in wanted}
+        for account_id, owner_type, owner_id, asset_code, balance in rows:
+            found[by_key[(owner_type, owner_id, asset_code)]] = LockedAccount(account_id, balance)
+        return found
+    for account in wanted:
+        row = session.one(
+            "SELECT id, balance_minor FROM accounts"
+            " WHERE owner_type = ? AND owner_id = ? AND asset_code = ?",
+            (account.owner_type.value, account.owner_id, account.asset_code),
+        )
+        if row is not None:
+            found[account] = LockedAccount(row[0], row[1])
+    return found
+
+
+def insert_transactions(
+    session: Session,
+    transactions: Sequence[PostedTransaction],
+    account_ids: dict[AccountRef, int],
+) -> None:
+    """Write transactions in order: each one's entries first, then the row that seals them.
+
+    The entries are written in the order they were computed, so each starts from the balance the
+    one before it left (the schema checks this too).
+    """
+    for transaction in transactions:
+        session.run_many(
+            "INSERT INTO entries (transaction_id, account_id, amount_minor, balance_before,"
+            " balance_after, created_at_us) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    transaction.id,
+                    account_ids[entry.account(transaction.asset_code)],
+                    entry.amount_minor,
+                    entry.balance_before,
+                    entry.balance_after,
+                    transaction.created_at_us,
+                )
+                for entry in transaction.entries
+            ],
+        )
+        session.run(
+            "INSERT INTO transactions (id, transaction_type, user_id, asset_code, amount_minor,"
+            " description, idempotency_key, created_at_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                transaction.id,
+                transaction.transaction_type,
+                transaction.user_id,
+                transaction.asset_code,
+                transaction.amount_minor,
+                transaction.description,
+                transaction.idempotency_key,
+                transaction.created_at_us,
+            ),
+        )
+
+
+# --- idempotency --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredOutcome:
+    """What a key decided, kept so that a retry gets the same answer."""
+
+    fingerprint: str
+    # "created", or the error code the ledger answered with.
+    outcome: str
+    response_body: str
+    transaction_id: str | None
+
+
+def find_outcomes(session: Session, scope: str, keys: Sequence[str]) -> dict[str, StoredOutcome]:
+    if not keys:
+        return {}
+    placeholders = ", ".join("?" * len(keys))
+    rows = session.all(
+        "SELECT idempotency_key, fingerprint, outcome, response_body, transaction_id"
+        f" FROM idempotency_keys WHERE scope = ? AND idempotency_key IN ({placeholders})",
+        [scope, *keys],
+    )
+    return {row[0]: StoredOutcome(*row[1:]) for row in rows}
+
+
+def insert_outcomes(
+    session: Session, scope_key_outcomes: Sequence[tuple[str, str, StoredOutcome]], now_us: int
+) -> None:
+    session.run_many(
+        "INSERT INTO idempotency_keys (scope, idempotency_key, fingerprint, outcome,"
+        " response_body, transaction_id, created_at_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            (scope, key, o.fingerprint, o.outcome, o.response_body, o.transaction_id, now_us)
+            for scope, key, o in scope_key_outcomes
+        ],
+    )
