@@ -17,7 +17,7 @@ from wallet.limits import REQUEST_BODY_BYTES_MAX
 from wallet.service.wallet import WalletService
 from wallet.service.writer import InternalError
 
-from .middleware import RequestIdMiddleware
+from .middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from .problems import extra_problem_response, wallet_error_response
 from .routes import balances, system, transactions
 
@@ -51,13 +51,14 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        max_body_size=REQUEST_BODY_BYTES_MAX,
     )
     app.state.service = wallet
     app.include_router(system.router)
     app.include_router(balances.router)
     app.include_router(transactions.router)
     _install_error_handlers(app)
+    # Added first, so it runs inside RequestIdMiddleware and its 413 carries X-Request-ID too.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=REQUEST_BODY_BYTES_MAX)
     app.add_middleware(RequestIdMiddleware)
     return app
 
@@ -96,7 +97,15 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return extra_problem_response("internal_error", "an unexpected error; it has been logged")
+        response = extra_problem_response(
+            "internal_error", "an unexpected error; it has been logged"
+        )
+        # This handler runs in Starlette's ServerErrorMiddleware, outside RequestIdMiddleware, so
+        # it sets the request id itself.
+        request_id = request.scope.get("state", {}).get("request_id")
+        if request_id is not None:
+            response.headers["X-Request-ID"] = request_id
+        return response
 
 
 def _validation_item(item: Any) -> dict[str, Any]:

@@ -24,6 +24,10 @@ def loads_exact(body: bytes) -> Any:
     except (ValueError, RecursionError) as error:
         # An integer too long to convert, a NaN, a nesting too deep: malformed for our purpose.
         raise json.JSONDecodeError(str(error), body.decode("utf-8", "replace"), 0) from None
+    except ArithmeticError:
+        # Decimal's InvalidOperation: an exponent beyond what a Decimal holds, as in 1e9999…9.
+        message = "a number is out of range"
+        raise json.JSONDecodeError(message, body.decode("utf-8", "replace"), 0) from None
 
 
 class ExactJSONRequest(Request):

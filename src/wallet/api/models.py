@@ -43,6 +43,8 @@ IdempotencyKey = Annotated[
         examples=["order-7f3a-2026-11-25"],
     ),
 ]
+# Any text but NUL, which PostgreSQL cannot store in TEXT: refused alike on both backends.
+Description = Annotated[str, Field(max_length=DESCRIPTION_LENGTH_MAX, pattern=r"^[^\x00]*$")]
 MoneyString = Annotated[str, Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", examples=["75.00"])]
 
 
@@ -76,7 +78,7 @@ class TransactionCreate(BaseModel):
     user_id: UserId
     asset_code: AssetCode
     amount: Amount
-    description: Annotated[str, Field(max_length=DESCRIPTION_LENGTH_MAX)] | None = None
+    description: Description | None = None
     idempotency_key: IdempotencyKey | None = None
 
 

@@ -55,10 +55,22 @@ def to_minor(amount: Decimal, scale: int, field: str = "amount") -> int:
         raise ValidationFailed.at(field, "amount must be greater than 0")
     if amount > AMOUNT_MAJOR_MAX:
         raise ValidationFailed.at(field, f"amount must be at most {AMOUNT_MAJOR_MAX:,} major units")
-    minor = amount.scaleb(scale)
-    if minor != minor.to_integral_value():
+    # Integer arithmetic on the digits: Decimal arithmetic rounds to its context, and would turn
+    # 1e-999999999 into zero minor units rather than refuse it.
+    _, digits, exponent = amount.as_tuple()
+    assert isinstance(exponent, int), "a finite amount has an integer exponent"
+    # Building a Decimal from a tuple is exact, and so is int() of an integral Decimal.
+    coefficient = int(Decimal((0, digits, 0)))
+    shift = exponent + scale
+    if shift >= 0:
+        factor: int = 10**shift
+        return coefficient * factor
+    # A non-zero coefficient of n digits is never a multiple of 10**n, so the divisor needs at
+    # most n digits, however tiny the exponent (no 10**999999999 is ever computed).
+    divisor: int = 10 ** min(-shift, len(digits))
+    if -shift >= len(digits) or coefficient % divisor:
         raise ValidationFailed.at(field, f"amount has more than {scale} decimal places")
-    return int(minor)
+    return coefficient // divisor
 
 
 def format_minor(minor: int, scale: int) -> str:

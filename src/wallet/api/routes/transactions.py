@@ -34,6 +34,18 @@ IdempotencyKeyHeader = Annotated[
     ),
 ]
 
+# Printable ASCII, as every id the service hands out: a NUL, which PostgreSQL cannot even compare
+# with TEXT, is a malformed id (422) on both backends rather than a database error.
+TransactionIdPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[\x21-\x7e]+$",
+        examples=["019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d"],
+    ),
+]
+
 
 @router.post(
     "/transaction",
@@ -84,9 +96,7 @@ async def post_transaction(
     summary="One transaction with its entries",
     responses=problems("transaction_not_found", *COMMON),
 )
-def get_transaction(
-    transaction_id: Annotated[str, Path(min_length=1, max_length=64)], service: Service
-) -> dict[str, object]:
+def get_transaction(transaction_id: TransactionIdPath, service: Service) -> dict[str, object]:
     return service.transaction(transaction_id)
 
 
