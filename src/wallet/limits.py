@@ -38,3 +38,8 @@ DB_LOCK_TIMEOUT_MS = 5_000
 DB_STATEMENT_TIMEOUT_MS = 10_000
 DB_CONNECT_TIMEOUT_S = 5
 DB_READ_POOL_SIZE_MAX = 8
+
+# Ledger audit (`wallet verify`): how many problems of one kind are listed before the report
+# says "and more", and how long one of its statements may run on PostgreSQL (it reads every entry).
+VERIFY_PROBLEMS_PER_CHECK_MAX = 100
+VERIFY_STATEMENT_TIMEOUT_MS = 600_000

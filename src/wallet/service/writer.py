@@ -130,7 +130,11 @@ class GroupCommitWriter:
                     break
                 batch.append(item)
             pending = [p for p in batch if isinstance(p, _Pending)]
-            outcomes = self._commit([p.command for p in pending])
+            try:
+                outcomes = self._commit([p.command for p in pending])
+            except Exception as error:  # the writer must outlive any one batch
+                log.exception("batch failed outside the failure policy")
+                outcomes = [InternalError(str(error))] * len(pending)
             _resolve(pending, outcomes)
 
     def _commit(self, commands: list[PostingCommand]) -> list[Outcome | BaseException]:

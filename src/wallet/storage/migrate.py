@@ -8,8 +8,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
+
+from wallet.domain.errors import Unavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _ADVISORY_LOCK_ID = 0x57A11E7  # "wallet"
@@ -23,22 +26,28 @@ def sqlalchemy_url(database_url: str) -> str:
 
 
 def upgrade(database_url: str) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
     engine = create_engine(sqlalchemy_url(database_url), poolclass=NullPool)
     try:
         with engine.connect() as connection:
-            postgresql = connection.dialect.name == "postgresql"
-            if postgresql:
-                connection.execute(text(f"SELECT pg_advisory_lock({_ADVISORY_LOCK_ID})"))
-                connection.commit()
-            try:
-                config.attributes["connection"] = connection
-                command.upgrade(config, "head")
-                connection.commit()
-            finally:
-                if postgresql:
-                    connection.execute(text(f"SELECT pg_advisory_unlock({_ADVISORY_LOCK_ID})"))
-                    connection.commit()
+            _upgrade(connection)
+    except OperationalError as error:
+        raise Unavailable(f"the database cannot be migrated: {error.orig}") from error
     finally:
         engine.dispose()
+
+
+def _upgrade(connection: Connection) -> None:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    postgresql = connection.dialect.name == "postgresql"
+    if postgresql:
+        connection.execute(text(f"SELECT pg_advisory_lock({_ADVISORY_LOCK_ID})"))
+        connection.commit()
+    try:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+        connection.commit()
+    finally:
+        if postgresql:
+            connection.execute(text(f"SELECT pg_advisory_unlock({_ADVISORY_LOCK_ID})"))
+            connection.commit()

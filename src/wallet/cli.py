@@ -1,0 +1,143 @@
+"""The command line: ``wallet serve | migrate | seed | verify``, each calling a service use case.
+
+Settings come from the environment (``DATABASE_URL``, ``PORT``, ``WALLET_*``) exactly as for
+``python main.py``; ``--database-url`` overrides ``DATABASE_URL``. Expected failures end with an
+exit code from one table, and a one-line message rather than a traceback:
+
+  0   success (for verify: the books balance)
+  1   verify: the books do not balance
+  2   usage error, including a DATABASE_URL the service cannot use
+  65  another expected error of the ledger
+  69  the database cannot be reached
+"""
+
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import TypeVar
+
+import click
+
+from wallet import __version__
+from wallet.config import DEFAULT_DATABASE_URL, Settings
+from wallet.domain.errors import Unavailable, WalletError
+from wallet.service.admin import migrate_database, seed_database
+from wallet.service.verify import VerifyReport, verify_ledger
+from wallet.storage import open_database
+
+EXIT_BOOKS_DO_NOT_BALANCE = 1
+EXIT_LEDGER_ERROR = 65
+EXIT_UNAVAILABLE = 69
+
+Result = TypeVar("Result")
+
+database_url_option = click.option(
+    "--database-url",
+    metavar="URL",
+    help=(
+        "sqlite:///path/to/file.db or postgresql://user@host:5432/name. "
+        f"[default: $DATABASE_URL, else {DEFAULT_DATABASE_URL}]"
+    ),
+)
+
+
+def _settings(database_url: str | None) -> Settings:
+    """The environment's settings, checked before any command starts (a usage error if bad)."""
+    try:
+        settings = Settings() if database_url is None else Settings(database_url=database_url)
+        open_database(settings).close()
+    except ValueError as error:  # pydantic's ValidationError is a ValueError too
+        raise click.UsageError(f"the settings cannot be used: {error}") from None
+    return settings
+
+
+def _run(use_case: Callable[[], Result]) -> Result:
+    """Call a use case; end the process with the table's exit code on an expected failure."""
+    try:
+        return use_case()
+    except WalletError as error:
+        click.echo(f"wallet: {error.code}: {error.detail}", err=True)
+        raise SystemExit(
+            EXIT_UNAVAILABLE if isinstance(error, Unavailable) else EXIT_LEDGER_ERROR
+        ) from None
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=(
+        "Exit codes: 0 success; 1 verify found the books do not balance; 2 usage error;"
+        " 65 another ledger error; 69 the database cannot be reached."
+    ),
+)
+@click.version_option(__version__, prog_name="wallet")
+def main() -> None:
+    """Wallet service: players' virtual credits in a double-entry ledger."""
+
+
+@main.command()
+@database_url_option
+def serve(database_url: str | None) -> None:
+    """Serve the HTTP API (as `python main.py` does).
+
+    Listens on $HOST:$PORT (default 0.0.0.0:8000); migrates the database on start, and seeds it
+    unless WALLET_SEED=false.
+    """
+    # Imported here: the web stack takes longer to import than the other commands take to run.
+    from wallet.server import serve as serve_http
+
+    serve_http(_settings(database_url))
+
+
+@main.command()
+@database_url_option
+def migrate(database_url: str | None) -> None:
+    """Bring the database schema up to date (idempotent)."""
+    settings = _settings(database_url)
+    _run(lambda: migrate_database(settings))
+    click.echo(f"Migrated the {settings.backend.value} database to the newest schema.")
+
+
+@main.command()
+@database_url_option
+def seed(database_url: str | None) -> None:
+    """Migrate, then create the seed assets, treasuries and demo users (idempotent).
+
+    Assets GC, DI and LP with their supply, and users user_001 and user_002 with opening
+    balances. What exists already is left as it is, so running it twice changes nothing.
+    """
+    settings = _settings(database_url)
+    _run(lambda: seed_database(settings))
+    click.echo(f"Seeded the {settings.backend.value} database.")
+
+
+@main.command()
+@database_url_option
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify(database_url: str | None, as_json: bool) -> None:
+    """Prove that the books balance; exit 1 with a report of every problem when they do not.
+
+    Recomputes, in one consistent read, every balance from its entries, the chain of balances of
+    every account, the sum of every transaction's entries, and every asset's supply.
+    """
+    settings = _settings(database_url)
+    database = open_database(settings)
+    try:
+        report = _run(lambda: verify_ledger(database))
+    finally:
+        database.close()
+    click.echo(json.dumps(dataclasses.asdict(report), indent=2) if as_json else _text(report))
+    if not report.ok:
+        raise SystemExit(EXIT_BOOKS_DO_NOT_BALANCE)
+
+
+def _text(report: VerifyReport) -> str:
+    checked = f"{report.accounts_checked} accounts and {report.transactions_checked} transactions"
+    if report.ok:
+        return f"The books balance: {checked} checked."
+    lines = [f"The books do NOT balance: {len(report.problems)} problems in {checked}:"]
+    lines.extend(f"  - {problem}" for problem in report.problems)
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

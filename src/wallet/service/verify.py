@@ -1,0 +1,146 @@
+"""The ledger audit: prove that the books balance, or say exactly where they do not.
+
+``verify_ledger`` reads one consistent snapshot of the ledger and checks, with set-based SQL
+(wallet.storage.audit), that:
+- every account's stored balance is the sum of its entries;
+- every entry's balance_after is its balance_before plus its amount, and each account's entries
+  chain in id order: the first starts from zero, every later one where the one before it ended;
+- every transaction has at least two entries, and they sum to zero;
+- no account but an asset's issuance account is below zero;
+- for each asset, the accounts other than issuance hold exactly the supply, and the issuance
+  account holds minus the supply;
+- no entry lacks its transaction.
+
+The schema enforces all of this already; the audit checks it a second time, from the data alone,
+so that a bug, a manual fix or a restored backup cannot leave the books wrong unnoticed.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from wallet.domain.money import format_minor
+from wallet.limits import VERIFY_PROBLEMS_PER_CHECK_MAX, VERIFY_STATEMENT_TIMEOUT_MS
+from wallet.storage import Database, Session, audit
+from wallet.storage import ledger as store
+
+Finding = TypeVar("Finding")
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    ok: bool
+    accounts_checked: int
+    transactions_checked: int
+    problems: list[str]
+
+
+def verify_ledger(database: Database) -> VerifyReport:
+    """Check every invariant of the ledger in one consistent read. Raises Unavailable."""
+    with database.reading() as session, audit.snapshot(session, VERIFY_STATEMENT_TIMEOUT_MS):
+        counts = audit.counts(session)
+        money = _Money({asset.code: asset.scale for asset in store.list_assets(session)})
+        problems = [
+            *_listed(session, audit.balances_off_their_entries, money.balance_off, "accounts"),
+            *_listed(session, audit.broken_entry_links, money.broken_link, "entries"),
+            *_listed(session, audit.unbalanced_transactions, money.unbalanced, "transactions"),
+            *_listed(session, audit.negative_accounts, money.negative, "negative accounts"),
+            *_listed(session, audit.orphan_entries, _orphan, "orphan entries"),
+            *money.supplies_off(audit.asset_supplies(session)),
+        ]
+    return VerifyReport(
+        ok=not problems,
+        accounts_checked=counts.accounts,
+        transactions_checked=counts.transactions,
+        problems=problems,
+    )
+
+
+def _listed(
+    session: Session,
+    find: Callable[[Session, int], Sequence[Finding]],
+    describe: Callable[[Finding], str],
+    kind: str,
+) -> list[str]:
+    """Describe the findings of one check, at most VERIFY_PROBLEMS_PER_CHECK_MAX of them."""
+    findings = find(session, VERIFY_PROBLEMS_PER_CHECK_MAX + 1)
+    problems = [describe(finding) for finding in findings[:VERIFY_PROBLEMS_PER_CHECK_MAX]]
+    if len(findings) > VERIFY_PROBLEMS_PER_CHECK_MAX:
+        problems.append(f"more {kind} are wrong than the {VERIFY_PROBLEMS_PER_CHECK_MAX} listed")
+    return problems
+
+
+class _Money:
+    """Describes findings with amounts printed in their asset's scale."""
+
+    def __init__(self, scales: dict[str, int]) -> None:
+        self._scales = scales
+
+    def _amount(self, minor: int, asset_code: str) -> str:
+        # An account in an unknown asset is impossible (a foreign key), so print minor units.
+        return f"{format_minor(minor, self._scales.get(asset_code, 0))} {asset_code}"
+
+    def balance_off(self, account: audit.AccountBalance) -> str:
+        assert account.entries_sum_minor is not None
+        code = account.asset_code
+        return (
+            f"account {_label(account)}: stored balance {self._amount(account.balance_minor, code)}"
+            f" is not the sum of its entries, {self._amount(account.entries_sum_minor, code)}"
+        )
+
+    def broken_link(self, entry: audit.EntryLink) -> str:
+        code = entry.asset_code
+        where = (
+            f"entry {entry.entry_id} of account {_label(entry)}, transaction {entry.transaction_id}"
+        )
+        before = self._amount(entry.balance_before, code)
+        if entry.balance_after != entry.balance_before + entry.amount_minor:
+            return (
+                f"{where}: balance_after {self._amount(entry.balance_after, code)} is not"
+                f" balance_before {before} plus the amount {self._amount(entry.amount_minor, code)}"
+            )
+        if entry.previous_balance_after is None:
+            return f"{where}: the account's first entry starts from {before}, not from zero"
+        previous = self._amount(entry.previous_balance_after, code)
+        return (
+            f"{where}: starts from {before}, but the account's previous entry ended at {previous}"
+        )
+
+    def unbalanced(self, transaction: audit.TransactionSum) -> str:
+        total = self._amount(transaction.entries_sum_minor, transaction.asset_code)
+        count = transaction.entry_count
+        entries = "1 entry" if count == 1 else f"{count} entries"
+        return (
+            f"transaction {transaction.transaction_id}: {entries} summing to {total};"
+            " a transaction needs at least 2 entries that sum to zero"
+        )
+
+    def negative(self, account: audit.AccountBalance) -> str:
+        balance = self._amount(account.balance_minor, account.asset_code)
+        return f"account {_label(account)}: balance {balance} is below zero"
+
+    def supplies_off(self, supplies: list[audit.AssetSupply]) -> list[str]:
+        problems = []
+        for supply in supplies:
+            code = supply.asset_code
+            if supply.held_minor != supply.supply_minor:
+                problems.append(
+                    f"asset {code}: the accounts other than issuance hold"
+                    f" {self._amount(supply.held_minor, code)},"
+                    f" but the supply is {self._amount(supply.supply_minor, code)}"
+                )
+            if supply.issuance_minor != -supply.supply_minor:
+                problems.append(
+                    f"asset {code}: the issuance account is at"
+                    f" {self._amount(supply.issuance_minor, code)},"
+                    f" not minus the supply, {self._amount(-supply.supply_minor, code)}"
+                )
+        return problems
+
+
+def _label(account: audit.AccountBalance | audit.EntryLink) -> str:
+    return f"{account.owner_type}:{account.owner_id} {account.asset_code}"
+
+
+def _orphan(entry: audit.OrphanEntry) -> str:
+    return f"entry {entry.entry_id}: its transaction {entry.transaction_id} does not exist"

@@ -1,0 +1,192 @@
+"""The ledger audit's SQL: set-based queries that find where the books do not balance.
+
+Every query runs inside ``snapshot``, one read-only unit of work that sees a single instant of the
+ledger (SQLite: a deferred BEGIN, whose first read fixes the WAL snapshot; PostgreSQL: REPEATABLE
+READ), so a write committed while the audit runs can never look like a discrepancy.
+
+The database does the work: sums by GROUP BY, the chain of balances by a LAG window over each
+account's entries in id order. Python receives only the counts and the rows that are wrong, at
+most ``limit`` of them per query, so an audit of millions of entries costs a few scans, not
+millions of rows in memory.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from wallet.config import Backend
+from wallet.domain.ledger import ISSUANCE, OwnerType
+
+from .database import Session
+
+# The one account allowed below zero, as SQL over an accounts row aliased ``acc``.
+_IS_ISSUANCE = f"(acc.owner_type = '{OwnerType.SYSTEM.value}' AND acc.owner_id = '{ISSUANCE}')"
+
+
+@contextmanager
+def snapshot(session: Session, statement_timeout_ms: int) -> Iterator[None]:
+    """Run the caller's reads in one read-only unit of work that sees a single instant."""
+    if session.backend is Backend.POSTGRESQL:
+        session.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        # An audit reads every entry; the service's per-statement bound is for requests.
+        session.run(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
+    else:
+        session.run("BEGIN")
+    try:
+        yield
+    finally:
+        session.run("ROLLBACK")
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    accounts: int
+    transactions: int
+
+
+@dataclass(frozen=True, slots=True)
+class AccountBalance:
+    """An account's stored balance, and the sum of its entries where the check needs it."""
+
+    owner_type: str
+    owner_id: str
+    asset_code: str
+    balance_minor: int
+    entries_sum_minor: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EntryLink:
+    """An entry whose arithmetic is wrong or that does not start where its predecessor ended.
+
+    ``previous_balance_after`` is None for an account's first entry, which must start from zero.
+    """
+
+    entry_id: int
+    transaction_id: str
+    owner_type: str
+    owner_id: str
+    asset_code: str
+    amount_minor: int
+    balance_before: int
+    balance_after: int
+    previous_balance_after: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionSum:
+    """A transaction whose entries do not sum to zero, or that has fewer than two."""
+
+    transaction_id: str
+    asset_code: str
+    entry_count: int
+    entries_sum_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class AssetSupply:
+    asset_code: str
+    supply_minor: int
+    held_minor: int
+    issuance_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrphanEntry:
+    entry_id: int
+    transaction_id: str
+
+
+def counts(session: Session) -> Counts:
+    row = session.one("SELECT (SELECT count(*) FROM accounts), (SELECT count(*) FROM transactions)")
+    assert row is not None
+    return Counts(accounts=int(row[0]), transactions=int(row[1]))
+
+
+def balances_off_their_entries(session: Session, limit: int) -> list[AccountBalance]:
+    rows = session.all(
+        "SELECT acc.owner_type, acc.owner_id, acc.asset_code, acc.balance_minor,"
+        " coalesce(e.total, 0)"
+        " FROM accounts acc LEFT JOIN"
+        " (SELECT account_id, sum(amount_minor) AS total FROM entries GROUP BY account_id) e"
+        " ON e.account_id = acc.id"
+        " WHERE acc.balance_minor <> coalesce(e.total, 0)"
+        " ORDER BY acc.id LIMIT ?",
+        (limit,),
+    )
+    return [AccountBalance(t, o, a, int(b), int(s)) for t, o, a, b, s in rows]
+
+
+def broken_entry_links(session: Session, limit: int) -> list[EntryLink]:
+    rows = session.all(
+        "SELECT c.id, c.transaction_id, acc.owner_type, acc.owner_id, acc.asset_code,"
+        " c.amount_minor, c.balance_before, c.balance_after, c.previous_after"
+        " FROM (SELECT e.id, e.transaction_id, e.account_id, e.amount_minor, e.balance_before,"
+        "   e.balance_after,"
+        "   LAG(e.balance_after) OVER (PARTITION BY e.account_id ORDER BY e.id) AS previous_after"
+        "   FROM entries e) c"
+        " JOIN accounts acc ON acc.id = c.account_id"
+        " WHERE c.balance_after <> c.balance_before + c.amount_minor"
+        " OR c.balance_before <> coalesce(c.previous_after, 0)"
+        " ORDER BY c.id LIMIT ?",
+        (limit,),
+    )
+    return [
+        EntryLink(
+            entry_id=int(row[0]),
+            transaction_id=row[1],
+            owner_type=row[2],
+            owner_id=row[3],
+            asset_code=row[4],
+            amount_minor=int(row[5]),
+            balance_before=int(row[6]),
+            balance_after=int(row[7]),
+            previous_balance_after=None if row[8] is None else int(row[8]),
+        )
+        for row in rows
+    ]
+
+
+def unbalanced_transactions(session: Session, limit: int) -> list[TransactionSum]:
+    rows = session.all(
+        "SELECT t.id, t.asset_code, count(e.id), coalesce(sum(e.amount_minor), 0)"
+        " FROM transactions t LEFT JOIN entries e ON e.transaction_id = t.id"
+        " GROUP BY t.seq, t.id, t.asset_code"
+        " HAVING count(e.id) < 2 OR coalesce(sum(e.amount_minor), 0) <> 0"
+        " ORDER BY t.seq LIMIT ?",
+        (limit,),
+    )
+    return [TransactionSum(i, a, int(n), int(s)) for i, a, n, s in rows]
+
+
+def negative_accounts(session: Session, limit: int) -> list[AccountBalance]:
+    """Accounts below zero, the issuance accounts excepted."""
+    rows = session.all(
+        "SELECT acc.owner_type, acc.owner_id, acc.asset_code, acc.balance_minor"
+        f" FROM accounts acc WHERE acc.balance_minor < 0 AND NOT {_IS_ISSUANCE}"
+        " ORDER BY acc.id LIMIT ?",
+        (limit,),
+    )
+    return [AccountBalance(t, o, a, int(b)) for t, o, a, b in rows]
+
+
+def asset_supplies(session: Session) -> list[AssetSupply]:
+    """Per asset: its supply, the sum of its accounts but issuance, and its issuance account."""
+    rows = session.all(
+        "SELECT a.code, a.supply_minor,"
+        f" coalesce(sum(CASE WHEN {_IS_ISSUANCE} THEN 0 ELSE acc.balance_minor END), 0),"
+        f" coalesce(sum(CASE WHEN {_IS_ISSUANCE} THEN acc.balance_minor ELSE 0 END), 0)"
+        " FROM assets a LEFT JOIN accounts acc ON acc.asset_code = a.code"
+        " GROUP BY a.code, a.supply_minor ORDER BY a.code"
+    )
+    return [AssetSupply(c, int(s), int(h), int(i)) for c, s, h, i in rows]
+
+
+def orphan_entries(session: Session, limit: int) -> list[OrphanEntry]:
+    rows = session.all(
+        "SELECT e.id, e.transaction_id FROM entries e"
+        " LEFT JOIN transactions t ON t.id = e.transaction_id"
+        " WHERE t.id IS NULL ORDER BY e.id LIMIT ?",
+        (limit,),
+    )
+    return [OrphanEntry(int(i), t) for i, t in rows]

@@ -1,0 +1,278 @@
+"""The ledger audit, on both backends: the books balance after real traffic, and every kind of
+damage done to them behind the service's back is found and named, to the cent.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.support.factories import bonus, post, purchase, topup
+from tests.support.server import ServerProcess
+from tests.support.tamper import rows, tamper
+from wallet.config import Settings
+from wallet.service import verify as verify_module
+from wallet.service.verify import VerifyReport, verify_ledger
+from wallet.storage import Database, open_database
+
+# The seed: 3 assets, each with an issuance and a treasury account, and 2 users with an account
+# in each; one issuance per asset and one opening top-up per user and asset.
+SEED_ACCOUNTS = 3 * 2 + 2 * 3
+SEED_TRANSACTIONS = 3 + 2 * 3
+
+
+def audit(client: TestClient) -> VerifyReport:
+    database: Database = client.app.state.service.database  # type: ignore[attr-defined]
+    return verify_ledger(database)
+
+
+@pytest.fixture
+def story(client: TestClient) -> dict[str, Any]:
+    """Alice tops up 100 GC, spends 25, gets 50 LP; Bob tops up 10 DI; Alice overspends."""
+    posted = {
+        "alice_topup": topup(client, "alice", "100.00"),
+        "alice_purchase": purchase(client, "alice", "25.00"),
+        "alice_bonus": bonus(client, "alice", 50, "LP"),
+        "bob_topup": topup(client, "bob", 10, "DI"),
+    }
+    assert post(client, "purchase", "alice", 1000).status_code == 422
+    return posted
+
+
+def last_entry(database_url: str, owner_id: str, asset: str) -> tuple[int, str]:
+    """The id and transaction id of an account's newest entry."""
+    [(entry_id, transaction_id)] = rows(
+        database_url,
+        "SELECT e.id, e.transaction_id FROM entries e JOIN accounts a ON a.id = e.account_id"
+        f" WHERE a.owner_id = '{owner_id}' AND a.asset_code = '{asset}'"
+        " ORDER BY e.id DESC LIMIT 1",
+    )
+    return entry_id, transaction_id
+
+
+def entry_where(owner_id: str, asset: str) -> str:
+    """SQL for 'the account's newest entry', for an UPDATE or DELETE of entries."""
+    return (
+        "id = (SELECT max(e.id) FROM entries e JOIN accounts a ON a.id = e.account_id"
+        f" WHERE a.owner_id = '{owner_id}' AND a.asset_code = '{asset}')"
+    )
+
+
+def test_the_seeded_books_balance(client: TestClient) -> None:
+    assert audit(client) == VerifyReport(
+        ok=True,
+        accounts_checked=SEED_ACCOUNTS,
+        transactions_checked=SEED_TRANSACTIONS,
+        problems=[],
+    )
+
+
+def test_the_books_balance_after_transactions_and_a_refusal(
+    client: TestClient, story: dict[str, Any]
+) -> None:
+    report = audit(client)
+
+    assert report.problems == []
+    assert report.ok
+    # Alice's GC and LP accounts and Bob's DI account; the refused purchase left nothing.
+    assert report.accounts_checked == SEED_ACCOUNTS + 3
+    assert report.transactions_checked == SEED_TRANSACTIONS + 4
+
+
+def test_a_stored_balance_off_its_entries_is_named(
+    client: TestClient, story: dict[str, Any], database_url: str
+) -> None:
+    tamper(
+        database_url,
+        "UPDATE accounts SET balance_minor = balance_minor + 1"
+        " WHERE owner_id = 'alice' AND asset_code = 'GC'",
+    )
+
+    report = audit(client)
+
+    assert not report.ok
+    assert report.problems == [
+        "account user:alice GC: stored balance 75.01 GC is not the sum of its entries, 75.00 GC",
+        "asset GC: the accounts other than issuance hold 1000000000000.01 GC,"
+        " but the supply is 1000000000000.00 GC",
+    ]
+
+
+def test_an_entry_that_does_not_start_where_the_previous_one_ended_is_named(
+    client: TestClient, story: dict[str, Any], database_url: str
+) -> None:
+    entry_id, transaction_id = last_entry(database_url, "alice", "GC")
+    tamper(
+        database_url,
+        "UPDATE entries SET balance_before = balance_before + 1, balance_after = balance_after + 1"
+        f" WHERE {entry_where('alice', 'GC')}",
+    )
+
+    assert audit(client).problems == [
+        f"entry {entry_id} of account user:alice GC, transaction {transaction_id}:"
+        " starts from 100.01 GC, but the account's previous entry ended at 100.00 GC"
+    ]
+    assert transaction_id == story["alice_purchase"]["id"]
+
+
+def test_an_account_whose_first_entry_does_not_start_from_zero_is_named(
+    client: TestClient, story: dict[str, Any], database_url: str
+) -> None:
+    entry_id, transaction_id = last_entry(database_url, "bob", "DI")
+    tamper(
+        database_url,
+        "UPDATE entries SET balance_before = 1, balance_after = balance_after + 1"
+        f" WHERE {entry_where('bob', 'DI')}",
+    )
+
+    assert audit(client).problems == [
+        f"entry {entry_id} of account user:bob DI, transaction {transaction_id}:"
+        " the account's first entry starts from 0.01 DI, not from zero"
+    ]
+
+
+def test_an_entry_whose_arithmetic_is_wrong_is_named(
+    client: TestClient, story: dict[str, Any], database_url: str
+) -> None:
+    entry_id, transaction_id = last_entry(database_url, "alice", "GC")
+    tamper(
+        database_url, f"UPDATE entries SET balance_after = 7501 WHERE {entry_where('alice', 'GC')}"
+    )
+
+    assert audit(client).problems == [
+        f"entry {entry_id} of account user:alice GC, transaction {transaction_id}:"
+        " balance_after 75.01 GC is not balance_before 100.00 GC plus the amount -25.00 GC"
+    ]
+
+
+def test_a_transaction_whose_entries_do_not_sum_to_zero_is_named(
+    client: TestClient, story: dict[str, Any], database_url: str
+) -> None:
+    tamper(
+        database_url,
+        "UPDATE entries SET amount_minor = amount_minor - 1, balance_after = balance_after - 1"
+        f" WHERE {entry_where('alice', 'GC')}",
+    )
+
+    transaction_id = story["alice_purchase"]["id"]
+    assert audit(client).problems == [
+        "account user:alice GC: stored balance 75.00 GC is not the sum of its entries, 74.99 GC",
+        f"transaction {transaction_id}: 2 entries summing to -0.01 GC;"
+        " a transaction needs at least 2 entries that sum to zero",
+    ]
+
+
+def test_a_transaction_with_a_single_entry_is_named(
+    client: TestClient, story: dict[str, Any], database_url: str
+) -> None:
+    tamper(database_url, f"DELETE FROM entries WHERE {entry_where('treasury', 'DI')}")
+
+    problems = audit(client).problems
+
+    transaction_id = story["bob_topup"]["id"]
+    assert (
+        f"transaction {transaction_id}: 1 entry summing to 10.00 DI;"
+        " a transaction needs at least 2 entries that sum to zero"
+    ) in problems
+    assert any(p.startswith("account system:treasury DI: stored balance") for p in problems)
+
+
+def test_a_negative_balance_is_named(
+    client: TestClient, story: dict[str, Any], database_url: str
+) -> None:
+    tamper(
+        database_url,
+        "UPDATE accounts SET balance_minor = -500 WHERE owner_id = 'bob' AND asset_code = 'DI'",
+    )
+
+    assert audit(client).problems == [
+        "account user:bob DI: stored balance -5.00 DI is not the sum of its entries, 10.00 DI",
+        "account user:bob DI: balance -5.00 DI is below zero",
+        "asset DI: the accounts other than issuance hold 999999999985.00 DI,"
+        " but the supply is 1000000000000.00 DI",
+    ]
+
+
+def test_a_supply_that_the_accounts_do_not_add_up_to_is_named(
+    client: TestClient, story: dict[str, Any], database_url: str
+) -> None:
+    tamper(database_url, "UPDATE assets SET supply_minor = supply_minor + 100 WHERE code = 'LP'")
+
+    assert audit(client).problems == [
+        "asset LP: the accounts other than issuance hold 1000000000000.00 LP,"
+        " but the supply is 1000000000001.00 LP",
+        "asset LP: the issuance account is at -1000000000000.00 LP,"
+        " not minus the supply, -1000000000001.00 LP",
+    ]
+
+
+def test_an_entry_without_its_transaction_is_named(
+    client: TestClient, story: dict[str, Any], database_url: str
+) -> None:
+    tamper(
+        database_url,
+        "INSERT INTO entries (transaction_id, account_id, amount_minor, balance_before,"
+        " balance_after, created_at_us)"
+        " SELECT 'no-such-transaction', id, 1, balance_minor, balance_minor + 1, 0"
+        " FROM accounts WHERE owner_id = 'alice' AND asset_code = 'LP'",
+    )
+    [(entry_id,)] = rows(
+        database_url, "SELECT id FROM entries WHERE transaction_id = 'no-such-transaction'"
+    )
+
+    assert audit(client).problems == [
+        "account user:alice LP: stored balance 50.00 LP is not the sum of its entries, 50.01 LP",
+        f"entry {entry_id}: its transaction no-such-transaction does not exist",
+    ]
+
+
+def test_the_report_lists_a_bounded_number_of_problems_of_each_kind(
+    client: TestClient, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(verify_module, "VERIFY_PROBLEMS_PER_CHECK_MAX", 2)
+    tamper(database_url, "UPDATE accounts SET balance_minor = balance_minor + 1")
+
+    problems = audit(client).problems
+
+    accounts = [p for p in problems if p.startswith("account ")]
+    assert len(accounts) == 2
+    assert "more accounts are wrong than the 2 listed" in problems
+
+
+@pytest.mark.slow
+def test_an_audit_during_writes_sees_balanced_books(server: ServerProcess) -> None:
+    """Each audit reads one instant, so commits landing while it runs never look like damage."""
+    stop = threading.Event()
+    statuses: list[int] = []
+
+    def write() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as http:
+            while not stop.is_set():
+                for kind in ("topup", "purchase"):
+                    body = {"transaction_type": kind, "user_id": "carol", "asset_code": "GC"}
+                    response = http.post("/transaction", json={**body, "amount": "1.00"})
+                    statuses.append(response.status_code)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    database = open_database(Settings(database_url=server.database_url))
+    reports: list[VerifyReport] = []
+    deadline = time.monotonic() + 60
+    try:
+        # Audit until a good number of writes have landed around the audits.
+        while (len(statuses) < 200 or len(reports) < 5) and time.monotonic() < deadline:
+            reports.append(verify_ledger(database))
+    finally:
+        stop.set()
+        writer.join()
+        database.close()
+
+    assert [r.problems for r in reports] == [[]] * len(reports)
+    assert len(statuses) >= 200
+    assert set(statuses) == {201}
+    assert reports[-1].transactions_checked > reports[0].transactions_checked

@@ -1,0 +1,192 @@
+"""The command line, run as a user runs it (a real process) on real SQLite and PostgreSQL databases:
+migrate an empty database, seed it twice, verify books that balance and books that do not, serve.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.databases import DatabaseFactory
+from tests.support.server import free_port
+from tests.support.tamper import rows, tamper
+
+WALLET = [sys.executable, "-m", "wallet.cli"]
+TIMEOUT_S = 120
+SEEDED = "12 accounts and 9 transactions"
+
+ACCOUNTS = "SELECT owner_type, owner_id, asset_code, balance_minor FROM accounts ORDER BY id"
+COUNTS = "SELECT (SELECT count(*) FROM transactions), (SELECT count(*) FROM entries)"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    """The test's environment without a database setting of its own, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "WALLET_DATABASE_URL")}
+    return {**env, "WALLET_LOG_LEVEL": "warning", **extra}
+
+
+def wallet(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*WALLET, *args], capture_output=True, text=True, timeout=TIMEOUT_S, env=_env(**env)
+    )
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["migrate"], ["seed"], ["verify"]])
+def test_every_command_explains_itself(command: list[str]) -> None:
+    result = wallet(*command, "--help")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Usage: ")
+    if command:
+        assert "--database-url URL" in result.stdout
+        assert "$DATABASE_URL" in result.stdout
+    else:
+        for name in ("serve", "migrate", "seed", "verify"):
+            assert name in result.stdout
+
+
+def test_migrate_creates_the_schema_on_an_empty_database(databases: DatabaseFactory) -> None:
+    url = databases.empty()
+
+    first = wallet("migrate", "--database-url", url)
+    again = wallet("migrate", "--database-url", url)
+
+    assert first.returncode == 0, first.stderr
+    assert "Migrated" in first.stdout
+    assert again.returncode == 0, again.stderr
+    assert rows(url, COUNTS) == [(0, 0)]
+    assert rows(url, "SELECT count(*) FROM assets") == [(0,)], "migrate does not seed"
+    verified = wallet("verify", "--database-url", url)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert "The books balance: 0 accounts and 0 transactions checked." in verified.stdout
+
+
+def test_seed_twice_changes_nothing_the_second_time(databases: DatabaseFactory) -> None:
+    url = databases.empty()
+
+    first = wallet("seed", "--database-url", url)
+    accounts, counts = rows(url, ACCOUNTS), rows(url, COUNTS)
+    again = wallet("seed", "--database-url", url)
+
+    assert first.returncode == 0, first.stderr
+    assert again.returncode == 0, again.stderr
+    assert rows(url, ACCOUNTS) == accounts
+    assert rows(url, COUNTS) == counts == [(9, 18)]
+    assert ("user", "user_001", "GC", 100_000) in accounts
+    assert ("system", "treasury", "GC", 10**14 - 150_000) in accounts
+    verified = wallet("verify", "--json", "--database-url", url)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout) == {
+        "ok": True,
+        "accounts_checked": 12,
+        "transactions_checked": 9,
+        "problems": [],
+    }
+
+
+def test_verify_reads_database_url_from_the_environment(database_url: str) -> None:
+    result = wallet("verify", DATABASE_URL=database_url)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == f"The books balance: {SEEDED} checked."
+
+
+def test_verify_fails_with_a_report_that_names_the_problem(database_url: str) -> None:
+    tamper(
+        database_url,
+        "UPDATE accounts SET balance_minor = balance_minor + 1"
+        " WHERE owner_id = 'user_001' AND asset_code = 'GC'",
+    )
+    problem = (
+        "account user:user_001 GC: stored balance 1000.01 GC is not the sum of its entries,"
+        " 1000.00 GC"
+    )
+
+    text = wallet("verify", "--database-url", database_url)
+    as_json = wallet("verify", "--json", "--database-url", database_url)
+
+    assert text.returncode == 1, text.stdout + text.stderr
+    assert text.stdout.startswith(f"The books do NOT balance: 2 problems in {SEEDED}:")
+    assert f"  - {problem}\n" in text.stdout
+    assert as_json.returncode == 1, as_json.stderr
+    report = json.loads(as_json.stdout)
+    assert report["ok"] is False
+    assert report["problems"][0] == problem
+    assert report["problems"][1].startswith("asset GC: the accounts other than issuance hold")
+
+
+def test_verify_fails_when_entries_are_tampered_with(database_url: str) -> None:
+    tamper(
+        database_url,
+        "UPDATE entries SET amount_minor = amount_minor + 1, balance_after = balance_after + 1"
+        " WHERE id = (SELECT max(id) FROM entries)",
+    )
+
+    result = wallet("verify", "--database-url", database_url)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "entries summing to 0.01 " in result.stdout
+    assert "is not the sum of its entries" in result.stdout
+
+
+def test_an_unusable_database_url_is_a_usage_error() -> None:
+    result = wallet("verify", "--database-url", "mysql://localhost/wallet")
+
+    assert result.returncode == 2
+    assert "DATABASE_URL must start with sqlite:// or postgresql://" in result.stderr
+
+
+def test_an_unreadable_database_exits_unavailable(tmp_path: Path) -> None:
+    # A directory where the database file should be: SQLite cannot open it.
+    result = wallet("verify", "--database-url", f"sqlite:///{tmp_path}")
+
+    assert result.returncode == 69, result.stdout + result.stderr
+    assert result.stderr.startswith("wallet: unavailable: ")
+    assert "Traceback" not in result.stderr
+
+
+def test_serve_answers_http_and_stops_on_sigterm(database_url: str, tmp_path: Path) -> None:
+    port = free_port()
+    log = (tmp_path / "serve.log").open("wb")
+    process = subprocess.Popen(
+        [*WALLET, "serve", "--database-url", database_url],
+        env=_env(PORT=str(port), WALLET_HOST="127.0.0.1", WALLET_LOG_LEVEL="info"),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        health = _wait_for_health(f"http://127.0.0.1:{port}", process)
+        assert health["status"] == "ok"
+        assert health["database"]["backend"] == database_url.split(":")[0]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=30)
+        log.close()
+    # Uvicorn shuts down gracefully, then lets the signal end the process, as `python main.py`.
+    output = (tmp_path / "serve.log").read_text()
+    assert code in (0, -signal.SIGTERM), output
+    assert "Application shutdown complete." in output
+
+
+def _wait_for_health(base_url: str, process: subprocess.Popen[bytes]) -> dict[str, Any]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "wallet serve exited at start"
+        try:
+            response = httpx.get(f"{base_url}/health", timeout=1)
+            if response.status_code == 200:
+                health: dict[str, Any] = response.json()
+                return health
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise AssertionError("wallet serve did not become healthy")
