@@ -153,6 +153,8 @@ class BalanceRead(BaseModel):
     user_id: str
     asset_code: str
     balance: MoneyString
+    # Only with ?as_of=: the instant the balance is of.
+    as_of: str | None = None
 
 
 class BalancesRead(BaseModel):

@@ -11,6 +11,7 @@ import binascii
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -27,6 +28,7 @@ from wallet.domain.money import format_minor, to_minor
 from wallet.storage import Database, open_database
 from wallet.storage import ledger as store
 
+from .clock import format_us, parse_instant_us
 from .commands import PostingCommand
 from .posting import Outcome
 from .render import transaction_view
@@ -139,13 +141,24 @@ class WalletService:
             raise UserNotFound(f"user {user_id} has never been credited")
         return [self._balance_view(user_id, code, balance or 0) for code, balance in rows]
 
-    def balance(self, user_id: str, asset_code: str) -> dict[str, str]:
+    def balance(
+        self, user_id: str, asset_code: str, as_of: datetime | None = None
+    ) -> dict[str, str]:
+        """A user's balance now, or just after the last entry at or before ``as_of``."""
         asset = self.asset(asset_code)
+        account = AccountRef.user(user_id, asset.code)
+        at_us = None if as_of is None else parse_instant_us(as_of)
         with self.database.reading() as session:
-            balance = store.account_balance(session, AccountRef.user(user_id, asset.code))
+            if at_us is None:
+                balance = store.account_balance(session, account)
+            else:
+                balance = store.account_balance_at(session, account, at_us)
             if balance is None and not store.user_exists(session, user_id):
                 raise UserNotFound(f"user {user_id} has never been credited")
-        return self._balance_view(user_id, asset.code, balance or 0)
+        view = self._balance_view(user_id, asset.code, balance or 0)
+        if at_us is not None:
+            view["as_of"] = format_us(at_us)
+        return view
 
     def _balance_view(self, user_id: str, asset_code: str, balance_minor: int) -> dict[str, str]:
         scale = self._assets[asset_code].scale

@@ -62,6 +62,24 @@ def account_balance(session: Session, account: AccountRef) -> int | None:
     return None if row is None else int(row[0])
 
 
+def account_balance_at(session: Session, account: AccountRef, at_us: int) -> int | None:
+    """The account's balance just after its last entry at or before ``at_us``; 0 before its
+    first entry; None when the account does not exist. One lookup on entries_account_time.
+    """
+    row = session.one(
+        "SELECT id FROM accounts WHERE owner_type = ? AND owner_id = ? AND asset_code = ?",
+        (account.owner_type.value, account.owner_id, account.asset_code),
+    )
+    if row is None:
+        return None
+    entry = session.one(
+        "SELECT balance_after FROM entries WHERE account_id = ? AND created_at_us <= ?"
+        " ORDER BY created_at_us DESC, id DESC LIMIT 1",
+        (row[0], at_us),
+    )
+    return 0 if entry is None else int(entry[0])
+
+
 # --- transactions -------------------------------------------------------------------------------
 
 _TRANSACTION_COLUMNS = (
