@@ -43,11 +43,14 @@ IdempotencyKey = Annotated[
         examples=["order-7f3a-2026-11-25"],
     ),
 ]
+TransactionId = Annotated[
+    str, Field(min_length=1, max_length=64, examples=["019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d"])
+]
 MoneyString = Annotated[str, Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", examples=["75.00"])]
 
 
 class TransactionCreate(BaseModel):
-    """A top-up, bonus or purchase."""
+    """A top-up, bonus, purchase, or refund of an earlier transaction."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -68,16 +71,25 @@ class TransactionCreate(BaseModel):
                     "description": "Bought in-game item",
                     "idempotency_key": "k-123",
                 },
+                {
+                    "transaction_type": "refund",
+                    "refund_of": "019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d",
+                    "amount": "10.00",
+                    "description": "Item never delivered",
+                },
             ]
         },
     )
 
-    transaction_type: Literal["topup", "bonus", "purchase"]
-    user_id: UserId
-    asset_code: AssetCode
-    amount: Amount
+    transaction_type: Literal["topup", "bonus", "purchase", "refund"]
+    # Required but for a refund, where they default to the refunded transaction's.
+    user_id: UserId | None = None
+    asset_code: AssetCode | None = None
+    # Required but for a refund, where it defaults to all that is not refunded yet.
+    amount: Amount | None = None
     description: Annotated[str, Field(max_length=DESCRIPTION_LENGTH_MAX)] | None = None
     idempotency_key: IdempotencyKey | None = None
+    refund_of: TransactionId | None = None
 
 
 class EntryRead(BaseModel):
@@ -102,6 +114,8 @@ class TransactionRead(BaseModel):
                     "description": "Bought in-game item",
                     "idempotency_key": "k-123",
                     "balance_after": "75.00",
+                    "refunded_amount": "0.00",
+                    "refund_of": None,
                     "created_at": "2026-11-25T08:00:00.123456Z",
                     "entries": [
                         {
@@ -133,6 +147,8 @@ class TransactionRead(BaseModel):
     description: str | None
     idempotency_key: str | None
     balance_after: MoneyString | None
+    refunded_amount: MoneyString
+    refund_of: str | None
     created_at: str
     entries: list[EntryRead]
 

@@ -18,6 +18,8 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.ValidationFailed.code: 422,
     errors.InsufficientFunds.code: 422,
     errors.IdempotencyKeyReused.code: 422,
+    errors.RefundExceedsOriginal.code: 422,
+    errors.NotRefundable.code: 422,
     errors.Unavailable.code: 503,
     errors.Overloaded.code: 503,
 }

@@ -52,6 +52,16 @@ class TransactionNotFound(WalletError):
     title = "Transaction not found"
 
 
+class NotRefundable(WalletError):
+    code = "not_refundable"
+    title = "Not refundable"
+
+
+class RefundExceedsOriginal(WalletError):
+    code = "refund_exceeds_original"
+    title = "Refund exceeds original"
+
+
 class IdempotencyKeyMismatch(WalletError):
     code = "idempotency_key_mismatch"
     title = "Idempotency key mismatch"

@@ -15,21 +15,26 @@ class PostingCommand:
     transaction_type: TransactionType
     user_id: str | None
     asset_code: str
-    amount_minor: int
+    # None only for a refund of whatever is not refunded yet, decided in the unit of work.
+    amount_minor: int | None
     description: str | None = None
     idempotency_key: str | None = None
+    refund_of: str | None = None
     # Whose key it is: idempotency keys are scoped to the caller that used them.
     scope: str = ""
     fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:
-        payload = "\x1f".join(
-            [
-                self.transaction_type.value,
-                self.user_id or "",
-                self.asset_code,
-                str(self.amount_minor),
-                self.description or "",
-            ]
-        )
+        parts = [
+            self.transaction_type.value,
+            self.user_id or "",
+            self.asset_code,
+            "" if self.amount_minor is None else str(self.amount_minor),
+            self.description or "",
+        ]
+        # Appended only when present, so the fingerprints of keys stored before refunds existed
+        # stay what they were.
+        if self.refund_of is not None:
+            parts.append(self.refund_of)
+        payload = "\x1f".join(parts)
         object.__setattr__(self, "fingerprint", hashlib.sha256(payload.encode()).hexdigest())

@@ -8,12 +8,13 @@ before, in an earlier commit or earlier in this batch, gets the outcome it got t
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 
 from wallet.domain.errors import (
     IdempotencyKeyReused,
+    TransactionNotFound,
     UserNotFound,
     WalletError,
     error_for_code,
@@ -26,7 +27,9 @@ from wallet.domain.ledger import (
     PostedTransaction,
     TransactionType,
     Transfer,
+    plan_refund,
     post,
+    refund_accounts,
     transfer_for,
 )
 from wallet.storage import Session
@@ -51,15 +54,33 @@ class Outcome:
 
 def transfer_of(command: PostingCommand) -> Transfer:
     if command.transaction_type is TransactionType.ISSUANCE:
+        assert command.amount_minor is not None
         return Transfer(
             debit=AccountRef.system(ISSUANCE, command.asset_code),
             credit=AccountRef.system(TREASURY, command.asset_code),
             amount_minor=command.amount_minor,
         )
     assert command.user_id is not None, "a user flow names its user"
+    assert command.amount_minor is not None, "only a refund may leave its amount out"
     return transfer_for(
         command.transaction_type, command.user_id, command.asset_code, command.amount_minor
     )
+
+
+@dataclass(slots=True)
+class Book:
+    """The unit of work's view of the ledger, updated as each command is applied.
+
+    ``balances`` start from the locked accounts; ``refunded`` from the locked originals. The
+    transactions to write pile up in ``posted`` and are written once every command is decided.
+    """
+
+    balances: dict[AccountRef, int]
+    known_users: set[str]
+    originals: dict[str, PostedTransaction]
+    refunded: dict[str, int]
+    account_ids: dict[AccountRef, int]
+    posted: list[PostedTransaction] = field(default_factory=list)
 
 
 def apply_commands(
@@ -83,51 +104,23 @@ def apply_commands(
             first_with_key[scoped_key] = index
             to_post.append(index)
 
-    transfers = {index: transfer_of(commands[index]) for index in to_post}
-    known_users = _existing_users(session, [commands[i] for i in to_post])
-    store.ensure_accounts(session, _accounts_to_open(transfers.values()), now_us)
-    accounts = store.lock_accounts(
-        session, [a for t in transfers.values() for a in (t.debit, t.credit)]
-    )
-    balances = {account: locked.balance_minor for account, locked in accounts.items()}
-
-    posted: list[PostedTransaction] = []
+    book = open_book(session, [commands[index] for index in to_post], now_us)
     decided: list[tuple[str, str, store.StoredOutcome]] = []
     for index in to_post:
         command = commands[index]
         scale = scales[command.asset_code]
         try:
-            _check_user_known(command, known_users)
-            entries = post(transfers[index], balances, scale)
+            transaction = apply_command(book, command, scale, now_us)
         except WalletError as error:
             outcome = Outcome(body=_error_body(error), error=error)
         else:
-            for entry in entries:
-                balances[entry.account] = entry.balance_after
-            if command.user_id is not None:
-                known_users.add(command.user_id)
-            transaction = PostedTransaction(
-                id=new_transaction_id(),
-                seq=0,
-                transaction_type=command.transaction_type.value,
-                user_id=command.user_id,
-                asset_code=command.asset_code,
-                amount_minor=command.amount_minor,
-                description=command.description,
-                idempotency_key=command.idempotency_key,
-                created_at_us=now_us,
-                entries=tuple(PostedEntry.of(entry) for entry in entries),
-            )
-            posted.append(transaction)
             body = orjson.dumps(transaction_view(transaction, scale))
             outcome = Outcome(body=body, transaction_id=transaction.id)
         outcomes[index] = outcome
         if command.idempotency_key is not None:
             decided.append((command.scope, command.idempotency_key, _to_stored(command, outcome)))
 
-    store.insert_transactions(
-        session, posted, {account: locked.id for account, locked in accounts.items()}
-    )
+    store.insert_transactions(session, book.posted, book.account_ids)
     store.insert_outcomes(session, decided, now_us)
 
     # A key repeated within this batch gets the outcome of its first use.
@@ -140,6 +133,74 @@ def apply_commands(
             assert first_outcome is not None
             outcomes[index] = _replay(_to_stored(commands[first], first_outcome), command)
     return [outcome for outcome in outcomes if outcome is not None]
+
+
+def open_book(session: Session, commands: Sequence[PostingCommand], now_us: int) -> Book:
+    """Lock what ``commands`` may touch and read it: refunded originals first, then accounts.
+
+    Every unit of work takes its locks in this order (originals by id, then accounts by id), so
+    two processes never wait on each other in a cycle.
+    """
+    originals = store.lock_transactions(
+        session, [c.refund_of for c in commands if c.refund_of is not None]
+    )
+    touched: list[AccountRef] = []
+    to_open: set[AccountRef] = set()
+    for command in commands:
+        if command.refund_of is not None:
+            original = originals.get(command.refund_of)
+            touched.extend(refund_accounts(original) if original is not None else ())
+        else:
+            transfer = transfer_of(command)
+            touched.extend((transfer.debit, transfer.credit))
+            to_open.update(_accounts_to_open([transfer]))
+    known_users = _existing_users(session, commands)
+    store.ensure_accounts(session, to_open, now_us)
+    accounts = store.lock_accounts(session, touched)
+    return Book(
+        balances={account: locked.balance_minor for account, locked in accounts.items()},
+        known_users=known_users,
+        originals=originals,
+        refunded={tid: original.refunded_minor for tid, original in originals.items()},
+        account_ids={account: locked.id for account, locked in accounts.items()},
+    )
+
+
+def apply_command(
+    book: Book, command: PostingCommand, scale: int, now_us: int
+) -> PostedTransaction:
+    """Apply one command to the book; raise the WalletError that refuses it, changing nothing."""
+    if command.refund_of is not None:
+        original = book.originals.get(command.refund_of)
+        if original is None:
+            raise TransactionNotFound(f"no transaction with id {command.refund_of!r}")
+        refunded = book.refunded.get(original.id, 0)
+        transfer = plan_refund(original, command.amount_minor, refunded, scale)
+    else:
+        _check_user_known(command, book.known_users)
+        transfer = transfer_of(command)
+    entries = post(transfer, book.balances, scale)
+    for entry in entries:
+        book.balances[entry.account] = entry.balance_after
+    if command.user_id is not None:
+        book.known_users.add(command.user_id)
+    if command.refund_of is not None:
+        book.refunded[command.refund_of] = refunded + transfer.amount_minor
+    transaction = PostedTransaction(
+        id=new_transaction_id(),
+        seq=0,
+        transaction_type=command.transaction_type.value,
+        user_id=command.user_id,
+        asset_code=command.asset_code,
+        amount_minor=transfer.amount_minor,
+        description=command.description,
+        idempotency_key=command.idempotency_key,
+        created_at_us=now_us,
+        entries=tuple(PostedEntry.of(entry) for entry in entries),
+        refund_of=command.refund_of,
+    )
+    book.posted.append(transaction)
+    return transaction
 
 
 def _scoped_key(command: PostingCommand) -> tuple[str, str] | None:

@@ -24,6 +24,8 @@ def transaction_view(transaction: PostedTransaction, scale: int) -> dict[str, An
         "description": transaction.description,
         "idempotency_key": transaction.idempotency_key,
         "balance_after": None if balance_after is None else format_minor(balance_after, scale),
+        "refunded_amount": format_minor(transaction.refunded_minor, scale),
+        "refund_of": transaction.refund_of,
         "created_at": format_us(transaction.created_at_us),
         "entries": [
             {

@@ -23,7 +23,12 @@ from wallet.domain.errors import (
     UserNotFound,
     ValidationFailed,
 )
-from wallet.domain.ledger import USER_TRANSACTION_TYPES, AccountRef, Asset, TransactionType
+from wallet.domain.ledger import (
+    POSTABLE_TRANSACTION_TYPES,
+    AccountRef,
+    Asset,
+    TransactionType,
+)
 from wallet.domain.money import format_minor, to_minor
 from wallet.storage import Database, open_database
 from wallet.storage import ledger as store
@@ -42,11 +47,12 @@ class TransactionInput:
     """A POST /transaction body, parsed but not yet checked against the ledger's assets."""
 
     transaction_type: str
-    user_id: str
-    asset_code: str
-    amount: Decimal
+    user_id: str | None
+    asset_code: str | None
+    amount: Decimal | None
     description: str | None = None
     idempotency_key: str | None = None
+    refund_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +115,21 @@ class WalletService:
             kind = TransactionType(request.transaction_type)
         except ValueError:
             kind = None
-        if kind not in USER_TRANSACTION_TYPES:
-            allowed = ", ".join(t.value for t in USER_TRANSACTION_TYPES)
+        if kind not in POSTABLE_TRANSACTION_TYPES:
+            allowed = ", ".join(t.value for t in POSTABLE_TRANSACTION_TYPES)
             raise ValidationFailed.at(
                 "transaction_type", f"transaction_type must be one of {allowed}"
             )
+        if kind is TransactionType.REFUND:
+            return self._refund_command(request, scope)
         assert kind is not None
+        if request.refund_of is not None:
+            raise ValidationFailed.at("refund_of", "refund_of is only for a refund")
+        for name in ("user_id", "asset_code", "amount"):
+            if getattr(request, name) is None:
+                raise ValidationFailed.at(name, f"{name} is required for a {kind.value}")
+        assert request.asset_code is not None
+        assert request.amount is not None
         try:
             asset = self.asset(request.asset_code)
         except AssetNotFound as error:
@@ -126,6 +141,37 @@ class WalletService:
             amount_minor=to_minor(request.amount, asset.scale),
             description=request.description,
             idempotency_key=request.idempotency_key,
+            scope=scope,
+        )
+
+    def _refund_command(self, request: TransactionInput, scope: str) -> PostingCommand:
+        """A refund names its original, which fixes the user and the asset: a client may repeat
+        them, and they must match. The original never changes, so reading it before the unit of
+        work is safe; how much of it is left to refund is decided inside.
+        """
+        if request.refund_of is None:
+            raise ValidationFailed.at("refund_of", "refund_of is required for a refund")
+        with self.database.reading() as session:
+            original = store.get_transaction(session, request.refund_of)
+        if original is None:
+            raise TransactionNotFound(f"no transaction with id {request.refund_of!r}")
+        for name, given, actual in (
+            ("user_id", request.user_id, original.user_id),
+            ("asset_code", request.asset_code, original.asset_code),
+        ):
+            if given is not None and given != actual:
+                raise ValidationFailed.at(
+                    name, f"{name} {given!r} is not the refunded transaction's ({actual!r})"
+                )
+        scale = self.asset(original.asset_code).scale
+        return PostingCommand(
+            transaction_type=TransactionType.REFUND,
+            user_id=original.user_id,
+            asset_code=original.asset_code,
+            amount_minor=None if request.amount is None else to_minor(request.amount, scale),
+            description=request.description,
+            idempotency_key=request.idempotency_key,
+            refund_of=original.id,
             scope=scope,
         )
 

@@ -84,7 +84,7 @@ def account_balance_at(session: Session, account: AccountRef, at_us: int) -> int
 
 _TRANSACTION_COLUMNS = (
     "id, seq, transaction_type, user_id, asset_code, amount_minor, description,"
-    " idempotency_key, created_at_us"
+    " idempotency_key, created_at_us, refund_of"
 )
 
 
@@ -142,6 +142,7 @@ def _with_entries(session: Session, rows: Sequence[Row]) -> list[PostedTransacti
     entries: dict[str, list[PostedEntry]] = {transaction_id: [] for transaction_id in ids}
     for transaction_id, *entry in entry_rows:
         entries[transaction_id].append(PostedEntry(*entry))
+    refunded = refunded_totals(session, ids)
     return [
         PostedTransaction(
             id=row[0],
@@ -153,10 +154,64 @@ def _with_entries(session: Session, rows: Sequence[Row]) -> list[PostedTransacti
             description=row[6],
             idempotency_key=row[7],
             created_at_us=row[8],
+            refund_of=row[9],
             entries=tuple(entries[row[0]]),
+            refunded_minor=refunded.get(row[0], 0),
         )
         for row in rows
     ]
+
+
+def refunded_totals(session: Session, transaction_ids: Sequence[str]) -> dict[str, int]:
+    """The sum of the refunds of each of ``transaction_ids`` that has any."""
+    if not transaction_ids:
+        return {}
+    placeholders = ", ".join("?" * len(transaction_ids))
+    rows = session.all(
+        "SELECT refund_of, sum(amount_minor) FROM transactions"
+        f" WHERE refund_of IN ({placeholders}) GROUP BY refund_of",
+        list(transaction_ids),
+    )
+    return {refund_of: int(total) for refund_of, total in rows}
+
+
+def lock_transactions(
+    session: Session, transaction_ids: Iterable[str]
+) -> dict[str, PostedTransaction]:
+    """Read, and on PostgreSQL lock in id order, transactions about to be refunded.
+
+    Transaction rows never change, so the lock is a mutex only: two units of work refunding the
+    same original take turns, and the second sees the first's refund once it may go on. Every
+    unit of work takes these locks before any account lock, so the order is the same for all.
+    """
+    wanted = sorted(set(transaction_ids))
+    if not wanted:
+        return {}
+    placeholders = ", ".join("?" * len(wanted))
+    lock = " FOR NO KEY UPDATE" if session.backend is Backend.POSTGRESQL else ""
+    rows = session.all(
+        f"SELECT {_TRANSACTION_COLUMNS} FROM transactions WHERE id IN ({placeholders})"
+        f" ORDER BY id{lock}",
+        wanted,
+    )
+    refunded = refunded_totals(session, wanted)
+    return {
+        row[0]: PostedTransaction(
+            id=row[0],
+            seq=row[1],
+            transaction_type=row[2],
+            user_id=row[3],
+            asset_code=row[4],
+            amount_minor=row[5],
+            description=row[6],
+            idempotency_key=row[7],
+            created_at_us=row[8],
+            refund_of=row[9],
+            entries=(),
+            refunded_minor=refunded.get(row[0], 0),
+        )
+        for row in rows
+    }
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -245,7 +300,8 @@ def insert_transactions(
         )
         session.run(
             "INSERT INTO transactions (id, transaction_type, user_id, asset_code, amount_minor,"
-            " description, idempotency_key, created_at_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " description, idempotency_key, created_at_us, refund_of)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 transaction.id,
                 transaction.transaction_type,
@@ -255,6 +311,7 @@ def insert_transactions(
                 transaction.description,
                 transaction.idempotency_key,
                 transaction.created_at_us,
+                transaction.refund_of,
             ),
         )
 

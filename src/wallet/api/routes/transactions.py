@@ -39,7 +39,7 @@ IdempotencyKeyHeader = Annotated[
     "/transaction",
     status_code=201,
     response_model=TransactionRead,
-    summary="Post a top-up, bonus or purchase",
+    summary="Post a top-up, bonus, purchase or refund",
     responses={
         201: {
             "description": "Created; or, with Idempotent-Replayed: true, the first answer again",
@@ -48,10 +48,13 @@ IdempotencyKeyHeader = Annotated[
         **problems(
             "idempotency_key_mismatch",
             "user_not_found",
+            "transaction_not_found",
             "idempotency_key_in_flight",
             "payload_too_large",
             "validation_error",
             "insufficient_funds",
+            "refund_exceeds_original",
+            "not_refundable",
             "idempotency_key_reused",
             "unavailable",
             "overloaded",
@@ -70,6 +73,7 @@ async def post_transaction(
         amount=body.amount,
         description=body.description,
         idempotency_key=key,
+        refund_of=body.refund_of,
     )
     outcome = await service.post_transaction(request)
     if outcome.error is not None:
@@ -102,7 +106,7 @@ def get_history(
     limit: Annotated[int, Query(ge=1, le=HISTORY_PAGE_SIZE_MAX)] = HISTORY_PAGE_SIZE_DEFAULT,
     cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     asset_code: Annotated[str | None, Query(pattern=r"^[A-Z]{2,10}$")] = None,
-    transaction_type: Literal["topup", "bonus", "purchase"] | None = None,
+    transaction_type: Literal["topup", "bonus", "purchase", "refund"] | None = None,
 ) -> dict[str, object]:
     page = service.history(
         user_id,
