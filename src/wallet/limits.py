@@ -22,6 +22,8 @@ ASSET_CODE_PATTERN = r"^[A-Z]{2,10}$"
 REQUEST_BODY_BYTES_MAX = 64 * 1024
 HISTORY_PAGE_SIZE_DEFAULT = 50
 HISTORY_PAGE_SIZE_MAX = 500
+# POST /transaction/batch: how many transactions one batch may carry.
+BATCH_SIZE_MAX = 100
 
 # Write path (group commit): how many writes may wait, and how many go into one commit.
 WRITE_QUEUE_LENGTH_MAX = 2048

@@ -47,6 +47,19 @@ _EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
         {},
     ),
     "not_refundable": ("Not refundable", "a refund transaction cannot be refunded", {}),
+    "batch_failed": (
+        "Batch failed",
+        "item 1 was refused (insufficient_funds): nothing was applied",
+        {
+            "errors": [
+                {
+                    "index": 1,
+                    "code": "insufficient_funds",
+                    "detail": "user_001 has 10.00 GC, 25.00 needed",
+                }
+            ]
+        },
+    ),
     "unavailable": ("Service unavailable", "the database cannot be reached", {}),
     "overloaded": ("Service overloaded", "the write queue is full; retry after 1 s", {}),
     "internal_error": ("Internal error", "an unexpected error; it has been logged", {}),

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchem
 
 from wallet.domain.money import parse_amount
 from wallet.limits import (
+    BATCH_SIZE_MAX,
     DESCRIPTION_LENGTH_MAX,
     IDEMPOTENCY_KEY_LENGTH_MAX,
     IDEMPOTENCY_KEY_PATTERN,
@@ -92,6 +93,55 @@ class TransactionCreate(BaseModel):
     refund_of: TransactionId | None = None
 
 
+class BatchItem(BaseModel):
+    """One transaction of a batch: a TransactionCreate without an idempotency key (the batch
+    has one, for all of its items).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    transaction_type: Literal["topup", "bonus", "purchase", "refund"]
+    user_id: UserId | None = None
+    asset_code: AssetCode | None = None
+    amount: Amount | None = None
+    description: Annotated[str, Field(max_length=DESCRIPTION_LENGTH_MAX)] | None = None
+    refund_of: TransactionId | None = None
+
+
+class BatchCreate(BaseModel):
+    """Several transactions applied in order, each seeing the ones before it, all or none."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "transactions": [
+                        {
+                            "transaction_type": "purchase",
+                            "user_id": "user_001",
+                            "asset_code": "DI",
+                            "amount": "10.00",
+                            "description": "Trade 10 Diamonds",
+                        },
+                        {
+                            "transaction_type": "topup",
+                            "user_id": "user_001",
+                            "asset_code": "GC",
+                            "amount": "1000.00",
+                            "description": "for 1,000 Gold Coins",
+                        },
+                    ],
+                    "idempotency_key": "trade-7f3a",
+                }
+            ]
+        },
+    )
+
+    transactions: Annotated[list[BatchItem], Field(min_length=1, max_length=BATCH_SIZE_MAX)]
+    idempotency_key: IdempotencyKey | None = None
+
+
 class EntryRead(BaseModel):
     account_type: Literal["user", "system"]
     account_id: str
@@ -153,6 +203,11 @@ class TransactionRead(BaseModel):
     entries: list[EntryRead]
 
 
+class BatchRead(BaseModel):
+    id: str
+    transactions: list[TransactionRead]
+
+
 class HistoryRead(BaseModel):
     user_id: str
     items: list[TransactionRead]
@@ -208,6 +263,12 @@ class ValidationProblemItem(BaseModel):
     type: str
 
 
+class BatchProblemItem(BaseModel):
+    index: int
+    code: str
+    detail: str
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details, with the service's stable error ``code``."""
 
@@ -218,7 +279,7 @@ class Problem(BaseModel):
     status: int
     code: str
     detail: str
-    errors: list[ValidationProblemItem] | None = None
+    errors: list[ValidationProblemItem | BatchProblemItem] | None = None
 
 
 def example_problem(

@@ -20,6 +20,7 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.IdempotencyKeyReused.code: 422,
     errors.RefundExceedsOriginal.code: 422,
     errors.NotRefundable.code: 422,
+    errors.BatchFailed.code: 422,
     errors.Unavailable.code: 503,
     errors.Overloaded.code: 503,
 }

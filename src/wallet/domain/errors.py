@@ -62,6 +62,17 @@ class RefundExceedsOriginal(WalletError):
     title = "Refund exceeds original"
 
 
+class BatchFailed(WalletError):
+    """An item of a batch was refused, so none was applied; ``errors`` names it by index."""
+
+    code = "batch_failed"
+    title = "Batch failed"
+
+    def __init__(self, detail: str, errors: list[dict[str, Any]]) -> None:
+        super().__init__(detail, errors=errors)
+        self.errors = errors
+
+
 class IdempotencyKeyMismatch(WalletError):
     code = "idempotency_key_mismatch"
     title = "Idempotency key mismatch"
@@ -92,11 +103,11 @@ class Overloaded(WalletError):
     title = "Service overloaded"
 
 
-def error_for_code(code: str, detail: str) -> WalletError:
+def error_for_code(code: str, detail: str, extra: dict[str, Any] | None = None) -> WalletError:
     """Rebuild an error the ledger decided earlier (an idempotent replay of a refusal)."""
     classes: list[type[WalletError]] = [WalletError]
     for cls in classes:
         if cls.code == code:
-            return cls(detail)
+            return cls(detail, **(extra or {}))
         classes.extend(cls.__subclasses__())
     raise AssertionError(f"no error with code {code}")

@@ -38,3 +38,25 @@ class PostingCommand:
             parts.append(self.refund_of)
         payload = "\x1f".join(parts)
         object.__setattr__(self, "fingerprint", hashlib.sha256(payload.encode()).hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCommand:
+    """Several postings applied in order in one unit of work, all or none: one queued command."""
+
+    items: tuple[PostingCommand, ...]
+    idempotency_key: str | None = None
+    scope: str = ""
+    fingerprint: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        assert self.items, "a batch has at least one item"
+        payload = "\x1e".join(item.fingerprint for item in self.items)
+        object.__setattr__(self, "fingerprint", hashlib.sha256(payload.encode()).hexdigest())
+
+
+Command = PostingCommand | BatchCommand
+
+
+def postings_of(command: Command) -> tuple[PostingCommand, ...]:
+    return command.items if isinstance(command, BatchCommand) else (command,)

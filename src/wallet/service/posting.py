@@ -8,11 +8,13 @@ before, in an earlier commit or earlier in this batch, gets the outcome it got t
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import orjson
 
 from wallet.domain.errors import (
+    BatchFailed,
     IdempotencyKeyReused,
     TransactionNotFound,
     UserNotFound,
@@ -36,7 +38,7 @@ from wallet.storage import Session
 from wallet.storage import ledger as store
 
 from .clock import new_transaction_id
-from .commands import PostingCommand
+from .commands import BatchCommand, Command, PostingCommand, postings_of
 from .render import transaction_view
 
 CREATED = "created"
@@ -80,12 +82,29 @@ class Book:
     originals: dict[str, PostedTransaction]
     refunded: dict[str, int]
     account_ids: dict[AccountRef, int]
+    opened: set[AccountRef]
     posted: list[PostedTransaction] = field(default_factory=list)
+
+    def mark(self) -> "Book":
+        """A copy of the mutable state, to go back to if a batch fails."""
+        return replace(
+            self,
+            balances=dict(self.balances),
+            known_users=set(self.known_users),
+            refunded=dict(self.refunded),
+            posted=list(self.posted),
+        )
+
+    def restore(self, mark: "Book") -> None:
+        self.balances = mark.balances
+        self.known_users = mark.known_users
+        self.refunded = mark.refunded
+        self.posted = mark.posted
 
 
 def apply_commands(
     session: Session,
-    commands: Sequence[PostingCommand],
+    commands: Sequence[Command],
     scales: Mapping[str, int],
     now_us: int,
 ) -> list[Outcome]:
@@ -104,24 +123,29 @@ def apply_commands(
             first_with_key[scoped_key] = index
             to_post.append(index)
 
-    book = open_book(session, [commands[index] for index in to_post], now_us)
+    postings = [p for index in to_post for p in postings_of(commands[index])]
+    book = open_book(session, postings, now_us)
     decided: list[tuple[str, str, store.StoredOutcome]] = []
     for index in to_post:
         command = commands[index]
-        scale = scales[command.asset_code]
         try:
-            transaction = apply_command(book, command, scale, now_us)
+            if isinstance(command, BatchCommand):
+                outcome = _apply_batch(book, command, scales, now_us)
+            else:
+                scale = scales[command.asset_code]
+                transaction = apply_command(book, command, scale, now_us)
+                body = orjson.dumps(transaction_view(transaction, scale))
+                outcome = Outcome(body=body, transaction_id=transaction.id)
         except WalletError as error:
             outcome = Outcome(body=_error_body(error), error=error)
-        else:
-            body = orjson.dumps(transaction_view(transaction, scale))
-            outcome = Outcome(body=body, transaction_id=transaction.id)
         outcomes[index] = outcome
         if command.idempotency_key is not None:
             decided.append((command.scope, command.idempotency_key, _to_stored(command, outcome)))
 
     store.insert_transactions(session, book.posted, book.account_ids)
     store.insert_outcomes(session, decided, now_us)
+    used = {entry.account(t.asset_code) for t in book.posted for entry in t.entries}
+    store.close_unused_accounts(session, [book.account_ids[a] for a in book.opened - used])
 
     # A key repeated within this batch gets the outcome of its first use.
     for index, command in enumerate(commands):
@@ -133,6 +157,27 @@ def apply_commands(
             assert first_outcome is not None
             outcomes[index] = _replay(_to_stored(commands[first], first_outcome), command)
     return [outcome for outcome in outcomes if outcome is not None]
+
+
+def _apply_batch(
+    book: Book, batch: BatchCommand, scales: Mapping[str, int], now_us: int
+) -> Outcome:
+    """Apply a batch's items in order, each seeing the ones before it; on the first refusal,
+    put the book back as it was, so that nothing of the batch is written.
+    """
+    mark = book.mark()
+    views: list[dict[str, Any]] = []
+    for index, item in enumerate(batch.items):
+        scale = scales[item.asset_code]
+        try:
+            views.append(transaction_view(apply_command(book, item, scale, now_us), scale))
+        except WalletError as error:
+            book.restore(mark)
+            raise BatchFailed(
+                f"item {index} was refused ({error.code}): nothing was applied",
+                [{"index": index, "code": error.code, "detail": error.detail}],
+            ) from error
+    return Outcome(body=orjson.dumps({"id": new_transaction_id(), "transactions": views}))
 
 
 def open_book(session: Session, commands: Sequence[PostingCommand], now_us: int) -> Book:
@@ -155,7 +200,7 @@ def open_book(session: Session, commands: Sequence[PostingCommand], now_us: int)
             touched.extend((transfer.debit, transfer.credit))
             to_open.update(_accounts_to_open([transfer]))
     known_users = _existing_users(session, commands)
-    store.ensure_accounts(session, to_open, now_us)
+    opened = store.open_accounts(session, to_open, now_us)
     accounts = store.lock_accounts(session, touched)
     return Book(
         balances={account: locked.balance_minor for account, locked in accounts.items()},
@@ -163,6 +208,7 @@ def open_book(session: Session, commands: Sequence[PostingCommand], now_us: int)
         originals=originals,
         refunded={tid: original.refunded_minor for tid, original in originals.items()},
         account_ids={account: locked.id for account, locked in accounts.items()},
+        opened=opened,
     )
 
 
@@ -203,14 +249,14 @@ def apply_command(
     return transaction
 
 
-def _scoped_key(command: PostingCommand) -> tuple[str, str] | None:
+def _scoped_key(command: Command) -> tuple[str, str] | None:
     if command.idempotency_key is None:
         return None
     return (command.scope, command.idempotency_key)
 
 
 def _stored_outcomes(
-    session: Session, commands: Sequence[PostingCommand]
+    session: Session, commands: Sequence[Command]
 ) -> dict[tuple[str, str], store.StoredOutcome]:
     keys_by_scope: dict[str, set[str]] = {}
     for command in commands:
@@ -223,7 +269,7 @@ def _stored_outcomes(
     return found
 
 
-def _replay(stored: store.StoredOutcome, command: PostingCommand) -> Outcome:
+def _replay(stored: store.StoredOutcome, command: Command) -> Outcome:
     if stored.fingerprint != command.fingerprint:
         error = IdempotencyKeyReused(
             f"idempotency key {command.idempotency_key!r} was used with a different payload"
@@ -235,12 +281,13 @@ def _replay(stored: store.StoredOutcome, command: PostingCommand) -> Outcome:
             transaction_id=stored.transaction_id,
             replayed=True,
         )
-    detail = orjson.loads(stored.response_body)["detail"]
-    refusal = error_for_code(stored.outcome, detail)
+    problem = orjson.loads(stored.response_body)
+    extra = {name: value for name, value in problem.items() if name not in ("code", "detail")}
+    refusal = error_for_code(stored.outcome, problem["detail"], extra)
     return Outcome(body=_error_body(refusal), error=refusal, replayed=True)
 
 
-def _to_stored(command: PostingCommand, outcome: Outcome) -> store.StoredOutcome:
+def _to_stored(command: Command, outcome: Outcome) -> store.StoredOutcome:
     return store.StoredOutcome(
         fingerprint=command.fingerprint,
         outcome=CREATED if outcome.error is None else outcome.error.code,
@@ -250,7 +297,7 @@ def _to_stored(command: PostingCommand, outcome: Outcome) -> store.StoredOutcome
 
 
 def _error_body(error: WalletError) -> bytes:
-    return orjson.dumps({"code": error.code, "detail": error.detail})
+    return orjson.dumps({"code": error.code, "detail": error.detail, **error.extra})
 
 
 def _accounts_to_open(transfers: Iterable[Transfer]) -> set[AccountRef]:

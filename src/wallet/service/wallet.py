@@ -10,6 +10,7 @@ import base64
 import binascii
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -18,6 +19,7 @@ from typing import Any
 from wallet.config import Settings
 from wallet.domain.errors import (
     AssetNotFound,
+    BatchFailed,
     IdempotencyKeyMismatch,
     TransactionNotFound,
     UserNotFound,
@@ -34,7 +36,7 @@ from wallet.storage import Database, open_database
 from wallet.storage import ledger as store
 
 from .clock import format_us, parse_instant_us
-from .commands import PostingCommand
+from .commands import BatchCommand, PostingCommand
 from .posting import Outcome
 from .render import transaction_view
 from .writer import GroupCommitWriter
@@ -177,6 +179,31 @@ class WalletService:
 
     async def post_transaction(self, request: TransactionInput, scope: str = "") -> Outcome:
         return await self.writer.submit(self.command_for(request, scope))
+
+    async def post_batch(
+        self, items: Sequence[TransactionInput], idempotency_key: str | None, scope: str = ""
+    ) -> Outcome:
+        """Apply ``items`` in order in one unit of work, all or none (one queued command).
+
+        An item that is malformed is a validation_error located at its index; an item that the
+        ledger refuses fails the batch with batch_failed, naming the item by its index.
+        """
+        commands: list[PostingCommand] = []
+        for index, item in enumerate(items):
+            try:
+                commands.append(self.command_for(item, scope))
+            except ValidationFailed as error:
+                located = [
+                    {**problem, "loc": ["body", "transactions", index, *problem["loc"][1:]]}
+                    for problem in error.errors
+                ]
+                raise ValidationFailed(f"transactions[{index}]: {error.detail}", located) from None
+            except TransactionNotFound as error:
+                raise BatchFailed(
+                    f"item {index} was refused ({error.code}): nothing was applied",
+                    [{"index": index, "code": error.code, "detail": error.detail}],
+                ) from None
+        return await self.writer.submit(BatchCommand(tuple(commands), idempotency_key, scope))
 
     # --- reads ---------------------------------------------------------------------------------
 

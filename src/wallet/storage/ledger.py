@@ -223,12 +223,37 @@ class LockedAccount:
     balance_minor: int
 
 
-def ensure_accounts(session: Session, accounts: Iterable[AccountRef], now_us: int) -> None:
-    """Open the accounts that do not exist yet, at a zero balance, in a fixed order."""
-    session.run_many(
-        "INSERT INTO accounts (owner_type, owner_id, asset_code, balance_minor, created_at_us)"
-        " VALUES (?, ?, ?, 0, ?) ON CONFLICT (owner_type, owner_id, asset_code) DO NOTHING",
-        [(a.owner_type.value, a.owner_id, a.asset_code, now_us) for a in sorted(accounts)],
+def open_accounts(session: Session, accounts: Iterable[AccountRef], now_us: int) -> set[AccountRef]:
+    """Open the accounts that do not exist yet, at a zero balance, in a fixed order.
+
+    Returns the accounts that this unit of work opened, so that it can close again those that
+    it ends up not using (a batch that failed must leave no trace, not even an empty account).
+    """
+    wanted = sorted(set(accounts))
+    existing = _find_accounts(session, wanted, lock=False)
+    opened: set[AccountRef] = set()
+    for account in wanted:
+        if account in existing:
+            continue
+        row = session.one(
+            "INSERT INTO accounts (owner_type, owner_id, asset_code, balance_minor, created_at_us)"
+            " VALUES (?, ?, ?, 0, ?) ON CONFLICT (owner_type, owner_id, asset_code) DO NOTHING"
+            " RETURNING id",
+            (account.owner_type.value, account.owner_id, account.asset_code, now_us),
+        )
+        if row is not None:
+            opened.add(account)
+    return opened
+
+
+def close_unused_accounts(session: Session, account_ids: Sequence[int]) -> None:
+    """Remove accounts this unit of work opened and did not use (no entry can point at them)."""
+    if not account_ids:
+        return
+    placeholders = ", ".join("?" * len(account_ids))
+    session.run(
+        f"DELETE FROM accounts WHERE id IN ({placeholders}) AND balance_minor = 0",
+        list(account_ids),
     )
 
 
@@ -241,7 +266,12 @@ def lock_accounts(
     On PostgreSQL ``FOR UPDATE`` in ascending id order makes every writer take row locks in the
     same order, so two units of work never wait on each other in a cycle.
     """
-    wanted = sorted(set(accounts))
+    return _find_accounts(session, sorted(set(accounts)), lock=True)
+
+
+def _find_accounts(
+    session: Session, wanted: Sequence[AccountRef], *, lock: bool
+) -> dict[AccountRef, LockedAccount]:
     if not wanted:
         return {}
     found: dict[AccountRef, LockedAccount] = {}
@@ -250,7 +280,7 @@ def lock_accounts(
             "SELECT acc.id, acc.owner_type, acc.owner_id, acc.asset_code, acc.balance_minor"
             " FROM accounts acc JOIN unnest(?::text[], ?::text[], ?::text[]) AS w(t, o, a)"
             " ON acc.owner_type = w.t AND acc.owner_id = w.o AND acc.asset_code = w.a"
-            " ORDER BY acc.id FOR UPDATE OF acc",
+            " ORDER BY acc.id" + (" FOR UPDATE OF acc" if lock else ""),
             (
                 [a.owner_type.value for a in wanted],
                 [a.owner_id for a in wanted],
