@@ -40,3 +40,11 @@ DB_LOCK_TIMEOUT_MS = 5_000
 DB_STATEMENT_TIMEOUT_MS = 10_000
 DB_CONNECT_TIMEOUT_S = 5
 DB_READ_POOL_SIZE_MAX = 8
+
+# Holds: how long a hold may wait for its capture, and how many expired holds one pass of the
+# expiry sweeper releases (the rest wait for the next pass, which follows at once).
+HOLD_EXPIRES_IN_S_DEFAULT = 600
+HOLD_EXPIRES_IN_S_MAX = 604_800
+HOLD_SWEEP_BATCH_MAX = 100
+HOLD_PAGE_SIZE_DEFAULT = 50
+HOLD_PAGE_SIZE_MAX = 500

@@ -89,3 +89,18 @@ def assert_invariants(database_url: str) -> None:
     )
     for code, supply, total in supplies:
         assert int(total) == int(supply), code
+    in_holds = dict(
+        query(
+            database_url,
+            "SELECT asset_code, balance_minor FROM accounts"
+            " WHERE owner_type = 'system' AND owner_id = 'holds' AND balance_minor <> 0",
+        )
+    )
+    pending = dict(
+        query(
+            database_url,
+            "SELECT asset_code, sum(amount_minor) FROM holds WHERE status = 'pending'"
+            " GROUP BY asset_code",
+        )
+    )
+    assert {k: int(v) for k, v in in_holds.items()} == {k: int(v) for k, v in pending.items()}

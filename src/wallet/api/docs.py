@@ -60,6 +60,17 @@ _EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
             ]
         },
     ),
+    "hold_not_found": ("Hold not found", "no hold with id '019abf3e'", {}),
+    "hold_expired": (
+        "Hold expired",
+        "hold 019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d expired and can no longer be captured",
+        {},
+    ),
+    "hold_not_pending": (
+        "Hold not pending",
+        "hold 019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d is released, not pending",
+        {},
+    ),
     "unavailable": ("Service unavailable", "the database cannot be reached", {}),
     "overloaded": ("Service overloaded", "the write queue is full; retry after 1 s", {}),
     "internal_error": ("Internal error", "an unexpected error; it has been logged", {}),

@@ -13,6 +13,8 @@ from wallet.domain.money import parse_amount
 from wallet.limits import (
     BATCH_SIZE_MAX,
     DESCRIPTION_LENGTH_MAX,
+    HOLD_EXPIRES_IN_S_DEFAULT,
+    HOLD_EXPIRES_IN_S_MAX,
     IDEMPOTENCY_KEY_LENGTH_MAX,
     IDEMPOTENCY_KEY_PATTERN,
     USER_ID_PATTERN,
@@ -217,13 +219,18 @@ class HistoryRead(BaseModel):
 class BalanceRead(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"user_id": "user_001", "asset_code": "GC", "balance": "75.00"}]
+            "examples": [
+                {"user_id": "user_001", "asset_code": "GC", "balance": "75.00", "held": "25.00"}
+            ]
         }
     )
 
     user_id: str
     asset_code: str
     balance: MoneyString
+    # The sum of the user's pending holds in the asset; not part of ``balance``. Absent with
+    # ?as_of=, which answers the balance alone.
+    held: MoneyString | None = None
     # Only with ?as_of=: the instant the balance is of.
     as_of: str | None = None
 
@@ -293,3 +300,92 @@ def example_problem(
         "detail": detail,
         **extra,
     }
+
+
+class HoldCreate(BaseModel):
+    """Set funds aside now, to capture or release later."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "user_001",
+                    "asset_code": "GC",
+                    "amount": "25.00",
+                    "description": "Marketplace order 7f3a",
+                    "expires_in_seconds": 900,
+                    "idempotency_key": "order-7f3a",
+                }
+            ]
+        },
+    )
+
+    user_id: UserId
+    asset_code: AssetCode
+    amount: Amount
+    description: Annotated[str, Field(max_length=DESCRIPTION_LENGTH_MAX)] | None = None
+    expires_in_seconds: Annotated[int, Field(strict=True, ge=1, le=HOLD_EXPIRES_IN_S_MAX)] = (
+        HOLD_EXPIRES_IN_S_DEFAULT
+    )
+    idempotency_key: IdempotencyKey | None = None
+
+
+class HoldCapture(BaseModel):
+    """Capture all of a hold, or ``amount`` of it (the rest goes back to the user)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"amount": "20.00"}, {}]}
+    )
+
+    amount: Amount | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+class HoldRelease(BaseModel):
+    """Release all of a hold back to the user."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    idempotency_key: IdempotencyKey | None = None
+
+
+class HoldRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d",
+                    "user_id": "user_001",
+                    "asset_code": "GC",
+                    "amount": "25.00",
+                    "captured_amount": "20.00",
+                    "status": "captured",
+                    "description": "Marketplace order 7f3a",
+                    "expires_at": "2026-11-25T08:15:00.000000Z",
+                    "created_at": "2026-11-25T08:00:00.000000Z",
+                    "transactions": [
+                        "019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9e",
+                        "019abf3f-0a1b-7c2d-8e3f-4a5b6c7d8e9f",
+                        "019abf3f-0a1b-7c2d-8e3f-4a5b6c7d8ea0",
+                    ],
+                }
+            ]
+        }
+    )
+
+    id: str
+    user_id: str
+    asset_code: str
+    amount: MoneyString
+    captured_amount: MoneyString
+    status: Literal["pending", "captured", "released", "expired"]
+    description: str | None
+    expires_at: str
+    created_at: str
+    transactions: list[str]
+
+
+class HoldsRead(BaseModel):
+    items: list[HoldRead]
+    next_cursor: str | None

@@ -73,6 +73,21 @@ class BatchFailed(WalletError):
         self.errors = errors
 
 
+class HoldNotFound(WalletError):
+    code = "hold_not_found"
+    title = "Hold not found"
+
+
+class HoldExpired(WalletError):
+    code = "hold_expired"
+    title = "Hold expired"
+
+
+class HoldNotPending(WalletError):
+    code = "hold_not_pending"
+    title = "Hold not pending"
+
+
 class IdempotencyKeyMismatch(WalletError):
     code = "idempotency_key_mismatch"
     title = "Idempotency key mismatch"

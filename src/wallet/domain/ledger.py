@@ -25,6 +25,8 @@ class OwnerType(StrEnum):
 # supply), so that every transaction, the seeding included, is a balanced double entry.
 TREASURY = "treasury"
 ISSUANCE = "issuance"
+# Where pending holds keep the funds they set aside: its balance is the sum of the pending holds.
+HOLDS = "holds"
 
 
 class TransactionType(StrEnum):
@@ -33,6 +35,9 @@ class TransactionType(StrEnum):
     PURCHASE = "purchase"
     ISSUANCE = "issuance"
     REFUND = "refund"
+    HOLD = "hold"
+    CAPTURE = "capture"
+    RELEASE = "release"
 
 
 # The three flows of the API: (debited account, credited account), as owner kinds.

@@ -8,7 +8,7 @@ before, in an earlier commit or earlier in this batch, gets the outcome it got t
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -17,29 +17,30 @@ from wallet.domain.errors import (
     BatchFailed,
     IdempotencyKeyReused,
     TransactionNotFound,
-    UserNotFound,
     WalletError,
     error_for_code,
 )
+from wallet.domain.holds import HoldAction
 from wallet.domain.ledger import (
     ISSUANCE,
     TREASURY,
     AccountRef,
-    PostedEntry,
     PostedTransaction,
     TransactionType,
     Transfer,
     plan_refund,
-    post,
     refund_accounts,
     transfer_for,
 )
 from wallet.storage import Session
+from wallet.storage import holds as hold_store
 from wallet.storage import ledger as store
 
+from .book import DEBITS_USER, Book, check_user_known
 from .clock import new_transaction_id
-from .commands import BatchCommand, Command, PostingCommand, postings_of
-from .render import transaction_view
+from .commands import BatchCommand, Command, HoldCommand, PostingCommand, postings_of
+from .holding import apply_hold, hold_accounts
+from .render import hold_view, transaction_view
 
 CREATED = "created"
 
@@ -69,39 +70,6 @@ def transfer_of(command: PostingCommand) -> Transfer:
     )
 
 
-@dataclass(slots=True)
-class Book:
-    """The unit of work's view of the ledger, updated as each command is applied.
-
-    ``balances`` start from the locked accounts; ``refunded`` from the locked originals. The
-    transactions to write pile up in ``posted`` and are written once every command is decided.
-    """
-
-    balances: dict[AccountRef, int]
-    known_users: set[str]
-    originals: dict[str, PostedTransaction]
-    refunded: dict[str, int]
-    account_ids: dict[AccountRef, int]
-    opened: set[AccountRef]
-    posted: list[PostedTransaction] = field(default_factory=list)
-
-    def mark(self) -> "Book":
-        """A copy of the mutable state, to go back to if a batch fails."""
-        return replace(
-            self,
-            balances=dict(self.balances),
-            known_users=set(self.known_users),
-            refunded=dict(self.refunded),
-            posted=list(self.posted),
-        )
-
-    def restore(self, mark: "Book") -> None:
-        self.balances = mark.balances
-        self.known_users = mark.known_users
-        self.refunded = mark.refunded
-        self.posted = mark.posted
-
-
 def apply_commands(
     session: Session,
     commands: Sequence[Command],
@@ -123,14 +91,18 @@ def apply_commands(
             first_with_key[scoped_key] = index
             to_post.append(index)
 
-    postings = [p for index in to_post for p in postings_of(commands[index])]
-    book = open_book(session, postings, now_us)
+    book = open_book(session, [commands[index] for index in to_post], now_us)
     decided: list[tuple[str, str, store.StoredOutcome]] = []
     for index in to_post:
         command = commands[index]
         try:
             if isinstance(command, BatchCommand):
                 outcome = _apply_batch(book, command, scales, now_us)
+            elif isinstance(command, HoldCommand):
+                scale = scales[command.asset_code]
+                hold, transaction_id = apply_hold(book, command, scale, now_us)
+                body = orjson.dumps(hold_view(hold, scale))
+                outcome = Outcome(body=body, transaction_id=transaction_id)
             else:
                 scale = scales[command.asset_code]
                 transaction = apply_command(book, command, scale, now_us)
@@ -143,6 +115,8 @@ def apply_commands(
             decided.append((command.scope, command.idempotency_key, _to_stored(command, outcome)))
 
     store.insert_transactions(session, book.posted, book.account_ids)
+    hold_store.insert_holds(session, book.placed)
+    hold_store.settle_holds(session, [book.holds[hold_id] for hold_id in book.settled])
     store.insert_outcomes(session, decided, now_us)
     used = {entry.account(t.asset_code) for t in book.posted for entry in t.entries}
     store.close_unused_accounts(session, [book.account_ids[a] for a in book.opened - used])
@@ -180,18 +154,22 @@ def _apply_batch(
     return Outcome(body=orjson.dumps({"id": new_transaction_id(), "transactions": views}))
 
 
-def open_book(session: Session, commands: Sequence[PostingCommand], now_us: int) -> Book:
-    """Lock what ``commands`` may touch and read it: refunded originals first, then accounts.
+def open_book(session: Session, commands: Sequence[Command], now_us: int) -> Book:
+    """Lock what ``commands`` may touch and read it: holds, then refunded originals, then
+    accounts.
 
-    Every unit of work takes its locks in this order (originals by id, then accounts by id), so
-    two processes never wait on each other in a cycle.
+    Every unit of work takes its locks in this order (each kind by id), so two processes never
+    wait on each other in a cycle.
     """
+    holding = [c for c in commands if isinstance(c, HoldCommand)]
+    postings = [p for c in commands for p in postings_of(c)]
+    holds = hold_store.lock_holds(session, [c.hold_id for c in holding if c.hold_id is not None])
     originals = store.lock_transactions(
-        session, [c.refund_of for c in commands if c.refund_of is not None]
+        session, [c.refund_of for c in postings if c.refund_of is not None]
     )
     touched: list[AccountRef] = []
     to_open: set[AccountRef] = set()
-    for command in commands:
+    for command in postings:
         if command.refund_of is not None:
             original = originals.get(command.refund_of)
             touched.extend(refund_accounts(original) if original is not None else ())
@@ -199,7 +177,14 @@ def open_book(session: Session, commands: Sequence[PostingCommand], now_us: int)
             transfer = transfer_of(command)
             touched.extend((transfer.debit, transfer.credit))
             to_open.update(_accounts_to_open([transfer]))
-    known_users = _existing_users(session, commands)
+    for hold_command in holding:
+        accounts_of_hold = hold_accounts(hold_command.user_id, hold_command.asset_code)
+        touched.extend(accounts_of_hold)
+        to_open.update(accounts_of_hold[1:])
+    debtors = {
+        c.user_id for c in postings if c.user_id is not None and c.transaction_type in DEBITS_USER
+    } | {c.user_id for c in holding if c.action is HoldAction.PLACE}
+    known_users = {user_id for user_id in sorted(debtors) if store.user_exists(session, user_id)}
     opened = store.open_accounts(session, to_open, now_us)
     accounts = store.lock_accounts(session, touched)
     return Book(
@@ -209,6 +194,7 @@ def open_book(session: Session, commands: Sequence[PostingCommand], now_us: int)
         refunded={tid: original.refunded_minor for tid, original in originals.items()},
         account_ids={account: locked.id for account, locked in accounts.items()},
         opened=opened,
+        holds=holds,
     )
 
 
@@ -223,29 +209,20 @@ def apply_command(
         refunded = book.refunded.get(original.id, 0)
         transfer = plan_refund(original, command.amount_minor, refunded, scale)
     else:
-        _check_user_known(command, book.known_users)
+        check_user_known(command.transaction_type, command.user_id, book.known_users)
         transfer = transfer_of(command)
-    entries = post(transfer, book.balances, scale)
-    for entry in entries:
-        book.balances[entry.account] = entry.balance_after
-    if command.user_id is not None:
-        book.known_users.add(command.user_id)
-    if command.refund_of is not None:
-        book.refunded[command.refund_of] = refunded + transfer.amount_minor
-    transaction = PostedTransaction(
-        id=new_transaction_id(),
-        seq=0,
-        transaction_type=command.transaction_type.value,
-        user_id=command.user_id,
-        asset_code=command.asset_code,
-        amount_minor=transfer.amount_minor,
+    transaction = book.record(
+        transfer,
+        command.transaction_type,
+        command.user_id,
+        scale,
+        now_us,
         description=command.description,
         idempotency_key=command.idempotency_key,
-        created_at_us=now_us,
-        entries=tuple(PostedEntry.of(entry) for entry in entries),
         refund_of=command.refund_of,
     )
-    book.posted.append(transaction)
+    if command.refund_of is not None:
+        book.refunded[command.refund_of] = refunded + transfer.amount_minor
     return transaction
 
 
@@ -308,20 +285,3 @@ def _accounts_to_open(transfers: Iterable[Transfer]) -> set[AccountRef]:
         if transfer.debit.may_go_negative:
             accounts.add(transfer.debit)
     return accounts
-
-
-def _existing_users(session: Session, commands: Sequence[PostingCommand]) -> set[str]:
-    """Users (among those a purchase debits) who have an account from before this batch."""
-    user_ids = sorted(
-        {
-            c.user_id
-            for c in commands
-            if c.user_id is not None and c.transaction_type is TransactionType.PURCHASE
-        }
-    )
-    return {user_id for user_id in user_ids if store.user_exists(session, user_id)}
-
-
-def _check_user_known(command: PostingCommand, known_users: set[str]) -> None:
-    if command.transaction_type is TransactionType.PURCHASE and command.user_id not in known_users:
-        raise UserNotFound(f"user {command.user_id} has never been credited")

@@ -20,6 +20,7 @@ AssetPath = Annotated[str, Path(pattern=ASSET_CODE_PATTERN, examples=["GC"])]
 @router.get(
     "/balance/{user_id}",
     response_model=BalancesRead,
+    response_model_exclude_none=True,
     summary="Every balance of a user, zeros included",
     responses=problems("user_not_found", *COMMON),
 )
