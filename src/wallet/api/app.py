@@ -33,6 +33,9 @@ Players' virtual credits (Gold Coins, Diamonds, Loyalty Points, …) in a double
 * Every write may carry an idempotency key (`Idempotency-Key` header or `idempotency_key` field):
   retrying with the same key and payload replays the first answer with `Idempotent-Replayed: true`.
 * Every error is `application/problem+json` with a stable `code`.
+* Refunds (`transaction_type: refund`), atomic batches (`POST /transaction/batch`), holds
+  (`/holds`: reserve now, capture or release later, released automatically on expiry) and
+  balances at a past instant (`?as_of=`).
 """
 
 

@@ -3,7 +3,8 @@
 A hold is placed ``pending`` and leaves that state once, for good: ``captured`` (all or part of
 it goes to the treasury, the rest back to the user), ``released`` (all of it back to the user) or
 ``expired`` (released by the service once ``expires_at`` has passed). A pending hold past its
-expiry can no longer be captured, even before the service has got round to expiring it. The
+expiry can no longer be captured (hold_expired), even before the service has got round to
+expiring it; it may still be released, since the funds go back to the user either way. The
 schema enforces the same one-way machine (migration 0003).
 """
 

@@ -1,10 +1,21 @@
-"""One unit of work's worth of postings: the ledger rules applied to a batch of commands.
+"""One unit of work's worth of postings: the ledger rules applied to a group of commands.
 
 The writer calls ``apply_commands`` inside a unit of work it has begun, and commits after it
 returns. Commands are applied in order, each against the balances that the ones before it left,
 so a command that the ledger refuses (insufficient funds, an unknown user, a reused key) is
 refused alone and never spoils its neighbours. Idempotency is decided here too: a key seen
-before, in an earlier commit or earlier in this batch, gets the outcome it got then.
+before, in an earlier commit or earlier in this group, gets the outcome it got then.
+
+A command is a posting (top-up, bonus, purchase, refund), a batch of postings (applied
+together, all or none: the Book is marked before it and restored if an item fails, and nothing
+is written until the whole group is decided, so no savepoint is needed), or a hold command.
+
+Concurrency across processes (PostgreSQL): a unit of work locks, in this order and each kind in
+id order, the holds it settles, the transactions it refunds, then the accounts it moves. Locking
+a refunded original (rows that never change, so the lock is a pure mutex) serialises its
+refunds; we chose it over a separate running-total table because the refunded total is then
+always the sum of the refunds themselves, and the schema's trigger checks that sum on insert.
+Within a process the single writer thread serialises everything anyway.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
