@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     # Create the seed assets, treasuries and demo users on start (idempotent).
     seed: bool = True
     log_level: str = "info"
+    # How often the sweeper looks for expired pending holds to release.
+    hold_sweep_interval_s: float = Field(default=2.0, gt=0)
 
     @property
     def backend(self) -> Backend:

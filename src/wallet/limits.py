@@ -22,6 +22,8 @@ ASSET_CODE_PATTERN = r"^[A-Z]{2,10}$"
 REQUEST_BODY_BYTES_MAX = 64 * 1024
 HISTORY_PAGE_SIZE_DEFAULT = 50
 HISTORY_PAGE_SIZE_MAX = 500
+# POST /transaction/batch: how many transactions one batch may carry.
+BATCH_SIZE_MAX = 100
 
 # Write path (group commit): how many writes may wait, and how many go into one commit.
 WRITE_QUEUE_LENGTH_MAX = 2048
@@ -43,3 +45,11 @@ DB_READ_POOL_SIZE_MAX = 8
 # says "and more", and how long one of its statements may run on PostgreSQL (it reads every entry).
 VERIFY_PROBLEMS_PER_CHECK_MAX = 100
 VERIFY_STATEMENT_TIMEOUT_MS = 600_000
+
+# Holds: how long a hold may wait for its capture, and how many expired holds one pass of the
+# expiry sweeper releases (the rest wait for the next pass, which follows at once).
+HOLD_EXPIRES_IN_S_DEFAULT = 600
+HOLD_EXPIRES_IN_S_MAX = 604_800
+HOLD_SWEEP_BATCH_MAX = 100
+HOLD_PAGE_SIZE_DEFAULT = 50
+HOLD_PAGE_SIZE_MAX = 500

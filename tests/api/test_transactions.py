@@ -174,7 +174,7 @@ BAD_BODIES = {
     "unknown asset": (_user_001_body(asset_code="XX"), ["body", "asset_code"]),
     "lower-case asset": (_user_001_body(asset_code="gc"), ["body", "asset_code"]),
     "unknown transaction_type": (
-        _user_001_body(transaction_type="refund"),
+        _user_001_body(transaction_type="transfer"),
         ["body", "transaction_type"],
     ),
     "upper-case transaction_type": (

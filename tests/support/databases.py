@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -99,8 +100,18 @@ class DatabaseFactory:
         return pg_url(name)
 
     def drop_all(self) -> None:
+        """Drop every database this run created; the copies in parallel (each drop waits on the
+        server's disk), then the template they were copied from.
+        """
         if self.backend != "postgresql":
             return
-        for name in reversed(self._created):
-            _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        template, *copies = self._created or [""]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            list(
+                pool.map(
+                    lambda name: _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'), copies
+                )
+            )
+        if template:
+            _admin(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
         self._created.clear()

@@ -1,5 +1,7 @@
 """The FastAPI application factory. Nothing connects to a database until the app starts."""
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,13 +15,13 @@ from starlette.responses import Response
 from wallet import __version__
 from wallet.config import Settings
 from wallet.domain.errors import PayloadTooLarge, ValidationFailed, WalletError
-from wallet.limits import REQUEST_BODY_BYTES_MAX
+from wallet.limits import HOLD_SWEEP_BATCH_MAX, REQUEST_BODY_BYTES_MAX
 from wallet.service.wallet import WalletService
 from wallet.service.writer import InternalError
 
 from .middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from .problems import extra_problem_response, wallet_error_response
-from .routes import balances, system, transactions
+from .routes import balances, holds, system, transactions
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,9 @@ Players' virtual credits (Gold Coins, Diamonds, Loyalty Points, …) in a double
 * Every write may carry an idempotency key (`Idempotency-Key` header or `idempotency_key` field):
   retrying with the same key and payload replays the first answer with `Idempotent-Replayed: true`.
 * Every error is `application/problem+json` with a stable `code`.
+* Refunds (`transaction_type: refund`), atomic batches (`POST /transaction/batch`), holds
+  (`/holds`: reserve now, capture or release later, released automatically on expiry) and
+  balances at a past instant (`?as_of=`).
 """
 
 
@@ -41,9 +46,13 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         wallet.start()
+        sweeper = asyncio.create_task(sweep_expired_holds(wallet, settings.hold_sweep_interval_s))
         try:
             yield
         finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
             wallet.stop()
 
     app = FastAPI(
@@ -56,11 +65,29 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
     app.include_router(system.router)
     app.include_router(balances.router)
     app.include_router(transactions.router)
+    app.include_router(holds.router)
     _install_error_handlers(app)
     # Added first, so it runs inside RequestIdMiddleware and its 413 carries X-Request-ID too.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=REQUEST_BODY_BYTES_MAX)
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+async def sweep_expired_holds(service: WalletService, interval_s: float) -> None:
+    """Release expired pending holds, for as long as the app runs.
+
+    Each pass releases at most HOLD_SWEEP_BATCH_MAX holds through the writer; a full pass is
+    followed at once by another, else the sweeper sleeps. It keeps no state of its own: after a
+    restart the first pass finds every hold that expired while the service was down.
+    """
+    while True:
+        try:
+            expired = await service.expire_holds()
+        except Exception:
+            log.exception("the hold expiry pass failed; trying again later")
+            expired = 0
+        if expired < HOLD_SWEEP_BATCH_MAX:
+            await asyncio.sleep(interval_s)
 
 
 def _install_error_handlers(app: FastAPI) -> None:

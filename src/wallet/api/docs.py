@@ -41,6 +41,36 @@ _EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
         "idempotency key 'k-123' was used with a different payload",
         {},
     ),
+    "refund_exceeds_original": (
+        "Refund exceeds original",
+        "transaction 019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d has 5.00 GC left to refund, 10.00 asked",
+        {},
+    ),
+    "not_refundable": ("Not refundable", "a refund transaction cannot be refunded", {}),
+    "batch_failed": (
+        "Batch failed",
+        "item 1 was refused (insufficient_funds): nothing was applied",
+        {
+            "errors": [
+                {
+                    "index": 1,
+                    "code": "insufficient_funds",
+                    "detail": "user_001 has 10.00 GC, 25.00 needed",
+                }
+            ]
+        },
+    ),
+    "hold_not_found": ("Hold not found", "no hold with id '019abf3e'", {}),
+    "hold_expired": (
+        "Hold expired",
+        "hold 019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d expired and can no longer be captured",
+        {},
+    ),
+    "hold_not_pending": (
+        "Hold not pending",
+        "hold 019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d is released, not pending",
+        {},
+    ),
     "unavailable": ("Service unavailable", "the database cannot be reached", {}),
     "overloaded": ("Service overloaded", "the write queue is full; retry after 1 s", {}),
     "internal_error": ("Internal error", "an unexpected error; it has been logged", {}),

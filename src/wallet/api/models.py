@@ -11,7 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchem
 
 from wallet.domain.money import parse_amount
 from wallet.limits import (
+    BATCH_SIZE_MAX,
     DESCRIPTION_LENGTH_MAX,
+    HOLD_EXPIRES_IN_S_DEFAULT,
+    HOLD_EXPIRES_IN_S_MAX,
     IDEMPOTENCY_KEY_LENGTH_MAX,
     IDEMPOTENCY_KEY_PATTERN,
     USER_ID_PATTERN,
@@ -45,11 +48,20 @@ IdempotencyKey = Annotated[
 ]
 # Any text but NUL, which PostgreSQL cannot store in TEXT: refused alike on both backends.
 Description = Annotated[str, Field(max_length=DESCRIPTION_LENGTH_MAX, pattern=r"^[^\x00]*$")]
+TransactionId = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[\x21-\x7e]+$",
+        examples=["019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d"],
+    ),
+]
 MoneyString = Annotated[str, Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", examples=["75.00"])]
 
 
 class TransactionCreate(BaseModel):
-    """A top-up, bonus or purchase."""
+    """A top-up, bonus, purchase, or refund of an earlier transaction."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -70,15 +82,73 @@ class TransactionCreate(BaseModel):
                     "description": "Bought in-game item",
                     "idempotency_key": "k-123",
                 },
+                {
+                    "transaction_type": "refund",
+                    "refund_of": "019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d",
+                    "amount": "10.00",
+                    "description": "Item never delivered",
+                },
             ]
         },
     )
 
-    transaction_type: Literal["topup", "bonus", "purchase"]
-    user_id: UserId
-    asset_code: AssetCode
-    amount: Amount
+    transaction_type: Literal["topup", "bonus", "purchase", "refund"]
+    # Required but for a refund, where they default to the refunded transaction's.
+    user_id: UserId | None = None
+    asset_code: AssetCode | None = None
+    # Required but for a refund, where it defaults to all that is not refunded yet.
+    amount: Amount | None = None
     description: Description | None = None
+    idempotency_key: IdempotencyKey | None = None
+    refund_of: TransactionId | None = None
+
+
+class BatchItem(BaseModel):
+    """One transaction of a batch: a TransactionCreate without an idempotency key (the batch
+    has one, for all of its items).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    transaction_type: Literal["topup", "bonus", "purchase", "refund"]
+    user_id: UserId | None = None
+    asset_code: AssetCode | None = None
+    amount: Amount | None = None
+    description: Description | None = None
+    refund_of: TransactionId | None = None
+
+
+class BatchCreate(BaseModel):
+    """Several transactions applied in order, each seeing the ones before it, all or none."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "transactions": [
+                        {
+                            "transaction_type": "purchase",
+                            "user_id": "user_001",
+                            "asset_code": "DI",
+                            "amount": "10.00",
+                            "description": "Trade 10 Diamonds",
+                        },
+                        {
+                            "transaction_type": "topup",
+                            "user_id": "user_001",
+                            "asset_code": "GC",
+                            "amount": "1000.00",
+                            "description": "for 1,000 Gold Coins",
+                        },
+                    ],
+                    "idempotency_key": "trade-7f3a",
+                }
+            ]
+        },
+    )
+
+    transactions: Annotated[list[BatchItem], Field(min_length=1, max_length=BATCH_SIZE_MAX)]
     idempotency_key: IdempotencyKey | None = None
 
 
@@ -104,6 +174,8 @@ class TransactionRead(BaseModel):
                     "description": "Bought in-game item",
                     "idempotency_key": "k-123",
                     "balance_after": "75.00",
+                    "refunded_amount": "0.00",
+                    "refund_of": None,
                     "created_at": "2026-11-25T08:00:00.123456Z",
                     "entries": [
                         {
@@ -135,8 +207,15 @@ class TransactionRead(BaseModel):
     description: str | None
     idempotency_key: str | None
     balance_after: MoneyString | None
+    refunded_amount: MoneyString
+    refund_of: str | None
     created_at: str
     entries: list[EntryRead]
+
+
+class BatchRead(BaseModel):
+    id: str
+    transactions: list[TransactionRead]
 
 
 class HistoryRead(BaseModel):
@@ -148,13 +227,20 @@ class HistoryRead(BaseModel):
 class BalanceRead(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
-            "examples": [{"user_id": "user_001", "asset_code": "GC", "balance": "75.00"}]
+            "examples": [
+                {"user_id": "user_001", "asset_code": "GC", "balance": "75.00", "held": "25.00"}
+            ]
         }
     )
 
     user_id: str
     asset_code: str
     balance: MoneyString
+    # The sum of the user's pending holds in the asset; not part of ``balance``. Absent with
+    # ?as_of=, which answers the balance alone.
+    held: MoneyString | None = None
+    # Only with ?as_of=: the instant the balance is of.
+    as_of: str | None = None
 
 
 class BalancesRead(BaseModel):
@@ -192,6 +278,12 @@ class ValidationProblemItem(BaseModel):
     type: str
 
 
+class BatchProblemItem(BaseModel):
+    index: int
+    code: str
+    detail: str
+
+
 class Problem(BaseModel):
     """RFC 9457 problem details, with the service's stable error ``code``."""
 
@@ -202,7 +294,7 @@ class Problem(BaseModel):
     status: int
     code: str
     detail: str
-    errors: list[ValidationProblemItem] | None = None
+    errors: list[ValidationProblemItem | BatchProblemItem] | None = None
 
 
 def example_problem(
@@ -216,3 +308,94 @@ def example_problem(
         "detail": detail,
         **extra,
     }
+
+
+class HoldCreate(BaseModel):
+    """Set funds aside now, to capture or release later."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "user_001",
+                    "asset_code": "GC",
+                    "amount": "25.00",
+                    "description": "Marketplace order 7f3a",
+                    "expires_in_seconds": 900,
+                    "idempotency_key": "order-7f3a",
+                }
+            ]
+        },
+    )
+
+    user_id: UserId
+    asset_code: AssetCode
+    amount: Amount
+    description: Description | None = None
+    expires_in_seconds: Annotated[int, Field(strict=True, ge=1, le=HOLD_EXPIRES_IN_S_MAX)] = (
+        HOLD_EXPIRES_IN_S_DEFAULT
+    )
+    idempotency_key: IdempotencyKey | None = None
+
+
+class HoldCapture(BaseModel):
+    """Capture all of a hold, or ``amount`` of it (the rest goes back to the user)."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"amount": "20.00"}, {}]}
+    )
+
+    amount: Amount | None = None
+    idempotency_key: IdempotencyKey | None = None
+
+
+class HoldRelease(BaseModel):
+    """Release all of a hold back to the user."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"idempotency_key": "release-42"}, {}]}
+    )
+
+    idempotency_key: IdempotencyKey | None = None
+
+
+class HoldRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d",
+                    "user_id": "user_001",
+                    "asset_code": "GC",
+                    "amount": "25.00",
+                    "captured_amount": "20.00",
+                    "status": "captured",
+                    "description": "Marketplace order 7f3a",
+                    "expires_at": "2026-11-25T08:15:00.000000Z",
+                    "created_at": "2026-11-25T08:00:00.000000Z",
+                    "transactions": [
+                        "019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9e",
+                        "019abf3f-0a1b-7c2d-8e3f-4a5b6c7d8e9f",
+                        "019abf3f-0a1b-7c2d-8e3f-4a5b6c7d8ea0",
+                    ],
+                }
+            ]
+        }
+    )
+
+    id: str
+    user_id: str
+    asset_code: str
+    amount: MoneyString
+    captured_amount: MoneyString
+    status: Literal["pending", "captured", "released", "expired"]
+    description: str | None
+    expires_at: str
+    created_at: str
+    transactions: list[str]
+
+
+class HoldsRead(BaseModel):
+    items: list[HoldRead]
+    next_cursor: str | None

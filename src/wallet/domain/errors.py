@@ -52,6 +52,42 @@ class TransactionNotFound(WalletError):
     title = "Transaction not found"
 
 
+class NotRefundable(WalletError):
+    code = "not_refundable"
+    title = "Not refundable"
+
+
+class RefundExceedsOriginal(WalletError):
+    code = "refund_exceeds_original"
+    title = "Refund exceeds original"
+
+
+class BatchFailed(WalletError):
+    """An item of a batch was refused, so none was applied; ``errors`` names it by index."""
+
+    code = "batch_failed"
+    title = "Batch failed"
+
+    def __init__(self, detail: str, errors: list[dict[str, Any]]) -> None:
+        super().__init__(detail, errors=errors)
+        self.errors = errors
+
+
+class HoldNotFound(WalletError):
+    code = "hold_not_found"
+    title = "Hold not found"
+
+
+class HoldExpired(WalletError):
+    code = "hold_expired"
+    title = "Hold expired"
+
+
+class HoldNotPending(WalletError):
+    code = "hold_not_pending"
+    title = "Hold not pending"
+
+
 class IdempotencyKeyMismatch(WalletError):
     code = "idempotency_key_mismatch"
     title = "Idempotency key mismatch"
@@ -82,11 +118,11 @@ class Overloaded(WalletError):
     title = "Service overloaded"
 
 
-def error_for_code(code: str, detail: str) -> WalletError:
+def error_for_code(code: str, detail: str, extra: dict[str, Any] | None = None) -> WalletError:
     """Rebuild an error the ledger decided earlier (an idempotent replay of a refusal)."""
     classes: list[type[WalletError]] = [WalletError]
     for cls in classes:
         if cls.code == code:
-            return cls(detail)
+            return cls(detail, **(extra or {}))
         classes.extend(cls.__subclasses__())
     raise AssertionError(f"no error with code {code}")

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .errors import InsufficientFunds
+from .errors import InsufficientFunds, NotRefundable, RefundExceedsOriginal
 from .money import format_minor
 
 
@@ -25,6 +25,8 @@ class OwnerType(StrEnum):
 # supply), so that every transaction, the seeding included, is a balanced double entry.
 TREASURY = "treasury"
 ISSUANCE = "issuance"
+# Where pending holds keep the funds they set aside: its balance is the sum of the pending holds.
+HOLDS = "holds"
 
 
 class TransactionType(StrEnum):
@@ -32,11 +34,20 @@ class TransactionType(StrEnum):
     BONUS = "bonus"
     PURCHASE = "purchase"
     ISSUANCE = "issuance"
+    REFUND = "refund"
+    HOLD = "hold"
+    CAPTURE = "capture"
+    RELEASE = "release"
 
 
 # The three flows of the API: (debited account, credited account), as owner kinds.
 USER_TRANSACTION_TYPES = (TransactionType.TOPUP, TransactionType.BONUS, TransactionType.PURCHASE)
 CREDITS_USER = frozenset({TransactionType.TOPUP, TransactionType.BONUS})
+# The kinds a client may post to POST /transaction.
+POSTABLE_TRANSACTION_TYPES = (*USER_TRANSACTION_TYPES, TransactionType.REFUND)
+
+
+REFUNDABLE = frozenset({TransactionType.TOPUP, TransactionType.BONUS, TransactionType.PURCHASE})
 
 
 @dataclass(frozen=True, order=True, slots=True)
@@ -90,6 +101,41 @@ def transfer_for(
     if kind is TransactionType.PURCHASE:
         return Transfer(debit=user, credit=treasury, amount_minor=amount_minor)
     raise AssertionError(f"no user flow for {kind}")
+
+
+def plan_refund(
+    original: "PostedTransaction", amount_minor: int | None, refunded_minor: int, scale: int
+) -> Transfer:
+    """The transfer that refunds ``amount_minor`` (None: all not refunded yet) of ``original``.
+
+    The original's flow, reversed: a purchase refund gives the user their funds back from the
+    treasury; a top-up or bonus refund (a chargeback, a clawback) takes them back. Refunds, and
+    the supply's issuance, are final. The refunds of a transaction never exceed its amount.
+    """
+    kind = original.transaction_type
+    if kind not in REFUNDABLE or original.user_id is None:
+        raise NotRefundable(f"a {kind} transaction cannot be refunded")
+    remaining = original.amount_minor - refunded_minor
+    amount = remaining if amount_minor is None else amount_minor
+    if remaining <= 0:
+        raise RefundExceedsOriginal(f"transaction {original.id} is refunded in full already")
+    if amount > remaining:
+        raise RefundExceedsOriginal(
+            f"transaction {original.id} has {format_minor(remaining, scale)} "
+            f"{original.asset_code} left to refund, {format_minor(amount, scale)} asked"
+        )
+    forward = transfer_for(TransactionType(kind), original.user_id, original.asset_code, amount)
+    return Transfer(debit=forward.credit, credit=forward.debit, amount_minor=amount)
+
+
+def refund_accounts(original: "PostedTransaction") -> tuple[AccountRef, ...]:
+    """The accounts a refund of ``original`` may move funds between."""
+    if original.user_id is None:
+        return ()
+    return (
+        AccountRef.user(original.user_id, original.asset_code),
+        AccountRef.system(TREASURY, original.asset_code),
+    )
 
 
 def post(transfer: Transfer, balances: Mapping[AccountRef, int], scale: int) -> tuple[Entry, Entry]:
@@ -165,6 +211,9 @@ class PostedTransaction:
     idempotency_key: str | None
     created_at_us: int
     entries: tuple[PostedEntry, ...]
+    refund_of: str | None = None
+    # The sum of this transaction's refunds when it was read.
+    refunded_minor: int = 0
 
     @property
     def user_balance_after(self) -> int | None:

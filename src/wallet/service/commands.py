@@ -7,6 +7,7 @@ sees a malformed request, so nothing that fails validation can take a place in a
 import hashlib
 from dataclasses import dataclass, field
 
+from wallet.domain.holds import HoldAction
 from wallet.domain.ledger import TransactionType
 
 
@@ -15,21 +16,86 @@ class PostingCommand:
     transaction_type: TransactionType
     user_id: str | None
     asset_code: str
-    amount_minor: int
+    # None only for a refund of whatever is not refunded yet, decided in the unit of work.
+    amount_minor: int | None
     description: str | None = None
     idempotency_key: str | None = None
+    refund_of: str | None = None
     # Whose key it is: idempotency keys are scoped to the caller that used them.
     scope: str = ""
     fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:
-        payload = "\x1f".join(
-            [
-                self.transaction_type.value,
-                self.user_id or "",
-                self.asset_code,
-                str(self.amount_minor),
-                self.description or "",
-            ]
-        )
+        parts = [
+            self.transaction_type.value,
+            self.user_id or "",
+            self.asset_code,
+            "" if self.amount_minor is None else str(self.amount_minor),
+            self.description or "",
+        ]
+        # Appended only when present, so the fingerprints of keys stored before refunds existed
+        # stay what they were.
+        if self.refund_of is not None:
+            parts.append(self.refund_of)
+        payload = "\x1f".join(parts)
         object.__setattr__(self, "fingerprint", hashlib.sha256(payload.encode()).hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
+class BatchCommand:
+    """Several postings applied in order in one unit of work, all or none: one queued command."""
+
+    items: tuple[PostingCommand, ...]
+    idempotency_key: str | None = None
+    scope: str = ""
+    fingerprint: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        assert self.items, "a batch has at least one item"
+        payload = "\x1e".join(item.fingerprint for item in self.items)
+        object.__setattr__(self, "fingerprint", hashlib.sha256(payload.encode()).hexdigest())
+
+
+@dataclass(frozen=True, slots=True)
+class HoldCommand:
+    """Place, capture, release or expire a hold. For all but placing, ``hold_id`` names the hold,
+    and its user and asset (which never change) were read before, so the accounts to lock are
+    known when the unit of work begins.
+    """
+
+    action: HoldAction
+    user_id: str
+    asset_code: str
+    # Placing: the amount to hold. Capturing: the amount to take, None for all of it.
+    amount_minor: int | None = None
+    hold_id: str | None = None
+    expires_in_s: int = 0
+    description: str | None = None
+    idempotency_key: str | None = None
+    scope: str = ""
+    fingerprint: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        parts = [
+            "hold",
+            self.action.value,
+            self.hold_id or "",
+            self.user_id,
+            self.asset_code,
+            "" if self.amount_minor is None else str(self.amount_minor),
+            str(self.expires_in_s),
+            self.description or "",
+        ]
+        payload = "\x1f".join(parts)
+        object.__setattr__(self, "fingerprint", hashlib.sha256(payload.encode()).hexdigest())
+
+
+Command = PostingCommand | BatchCommand | HoldCommand
+
+
+def postings_of(command: Command) -> tuple[PostingCommand, ...]:
+    if isinstance(command, BatchCommand):
+        return command.items
+    if isinstance(command, HoldCommand):
+        return ()
+    return (command,)

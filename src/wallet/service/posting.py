@@ -1,40 +1,57 @@
-"""One unit of work's worth of postings: the ledger rules applied to a batch of commands.
+"""One unit of work's worth of postings: the ledger rules applied to a group of commands.
 
 The writer calls ``apply_commands`` inside a unit of work it has begun, and commits after it
 returns. Commands are applied in order, each against the balances that the ones before it left,
 so a command that the ledger refuses (insufficient funds, an unknown user, a reused key) is
 refused alone and never spoils its neighbours. Idempotency is decided here too: a key seen
-before, in an earlier commit or earlier in this batch, gets the outcome it got then.
+before, in an earlier commit or earlier in this group, gets the outcome it got then.
+
+A command is a posting (top-up, bonus, purchase, refund), a batch of postings (applied
+together, all or none: the Book is marked before it and restored if an item fails, and nothing
+is written until the whole group is decided, so no savepoint is needed), or a hold command.
+
+Concurrency across processes (PostgreSQL): a unit of work locks, in this order and each kind in
+id order, the holds it settles, the transactions it refunds, then the accounts it moves. Locking
+a refunded original (rows that never change, so the lock is a pure mutex) serialises its
+refunds; we chose it over a separate running-total table because the refunded total is then
+always the sum of the refunds themselves, and the schema's trigger checks that sum on insert.
+Within a process the single writer thread serialises everything anyway.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from wallet.domain.errors import (
+    BatchFailed,
     IdempotencyKeyReused,
-    UserNotFound,
+    TransactionNotFound,
     WalletError,
     error_for_code,
 )
+from wallet.domain.holds import HoldAction
 from wallet.domain.ledger import (
     ISSUANCE,
     TREASURY,
     AccountRef,
-    PostedEntry,
     PostedTransaction,
     TransactionType,
     Transfer,
-    post,
+    plan_refund,
+    refund_accounts,
     transfer_for,
 )
 from wallet.storage import Session
+from wallet.storage import holds as hold_store
 from wallet.storage import ledger as store
 
+from .book import DEBITS_USER, Book, check_user_known
 from .clock import new_transaction_id
-from .commands import PostingCommand
-from .render import transaction_view
+from .commands import BatchCommand, Command, HoldCommand, PostingCommand, postings_of
+from .holding import apply_hold, hold_accounts
+from .render import hold_view, transaction_view
 
 CREATED = "created"
 
@@ -51,12 +68,14 @@ class Outcome:
 
 def transfer_of(command: PostingCommand) -> Transfer:
     if command.transaction_type is TransactionType.ISSUANCE:
+        assert command.amount_minor is not None
         return Transfer(
             debit=AccountRef.system(ISSUANCE, command.asset_code),
             credit=AccountRef.system(TREASURY, command.asset_code),
             amount_minor=command.amount_minor,
         )
     assert command.user_id is not None, "a user flow names its user"
+    assert command.amount_minor is not None, "only a refund may leave its amount out"
     return transfer_for(
         command.transaction_type, command.user_id, command.asset_code, command.amount_minor
     )
@@ -64,7 +83,7 @@ def transfer_of(command: PostingCommand) -> Transfer:
 
 def apply_commands(
     session: Session,
-    commands: Sequence[PostingCommand],
+    commands: Sequence[Command],
     scales: Mapping[str, int],
     now_us: int,
 ) -> list[Outcome]:
@@ -83,52 +102,35 @@ def apply_commands(
             first_with_key[scoped_key] = index
             to_post.append(index)
 
-    transfers = {index: transfer_of(commands[index]) for index in to_post}
-    known_users = _existing_users(session, [commands[i] for i in to_post])
-    store.ensure_accounts(session, _accounts_to_open(transfers.values()), now_us)
-    accounts = store.lock_accounts(
-        session, [a for t in transfers.values() for a in (t.debit, t.credit)]
-    )
-    balances = {account: locked.balance_minor for account, locked in accounts.items()}
-
-    posted: list[PostedTransaction] = []
+    book = open_book(session, [commands[index] for index in to_post], now_us)
     decided: list[tuple[str, str, store.StoredOutcome]] = []
     for index in to_post:
         command = commands[index]
-        scale = scales[command.asset_code]
         try:
-            _check_user_known(command, known_users)
-            entries = post(transfers[index], balances, scale)
+            if isinstance(command, BatchCommand):
+                outcome = _apply_batch(book, command, scales, now_us)
+            elif isinstance(command, HoldCommand):
+                scale = scales[command.asset_code]
+                hold, transaction_id = apply_hold(book, command, scale, now_us)
+                body = orjson.dumps(hold_view(hold, scale))
+                outcome = Outcome(body=body, transaction_id=transaction_id)
+            else:
+                scale = scales[command.asset_code]
+                transaction = apply_command(book, command, scale, now_us)
+                body = orjson.dumps(transaction_view(transaction, scale))
+                outcome = Outcome(body=body, transaction_id=transaction.id)
         except WalletError as error:
             outcome = Outcome(body=_error_body(error), error=error)
-        else:
-            for entry in entries:
-                balances[entry.account] = entry.balance_after
-            if command.user_id is not None:
-                known_users.add(command.user_id)
-            transaction = PostedTransaction(
-                id=new_transaction_id(),
-                seq=0,
-                transaction_type=command.transaction_type.value,
-                user_id=command.user_id,
-                asset_code=command.asset_code,
-                amount_minor=command.amount_minor,
-                description=command.description,
-                idempotency_key=command.idempotency_key,
-                created_at_us=now_us,
-                entries=tuple(PostedEntry.of(entry) for entry in entries),
-            )
-            posted.append(transaction)
-            body = orjson.dumps(transaction_view(transaction, scale))
-            outcome = Outcome(body=body, transaction_id=transaction.id)
         outcomes[index] = outcome
         if command.idempotency_key is not None:
             decided.append((command.scope, command.idempotency_key, _to_stored(command, outcome)))
 
-    store.insert_transactions(
-        session, posted, {account: locked.id for account, locked in accounts.items()}
-    )
+    store.insert_transactions(session, book.posted, book.account_ids)
+    hold_store.insert_holds(session, book.placed)
+    hold_store.settle_holds(session, [book.holds[hold_id] for hold_id in book.settled])
     store.insert_outcomes(session, decided, now_us)
+    used = {entry.account(t.asset_code) for t in book.posted for entry in t.entries}
+    store.close_unused_accounts(session, [book.account_ids[a] for a in book.opened - used])
 
     # A key repeated within this batch gets the outcome of its first use.
     for index, command in enumerate(commands):
@@ -142,14 +144,107 @@ def apply_commands(
     return [outcome for outcome in outcomes if outcome is not None]
 
 
-def _scoped_key(command: PostingCommand) -> tuple[str, str] | None:
+def _apply_batch(
+    book: Book, batch: BatchCommand, scales: Mapping[str, int], now_us: int
+) -> Outcome:
+    """Apply a batch's items in order, each seeing the ones before it; on the first refusal,
+    put the book back as it was, so that nothing of the batch is written.
+    """
+    mark = book.mark()
+    views: list[dict[str, Any]] = []
+    for index, item in enumerate(batch.items):
+        scale = scales[item.asset_code]
+        try:
+            views.append(transaction_view(apply_command(book, item, scale, now_us), scale))
+        except WalletError as error:
+            book.restore(mark)
+            raise BatchFailed(
+                f"item {index} was refused ({error.code}): nothing was applied",
+                [{"index": index, "code": error.code, "detail": error.detail}],
+            ) from error
+    return Outcome(body=orjson.dumps({"id": new_transaction_id(), "transactions": views}))
+
+
+def open_book(session: Session, commands: Sequence[Command], now_us: int) -> Book:
+    """Lock what ``commands`` may touch and read it: holds, then refunded originals, then
+    accounts.
+
+    Every unit of work takes its locks in this order (each kind by id), so two processes never
+    wait on each other in a cycle.
+    """
+    holding = [c for c in commands if isinstance(c, HoldCommand)]
+    postings = [p for c in commands for p in postings_of(c)]
+    holds = hold_store.lock_holds(session, [c.hold_id for c in holding if c.hold_id is not None])
+    originals = store.lock_transactions(
+        session, [c.refund_of for c in postings if c.refund_of is not None]
+    )
+    touched: list[AccountRef] = []
+    to_open: set[AccountRef] = set()
+    for command in postings:
+        if command.refund_of is not None:
+            original = originals.get(command.refund_of)
+            touched.extend(refund_accounts(original) if original is not None else ())
+        else:
+            transfer = transfer_of(command)
+            touched.extend((transfer.debit, transfer.credit))
+            to_open.update(_accounts_to_open([transfer]))
+    for hold_command in holding:
+        accounts_of_hold = hold_accounts(hold_command.user_id, hold_command.asset_code)
+        touched.extend(accounts_of_hold)
+        to_open.update(accounts_of_hold[1:])
+    debtors = {
+        c.user_id for c in postings if c.user_id is not None and c.transaction_type in DEBITS_USER
+    } | {c.user_id for c in holding if c.action is HoldAction.PLACE}
+    known_users = {user_id for user_id in sorted(debtors) if store.user_exists(session, user_id)}
+    opened = store.open_accounts(session, to_open, now_us)
+    accounts = store.lock_accounts(session, touched)
+    return Book(
+        balances={account: locked.balance_minor for account, locked in accounts.items()},
+        known_users=known_users,
+        originals=originals,
+        refunded={tid: original.refunded_minor for tid, original in originals.items()},
+        account_ids={account: locked.id for account, locked in accounts.items()},
+        opened=opened,
+        holds=holds,
+    )
+
+
+def apply_command(
+    book: Book, command: PostingCommand, scale: int, now_us: int
+) -> PostedTransaction:
+    """Apply one command to the book; raise the WalletError that refuses it, changing nothing."""
+    if command.refund_of is not None:
+        original = book.originals.get(command.refund_of)
+        if original is None:
+            raise TransactionNotFound(f"no transaction with id {command.refund_of!r}")
+        refunded = book.refunded.get(original.id, 0)
+        transfer = plan_refund(original, command.amount_minor, refunded, scale)
+    else:
+        check_user_known(command.transaction_type, command.user_id, book.known_users)
+        transfer = transfer_of(command)
+    transaction = book.record(
+        transfer,
+        command.transaction_type,
+        command.user_id,
+        scale,
+        now_us,
+        description=command.description,
+        idempotency_key=command.idempotency_key,
+        refund_of=command.refund_of,
+    )
+    if command.refund_of is not None:
+        book.refunded[command.refund_of] = refunded + transfer.amount_minor
+    return transaction
+
+
+def _scoped_key(command: Command) -> tuple[str, str] | None:
     if command.idempotency_key is None:
         return None
     return (command.scope, command.idempotency_key)
 
 
 def _stored_outcomes(
-    session: Session, commands: Sequence[PostingCommand]
+    session: Session, commands: Sequence[Command]
 ) -> dict[tuple[str, str], store.StoredOutcome]:
     keys_by_scope: dict[str, set[str]] = {}
     for command in commands:
@@ -162,7 +257,7 @@ def _stored_outcomes(
     return found
 
 
-def _replay(stored: store.StoredOutcome, command: PostingCommand) -> Outcome:
+def _replay(stored: store.StoredOutcome, command: Command) -> Outcome:
     if stored.fingerprint != command.fingerprint:
         error = IdempotencyKeyReused(
             f"idempotency key {command.idempotency_key!r} was used with a different payload"
@@ -174,12 +269,13 @@ def _replay(stored: store.StoredOutcome, command: PostingCommand) -> Outcome:
             transaction_id=stored.transaction_id,
             replayed=True,
         )
-    detail = orjson.loads(stored.response_body)["detail"]
-    refusal = error_for_code(stored.outcome, detail)
+    problem = orjson.loads(stored.response_body)
+    extra = {name: value for name, value in problem.items() if name not in ("code", "detail")}
+    refusal = error_for_code(stored.outcome, problem["detail"], extra)
     return Outcome(body=_error_body(refusal), error=refusal, replayed=True)
 
 
-def _to_stored(command: PostingCommand, outcome: Outcome) -> store.StoredOutcome:
+def _to_stored(command: Command, outcome: Outcome) -> store.StoredOutcome:
     return store.StoredOutcome(
         fingerprint=command.fingerprint,
         outcome=CREATED if outcome.error is None else outcome.error.code,
@@ -189,7 +285,7 @@ def _to_stored(command: PostingCommand, outcome: Outcome) -> store.StoredOutcome
 
 
 def _error_body(error: WalletError) -> bytes:
-    return orjson.dumps({"code": error.code, "detail": error.detail})
+    return orjson.dumps({"code": error.code, "detail": error.detail, **error.extra})
 
 
 def _accounts_to_open(transfers: Iterable[Transfer]) -> set[AccountRef]:
@@ -200,20 +296,3 @@ def _accounts_to_open(transfers: Iterable[Transfer]) -> set[AccountRef]:
         if transfer.debit.may_go_negative:
             accounts.add(transfer.debit)
     return accounts
-
-
-def _existing_users(session: Session, commands: Sequence[PostingCommand]) -> set[str]:
-    """Users (among those a purchase debits) who have an account from before this batch."""
-    user_ids = sorted(
-        {
-            c.user_id
-            for c in commands
-            if c.user_id is not None and c.transaction_type is TransactionType.PURCHASE
-        }
-    )
-    return {user_id for user_id in user_ids if store.user_exists(session, user_id)}
-
-
-def _check_user_known(command: PostingCommand, known_users: set[str]) -> None:
-    if command.transaction_type is TransactionType.PURCHASE and command.user_id not in known_users:
-        raise UserNotFound(f"user {command.user_id} has never been credited")

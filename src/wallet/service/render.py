@@ -6,6 +6,7 @@ that body is decided inside the unit of work that stores it.
 
 from typing import Any
 
+from wallet.domain.holds import Hold
 from wallet.domain.ledger import PostedTransaction
 from wallet.domain.money import format_minor
 
@@ -24,6 +25,8 @@ def transaction_view(transaction: PostedTransaction, scale: int) -> dict[str, An
         "description": transaction.description,
         "idempotency_key": transaction.idempotency_key,
         "balance_after": None if balance_after is None else format_minor(balance_after, scale),
+        "refunded_amount": format_minor(transaction.refunded_minor, scale),
+        "refund_of": transaction.refund_of,
         "created_at": format_us(transaction.created_at_us),
         "entries": [
             {
@@ -35,4 +38,19 @@ def transaction_view(transaction: PostedTransaction, scale: int) -> dict[str, An
             }
             for entry in transaction.entries
         ],
+    }
+
+
+def hold_view(hold: Hold, scale: int) -> dict[str, Any]:
+    return {
+        "id": hold.id,
+        "user_id": hold.user_id,
+        "asset_code": hold.asset_code,
+        "amount": format_minor(hold.amount_minor, scale),
+        "captured_amount": format_minor(hold.captured_minor, scale),
+        "status": hold.status.value,
+        "description": hold.description,
+        "expires_at": format_us(hold.expires_at_us),
+        "created_at": format_us(hold.created_at_us),
+        "transactions": hold.transaction_ids,
     }

@@ -6,30 +6,44 @@ expected failure is a WalletError from wallet.domain.errors.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from wallet.config import Settings
 from wallet.domain.errors import (
     AssetNotFound,
+    BatchFailed,
+    HoldNotFound,
     IdempotencyKeyMismatch,
     TransactionNotFound,
     UserNotFound,
     ValidationFailed,
 )
-from wallet.domain.ledger import USER_TRANSACTION_TYPES, AccountRef, Asset, TransactionType
+from wallet.domain.holds import Hold, HoldAction
+from wallet.domain.ledger import (
+    POSTABLE_TRANSACTION_TYPES,
+    AccountRef,
+    Asset,
+    TransactionType,
+)
 from wallet.domain.money import format_minor, to_minor
+from wallet.limits import HOLD_SWEEP_BATCH_MAX
 from wallet.storage import Database, open_database
+from wallet.storage import holds as hold_store
 from wallet.storage import ledger as store
 
-from .commands import PostingCommand
+from .clock import format_us, now_us, parse_instant_us
+from .commands import BatchCommand, HoldCommand, PostingCommand
 from .posting import Outcome
-from .render import transaction_view
+from .render import hold_view, transaction_view
 from .writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
@@ -40,9 +54,22 @@ class TransactionInput:
     """A POST /transaction body, parsed but not yet checked against the ledger's assets."""
 
     transaction_type: str
+    user_id: str | None
+    asset_code: str | None
+    amount: Decimal | None
+    description: str | None = None
+    idempotency_key: str | None = None
+    refund_of: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HoldInput:
+    """A POST /holds body, parsed but not yet checked against the ledger's assets."""
+
     user_id: str
     asset_code: str
     amount: Decimal
+    expires_in_s: int
     description: str | None = None
     idempotency_key: str | None = None
 
@@ -107,12 +134,21 @@ class WalletService:
             kind = TransactionType(request.transaction_type)
         except ValueError:
             kind = None
-        if kind not in USER_TRANSACTION_TYPES:
-            allowed = ", ".join(t.value for t in USER_TRANSACTION_TYPES)
+        if kind not in POSTABLE_TRANSACTION_TYPES:
+            allowed = ", ".join(t.value for t in POSTABLE_TRANSACTION_TYPES)
             raise ValidationFailed.at(
                 "transaction_type", f"transaction_type must be one of {allowed}"
             )
+        if kind is TransactionType.REFUND:
+            return self._refund_command(request, scope)
         assert kind is not None
+        if request.refund_of is not None:
+            raise ValidationFailed.at("refund_of", "refund_of is only for a refund")
+        for name in ("user_id", "asset_code", "amount"):
+            if getattr(request, name) is None:
+                raise ValidationFailed.at(name, f"{name} is required for a {kind.value}")
+        assert request.asset_code is not None
+        assert request.amount is not None
         try:
             asset = self.asset(request.asset_code)
         except AssetNotFound as error:
@@ -127,33 +163,113 @@ class WalletService:
             scope=scope,
         )
 
+    def _refund_command(self, request: TransactionInput, scope: str) -> PostingCommand:
+        """A refund names its original, which fixes the user and the asset: a client may repeat
+        them, and they must match. The original never changes, so reading it before the unit of
+        work is safe; how much of it is left to refund is decided inside.
+        """
+        if request.refund_of is None:
+            raise ValidationFailed.at("refund_of", "refund_of is required for a refund")
+        with self.database.reading() as session:
+            original = store.get_transaction(session, request.refund_of)
+        if original is None:
+            raise TransactionNotFound(f"no transaction with id {request.refund_of!r}")
+        for name, given, actual in (
+            ("user_id", request.user_id, original.user_id),
+            ("asset_code", request.asset_code, original.asset_code),
+        ):
+            if given is not None and given != actual:
+                raise ValidationFailed.at(
+                    name, f"{name} {given!r} is not the refunded transaction's ({actual!r})"
+                )
+        scale = self.asset(original.asset_code).scale
+        return PostingCommand(
+            transaction_type=TransactionType.REFUND,
+            user_id=original.user_id,
+            asset_code=original.asset_code,
+            amount_minor=None if request.amount is None else to_minor(request.amount, scale),
+            description=request.description,
+            idempotency_key=request.idempotency_key,
+            refund_of=original.id,
+            scope=scope,
+        )
+
     async def post_transaction(self, request: TransactionInput, scope: str = "") -> Outcome:
         return await self.writer.submit(self.command_for(request, scope))
+
+    async def post_batch(
+        self, items: Sequence[TransactionInput], idempotency_key: str | None, scope: str = ""
+    ) -> Outcome:
+        """Apply ``items`` in order in one unit of work, all or none (one queued command).
+
+        An item that is malformed is a validation_error located at its index; an item that the
+        ledger refuses fails the batch with batch_failed, naming the item by its index.
+        """
+        commands: list[PostingCommand] = []
+        for index, item in enumerate(items):
+            try:
+                commands.append(self.command_for(item, scope))
+            except ValidationFailed as error:
+                located = [
+                    {**problem, "loc": ["body", "transactions", index, *problem["loc"][1:]]}
+                    for problem in error.errors
+                ]
+                raise ValidationFailed(f"transactions[{index}]: {error.detail}", located) from None
+            except TransactionNotFound as error:
+                raise BatchFailed(
+                    f"item {index} was refused ({error.code}): nothing was applied",
+                    [{"index": index, "code": error.code, "detail": error.detail}],
+                ) from None
+        return await self.writer.submit(BatchCommand(tuple(commands), idempotency_key, scope))
 
     # --- reads ---------------------------------------------------------------------------------
 
     def balances(self, user_id: str) -> list[dict[str, str]]:
         with self.database.reading() as session:
             rows = store.user_balances(session, user_id)
+            held = hold_store.held_amounts(session, user_id)
         if all(balance is None for _, balance in rows):
             raise UserNotFound(f"user {user_id} has never been credited")
-        return [self._balance_view(user_id, code, balance or 0) for code, balance in rows]
+        return [
+            self._balance_view(user_id, code, balance or 0, held.get(code, 0))
+            for code, balance in rows
+        ]
 
-    def balance(self, user_id: str, asset_code: str) -> dict[str, str]:
+    def balance(
+        self, user_id: str, asset_code: str, as_of: datetime | None = None
+    ) -> dict[str, str]:
+        """A user's balance now (with what pending holds set aside), or just after the last
+        entry at or before ``as_of``.
+        """
         asset = self.asset(asset_code)
+        account = AccountRef.user(user_id, asset.code)
+        at_us = None if as_of is None else parse_instant_us(as_of)
+        held: int | None = None
         with self.database.reading() as session:
-            balance = store.account_balance(session, AccountRef.user(user_id, asset.code))
+            if at_us is None:
+                balance = store.account_balance(session, account)
+                held = hold_store.held_amounts(session, user_id).get(asset.code, 0)
+            else:
+                balance = store.account_balance_at(session, account, at_us)
             if balance is None and not store.user_exists(session, user_id):
                 raise UserNotFound(f"user {user_id} has never been credited")
-        return self._balance_view(user_id, asset.code, balance or 0)
+        view = self._balance_view(user_id, asset.code, balance or 0, held)
+        if at_us is not None:
+            view["as_of"] = format_us(at_us)
+        return view
 
-    def _balance_view(self, user_id: str, asset_code: str, balance_minor: int) -> dict[str, str]:
+    def _balance_view(
+        self, user_id: str, asset_code: str, balance_minor: int, held_minor: int | None
+    ) -> dict[str, str]:
         scale = self._assets[asset_code].scale
-        return {
+        view = {
             "user_id": user_id,
             "asset_code": asset_code,
             "balance": format_minor(balance_minor, scale),
         }
+        if held_minor is not None:
+            view["held"] = format_minor(held_minor, scale)
+        return view
 
     def transaction(self, transaction_id: str) -> dict[str, Any]:
         with self.database.reading() as session:
@@ -173,7 +289,7 @@ class WalletService:
     ) -> HistoryPage:
         if asset_code is not None:
             asset_code = self.asset(asset_code).code
-        before_seq = decode_cursor(cursor) if cursor is not None else None
+        before_seq = int(decode_cursor(cursor)) if cursor is not None else None
         with self.database.reading() as session:
             transactions = store.user_history(
                 session,
@@ -189,6 +305,91 @@ class WalletService:
         next_cursor = encode_cursor(page[-1].seq) if len(transactions) > limit else None
         items = [transaction_view(t, self._assets[t.asset_code].scale) for t in page]
         return HistoryPage(items=items, next_cursor=next_cursor)
+
+    # --- holds ---------------------------------------------------------------------------------
+
+    async def place_hold(self, request: HoldInput, scope: str = "") -> Outcome:
+        try:
+            asset = self.asset(request.asset_code)
+        except AssetNotFound as error:
+            raise ValidationFailed.at("asset_code", error.detail) from None
+        command = HoldCommand(
+            action=HoldAction.PLACE,
+            user_id=request.user_id,
+            asset_code=asset.code,
+            amount_minor=to_minor(request.amount, asset.scale),
+            expires_in_s=request.expires_in_s,
+            description=request.description,
+            idempotency_key=request.idempotency_key,
+            scope=scope,
+        )
+        return await self.writer.submit(command)
+
+    async def settle_hold(
+        self,
+        hold_id: str,
+        action: HoldAction,
+        amount: Decimal | None = None,
+        idempotency_key: str | None = None,
+        scope: str = "",
+    ) -> Outcome:
+        """Capture (all or ``amount``, the rest released) or release a hold.
+
+        The hold's user, asset and amount never change, so they are read before the unit of
+        work; whether it is still pending, and not expired, is decided inside it.
+        """
+        hold = self._read_hold(hold_id)
+        scale = self.asset(hold.asset_code).scale
+        amount_minor = None if amount is None else to_minor(amount, scale)
+        if amount_minor is not None and amount_minor > hold.amount_minor:
+            held = format_minor(hold.amount_minor, scale)
+            raise ValidationFailed.at("amount", f"a capture takes at most the {held} held")
+        command = HoldCommand(
+            action=action,
+            user_id=hold.user_id,
+            asset_code=hold.asset_code,
+            amount_minor=amount_minor,
+            hold_id=hold.id,
+            idempotency_key=idempotency_key,
+            scope=scope,
+        )
+        return await self.writer.submit(command)
+
+    async def expire_holds(self) -> int:
+        """One pass of the sweeper: release up to HOLD_SWEEP_BATCH_MAX expired pending holds,
+        through the writer like any other write. Returns how many it expired.
+        """
+        with self.database.reading() as session:
+            expired = hold_store.expired_pending(session, now_us(), HOLD_SWEEP_BATCH_MAX)
+        commands = [
+            HoldCommand(HoldAction.EXPIRE, h.user_id, h.asset_code, hold_id=h.id) for h in expired
+        ]
+        outcomes = await asyncio.gather(*(self.writer.submit(c) for c in commands))
+        return sum(outcome.error is None for outcome in outcomes)
+
+    def hold(self, hold_id: str) -> dict[str, Any]:
+        hold = self._read_hold(hold_id)
+        return hold_view(hold, self.asset(hold.asset_code).scale)
+
+    def holds(
+        self, user_id: str, *, status: str | None, limit: int, cursor: str | None
+    ) -> HistoryPage:
+        before_id = decode_cursor(cursor, "hold") if cursor is not None else None
+        with self.database.reading() as session:
+            found = hold_store.list_holds(
+                session, user_id, status=status, before_id=before_id, limit=limit + 1
+            )
+        page = found[:limit]
+        next_cursor = encode_cursor(page[-1].id, "hold") if len(found) > limit else None
+        items = [hold_view(h, self.asset(h.asset_code).scale) for h in page]
+        return HistoryPage(items=items, next_cursor=next_cursor)
+
+    def _read_hold(self, hold_id: str) -> Hold:
+        with self.database.reading() as session:
+            hold = hold_store.get_hold(session, hold_id)
+        if hold is None:
+            raise HoldNotFound(f"no hold with id {hold_id!r}")
+        return hold
 
     def ping(self) -> float:
         """Query the database; the round trip in milliseconds. Raises Unavailable."""
@@ -206,17 +407,20 @@ def resolve_idempotency_key(header: str | None, body: str | None) -> str | None:
     return header if header is not None else body
 
 
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"seq:{seq}".encode()).decode().rstrip("=")
+def encode_cursor(position: int | str, kind: str = "seq") -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{position}".encode()).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str) -> int:
+def decode_cursor(cursor: str, kind: str = "seq") -> str:
+    """The position a cursor of ``kind`` names; a cursor we did not give out is a 422."""
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         prefix, _, value = text.partition(":")
-        if prefix != "seq" or not value.isdigit() or len(value) > 19:
+        if prefix != kind or not value or len(value) > 64:
             raise ValueError(cursor)
-        return int(value)
+        if kind == "seq" and (not value.isdigit() or len(value) > 19):
+            raise ValueError(cursor)
+        return value
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise ValidationFailed.at(
             "cursor", "cursor is not one this service gave out", "query"

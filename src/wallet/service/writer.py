@@ -36,7 +36,7 @@ from wallet.storage import Database
 from wallet.storage.database import WriterConnection
 
 from .clock import now_us
-from .commands import PostingCommand
+from .commands import Command, PostingCommand
 from .posting import Outcome, apply_commands
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ ApplyBatch = Callable[..., list[Outcome]]
 
 @dataclass(slots=True)
 class _Pending:
-    command: PostingCommand
+    command: Command
     future: asyncio.Future[Outcome]
     loop: asyncio.AbstractEventLoop = field(repr=False)
 
@@ -87,7 +87,7 @@ class GroupCommitWriter:
             self._connection.close()
             self._connection = None
 
-    async def submit(self, command: PostingCommand) -> Outcome:
+    async def submit(self, command: Command) -> Outcome:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome] = loop.create_future()
         try:
@@ -137,7 +137,7 @@ class GroupCommitWriter:
                 outcomes = [InternalError(str(error))] * len(pending)
             _resolve(pending, outcomes)
 
-    def _commit(self, commands: list[PostingCommand]) -> list[Outcome | BaseException]:
+    def _commit(self, commands: list[Command]) -> list[Outcome | BaseException]:
         """Apply and commit ``commands`` in one unit of work, with the failure policy above."""
         for attempt in range(WRITE_RETRIES_MAX + 1):
             try:
@@ -163,7 +163,7 @@ class GroupCommitWriter:
         return [unavailable] * len(commands)
 
     def _commit_one_by_one(
-        self, commands: list[PostingCommand], error: Exception
+        self, commands: list[Command], error: Exception
     ) -> list[Outcome | BaseException]:
         if len(commands) == 1:
             log.error("command failed: %r", commands[0], exc_info=error)

@@ -62,11 +62,29 @@ def account_balance(session: Session, account: AccountRef) -> int | None:
     return None if row is None else int(row[0])
 
 
+def account_balance_at(session: Session, account: AccountRef, at_us: int) -> int | None:
+    """The account's balance just after its last entry at or before ``at_us``; 0 before its
+    first entry; None when the account does not exist. One lookup on entries_account_time.
+    """
+    row = session.one(
+        "SELECT id FROM accounts WHERE owner_type = ? AND owner_id = ? AND asset_code = ?",
+        (account.owner_type.value, account.owner_id, account.asset_code),
+    )
+    if row is None:
+        return None
+    entry = session.one(
+        "SELECT balance_after FROM entries WHERE account_id = ? AND created_at_us <= ?"
+        " ORDER BY created_at_us DESC, id DESC LIMIT 1",
+        (row[0], at_us),
+    )
+    return 0 if entry is None else int(entry[0])
+
+
 # --- transactions -------------------------------------------------------------------------------
 
 _TRANSACTION_COLUMNS = (
     "id, seq, transaction_type, user_id, asset_code, amount_minor, description,"
-    " idempotency_key, created_at_us"
+    " idempotency_key, created_at_us, refund_of"
 )
 
 
@@ -124,6 +142,7 @@ def _with_entries(session: Session, rows: Sequence[Row]) -> list[PostedTransacti
     entries: dict[str, list[PostedEntry]] = {transaction_id: [] for transaction_id in ids}
     for transaction_id, *entry in entry_rows:
         entries[transaction_id].append(PostedEntry(*entry))
+    refunded = refunded_totals(session, ids)
     return [
         PostedTransaction(
             id=row[0],
@@ -135,10 +154,64 @@ def _with_entries(session: Session, rows: Sequence[Row]) -> list[PostedTransacti
             description=row[6],
             idempotency_key=row[7],
             created_at_us=row[8],
+            refund_of=row[9],
             entries=tuple(entries[row[0]]),
+            refunded_minor=refunded.get(row[0], 0),
         )
         for row in rows
     ]
+
+
+def refunded_totals(session: Session, transaction_ids: Sequence[str]) -> dict[str, int]:
+    """The sum of the refunds of each of ``transaction_ids`` that has any."""
+    if not transaction_ids:
+        return {}
+    placeholders = ", ".join("?" * len(transaction_ids))
+    rows = session.all(
+        "SELECT refund_of, sum(amount_minor) FROM transactions"
+        f" WHERE refund_of IN ({placeholders}) GROUP BY refund_of",
+        list(transaction_ids),
+    )
+    return {refund_of: int(total) for refund_of, total in rows}
+
+
+def lock_transactions(
+    session: Session, transaction_ids: Iterable[str]
+) -> dict[str, PostedTransaction]:
+    """Read, and on PostgreSQL lock in id order, transactions about to be refunded.
+
+    Transaction rows never change, so the lock is a mutex only: two units of work refunding the
+    same original take turns, and the second sees the first's refund once it may go on. Every
+    unit of work takes these locks before any account lock, so the order is the same for all.
+    """
+    wanted = sorted(set(transaction_ids))
+    if not wanted:
+        return {}
+    placeholders = ", ".join("?" * len(wanted))
+    lock = " FOR NO KEY UPDATE" if session.backend is Backend.POSTGRESQL else ""
+    rows = session.all(
+        f"SELECT {_TRANSACTION_COLUMNS} FROM transactions WHERE id IN ({placeholders})"
+        f" ORDER BY id{lock}",
+        wanted,
+    )
+    refunded = refunded_totals(session, wanted)
+    return {
+        row[0]: PostedTransaction(
+            id=row[0],
+            seq=row[1],
+            transaction_type=row[2],
+            user_id=row[3],
+            asset_code=row[4],
+            amount_minor=row[5],
+            description=row[6],
+            idempotency_key=row[7],
+            created_at_us=row[8],
+            refund_of=row[9],
+            entries=(),
+            refunded_minor=refunded.get(row[0], 0),
+        )
+        for row in rows
+    }
 
 
 # --- writing ------------------------------------------------------------------------------------
@@ -150,12 +223,37 @@ class LockedAccount:
     balance_minor: int
 
 
-def ensure_accounts(session: Session, accounts: Iterable[AccountRef], now_us: int) -> None:
-    """Open the accounts that do not exist yet, at a zero balance, in a fixed order."""
-    session.run_many(
-        "INSERT INTO accounts (owner_type, owner_id, asset_code, balance_minor, created_at_us)"
-        " VALUES (?, ?, ?, 0, ?) ON CONFLICT (owner_type, owner_id, asset_code) DO NOTHING",
-        [(a.owner_type.value, a.owner_id, a.asset_code, now_us) for a in sorted(accounts)],
+def open_accounts(session: Session, accounts: Iterable[AccountRef], now_us: int) -> set[AccountRef]:
+    """Open the accounts that do not exist yet, at a zero balance, in a fixed order.
+
+    Returns the accounts that this unit of work opened, so that it can close again those that
+    it ends up not using (a batch that failed must leave no trace, not even an empty account).
+    """
+    wanted = sorted(set(accounts))
+    existing = _find_accounts(session, wanted, lock=False)
+    opened: set[AccountRef] = set()
+    for account in wanted:
+        if account in existing:
+            continue
+        row = session.one(
+            "INSERT INTO accounts (owner_type, owner_id, asset_code, balance_minor, created_at_us)"
+            " VALUES (?, ?, ?, 0, ?) ON CONFLICT (owner_type, owner_id, asset_code) DO NOTHING"
+            " RETURNING id",
+            (account.owner_type.value, account.owner_id, account.asset_code, now_us),
+        )
+        if row is not None:
+            opened.add(account)
+    return opened
+
+
+def close_unused_accounts(session: Session, account_ids: Sequence[int]) -> None:
+    """Remove accounts this unit of work opened and did not use (no entry can point at them)."""
+    if not account_ids:
+        return
+    placeholders = ", ".join("?" * len(account_ids))
+    session.run(
+        f"DELETE FROM accounts WHERE id IN ({placeholders}) AND balance_minor = 0",
+        list(account_ids),
     )
 
 
@@ -168,7 +266,12 @@ def lock_accounts(
     On PostgreSQL ``FOR UPDATE`` in ascending id order makes every writer take row locks in the
     same order, so two units of work never wait on each other in a cycle.
     """
-    wanted = sorted(set(accounts))
+    return _find_accounts(session, sorted(set(accounts)), lock=True)
+
+
+def _find_accounts(
+    session: Session, wanted: Sequence[AccountRef], *, lock: bool
+) -> dict[AccountRef, LockedAccount]:
     if not wanted:
         return {}
     found: dict[AccountRef, LockedAccount] = {}
@@ -177,7 +280,7 @@ def lock_accounts(
             "SELECT acc.id, acc.owner_type, acc.owner_id, acc.asset_code, acc.balance_minor"
             " FROM accounts acc JOIN unnest(?::text[], ?::text[], ?::text[]) AS w(t, o, a)"
             " ON acc.owner_type = w.t AND acc.owner_id = w.o AND acc.asset_code = w.a"
-            " ORDER BY acc.id FOR UPDATE OF acc",
+            " ORDER BY acc.id" + (" FOR UPDATE OF acc" if lock else ""),
             (
                 [a.owner_type.value for a in wanted],
                 [a.owner_id for a in wanted],
@@ -227,7 +330,8 @@ def insert_transactions(
         )
         session.run(
             "INSERT INTO transactions (id, transaction_type, user_id, asset_code, amount_minor,"
-            " description, idempotency_key, created_at_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " description, idempotency_key, created_at_us, refund_of)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 transaction.id,
                 transaction.transaction_type,
@@ -237,6 +341,7 @@ def insert_transactions(
                 transaction.description,
                 transaction.idempotency_key,
                 transaction.created_at_us,
+                transaction.refund_of,
             ),
         )
 

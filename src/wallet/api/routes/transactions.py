@@ -12,12 +12,13 @@ from wallet.limits import (
     IDEMPOTENCY_KEY_PATTERN,
     USER_ID_PATTERN,
 )
+from wallet.service.posting import Outcome
 from wallet.service.wallet import TransactionInput, resolve_idempotency_key
 
 from ..deps import Service
 from ..docs import COMMON, problems
 from ..jsonbody import ExactJSONRoute
-from ..models import HistoryRead, TransactionCreate, TransactionRead
+from ..models import BatchCreate, BatchRead, HistoryRead, TransactionCreate, TransactionRead
 from ..problems import wallet_error_response
 
 router = APIRouter(tags=["transactions"], route_class=ExactJSONRoute)
@@ -51,7 +52,7 @@ TransactionIdPath = Annotated[
     "/transaction",
     status_code=201,
     response_model=TransactionRead,
-    summary="Post a top-up, bonus or purchase",
+    summary="Post a top-up, bonus, purchase or refund",
     responses={
         201: {
             "description": "Created; or, with Idempotent-Replayed: true, the first answer again",
@@ -60,10 +61,13 @@ TransactionIdPath = Annotated[
         **problems(
             "idempotency_key_mismatch",
             "user_not_found",
+            "transaction_not_found",
             "idempotency_key_in_flight",
             "payload_too_large",
             "validation_error",
             "insufficient_funds",
+            "refund_exceeds_original",
+            "not_refundable",
             "idempotency_key_reused",
             "unavailable",
             "overloaded",
@@ -82,8 +86,53 @@ async def post_transaction(
         amount=body.amount,
         description=body.description,
         idempotency_key=key,
+        refund_of=body.refund_of,
     )
-    outcome = await service.post_transaction(request)
+    return _created(await service.post_transaction(request))
+
+
+@router.post(
+    "/transaction/batch",
+    status_code=201,
+    response_model=BatchRead,
+    summary="Post several transactions in order, all or none",
+    responses={
+        201: {
+            "description": "Created; or, with Idempotent-Replayed: true, the first answer again",
+            "headers": {"Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]}}},
+        },
+        **problems(
+            "idempotency_key_mismatch",
+            "idempotency_key_in_flight",
+            "payload_too_large",
+            "validation_error",
+            "batch_failed",
+            "idempotency_key_reused",
+            "unavailable",
+            "overloaded",
+            "internal_error",
+        ),
+    },
+)
+async def post_batch(
+    body: BatchCreate, service: Service, idempotency_key: IdempotencyKeyHeader = None
+) -> Response:
+    key = resolve_idempotency_key(idempotency_key, body.idempotency_key)
+    items = [
+        TransactionInput(
+            transaction_type=item.transaction_type,
+            user_id=item.user_id,
+            asset_code=item.asset_code,
+            amount=item.amount,
+            description=item.description,
+            refund_of=item.refund_of,
+        )
+        for item in body.transactions
+    ]
+    return _created(await service.post_batch(items, key))
+
+
+def _created(outcome: Outcome) -> Response:
     if outcome.error is not None:
         return wallet_error_response(outcome.error, replayed=outcome.replayed)
     headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
@@ -112,7 +161,7 @@ def get_history(
     limit: Annotated[int, Query(ge=1, le=HISTORY_PAGE_SIZE_MAX)] = HISTORY_PAGE_SIZE_DEFAULT,
     cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     asset_code: Annotated[str | None, Query(pattern=r"^[A-Z]{2,10}$")] = None,
-    transaction_type: Literal["topup", "bonus", "purchase"] | None = None,
+    transaction_type: Literal["topup", "bonus", "purchase", "refund"] | None = None,
 ) -> dict[str, object]:
     page = service.history(
         user_id,

@@ -1,0 +1,149 @@
+"""Holds: place funds aside, then capture or release them."""
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Path, Query
+from starlette.responses import Response
+
+from wallet.domain.holds import HoldAction
+from wallet.limits import (
+    HOLD_PAGE_SIZE_DEFAULT,
+    HOLD_PAGE_SIZE_MAX,
+    IDEMPOTENCY_KEY_LENGTH_MAX,
+    IDEMPOTENCY_KEY_PATTERN,
+    USER_ID_PATTERN,
+)
+from wallet.service.posting import Outcome
+from wallet.service.wallet import HoldInput, resolve_idempotency_key
+
+from ..deps import Service
+from ..docs import COMMON, problems
+from ..jsonbody import ExactJSONRoute
+from ..models import HoldCapture, HoldCreate, HoldRead, HoldRelease, HoldsRead
+from ..problems import wallet_error_response
+
+router = APIRouter(tags=["holds"], route_class=ExactJSONRoute)
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_LENGTH_MAX,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="Makes the request safe to retry: the same key and payload replay the "
+        "first answer and change nothing.",
+    ),
+]
+HoldIdPath = Annotated[str, Path(min_length=1, max_length=64)]
+_REPLAYABLE = {
+    "description": "Done; or, with Idempotent-Replayed: true, the first answer again",
+    "headers": {"Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]}}},
+}
+_WRITE_PROBLEMS = (
+    "idempotency_key_mismatch",
+    "idempotency_key_in_flight",
+    "idempotency_key_reused",
+    "payload_too_large",
+    "overloaded",
+    *COMMON,
+)
+
+
+def _answer(outcome: Outcome, status_code: int) -> Response:
+    if outcome.error is not None:
+        return wallet_error_response(outcome.error, replayed=outcome.replayed)
+    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
+    return Response(outcome.body, status_code, media_type="application/json", headers=headers)
+
+
+@router.post(
+    "/holds",
+    status_code=201,
+    response_model=HoldRead,
+    summary="Set a user's funds aside until captured, released or expired",
+    responses={
+        201: _REPLAYABLE,
+        **problems("user_not_found", "insufficient_funds", *_WRITE_PROBLEMS),
+    },
+)
+async def place_hold(
+    body: HoldCreate, service: Service, idempotency_key: IdempotencyKeyHeader = None
+) -> Response:
+    request = HoldInput(
+        user_id=body.user_id,
+        asset_code=body.asset_code,
+        amount=body.amount,
+        expires_in_s=body.expires_in_seconds,
+        description=body.description,
+        idempotency_key=resolve_idempotency_key(idempotency_key, body.idempotency_key),
+    )
+    return _answer(await service.place_hold(request), 201)
+
+
+@router.get(
+    "/holds",
+    response_model=HoldsRead,
+    summary="A user's holds, newest first, a page at a time",
+    responses=problems(*COMMON),
+)
+def list_holds(
+    service: Service,
+    user_id: Annotated[str, Query(pattern=USER_ID_PATTERN)],
+    status: Literal["pending", "captured", "released", "expired"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=HOLD_PAGE_SIZE_MAX)] = HOLD_PAGE_SIZE_DEFAULT,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+) -> dict[str, object]:
+    page = service.holds(user_id, status=status, limit=limit, cursor=cursor)
+    return {"items": page.items, "next_cursor": page.next_cursor}
+
+
+@router.get(
+    "/holds/{hold_id}",
+    response_model=HoldRead,
+    summary="One hold",
+    responses=problems("hold_not_found", *COMMON),
+)
+def get_hold(hold_id: HoldIdPath, service: Service) -> dict[str, object]:
+    return service.hold(hold_id)
+
+
+@router.post(
+    "/holds/{hold_id}/capture",
+    response_model=HoldRead,
+    summary="Capture all of a hold, or part of it (the rest goes back to the user)",
+    responses={
+        200: _REPLAYABLE,
+        **problems("hold_not_found", "hold_expired", "hold_not_pending", *_WRITE_PROBLEMS),
+    },
+)
+async def capture_hold(
+    hold_id: HoldIdPath,
+    service: Service,
+    body: HoldCapture | None = None,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    body = body or HoldCapture()
+    key = resolve_idempotency_key(idempotency_key, body.idempotency_key)
+    outcome = await service.settle_hold(hold_id, HoldAction.CAPTURE, body.amount, key)
+    return _answer(outcome, 200)
+
+
+@router.post(
+    "/holds/{hold_id}/release",
+    response_model=HoldRead,
+    summary="Release all of a hold back to the user",
+    responses={
+        200: _REPLAYABLE,
+        **problems("hold_not_found", "hold_not_pending", *_WRITE_PROBLEMS),
+    },
+)
+async def release_hold(
+    hold_id: HoldIdPath,
+    service: Service,
+    body: HoldRelease | None = None,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    body = body or HoldRelease()
+    key = resolve_idempotency_key(idempotency_key, body.idempotency_key)
+    return _answer(await service.settle_hold(hold_id, HoldAction.RELEASE, None, key), 200)

@@ -1,0 +1,98 @@
+"""The unit of work's view of the ledger while a group of commands is applied to it.
+
+A Book starts from what the unit of work locked (accounts, refunded originals, holds) and is
+updated as each command is applied, so that each command sees the ones before it. Nothing is
+written until every command of the group is decided; a batch that fails puts the book back to
+its mark, so none of its items is written.
+"""
+
+from dataclasses import dataclass, field, replace
+
+from wallet.domain.errors import UserNotFound
+from wallet.domain.holds import Hold
+from wallet.domain.ledger import (
+    AccountRef,
+    PostedEntry,
+    PostedTransaction,
+    TransactionType,
+    Transfer,
+    post,
+)
+
+from .clock import new_transaction_id
+
+# The kinds that debit a user, who must have been credited before (else user_not_found).
+DEBITS_USER = frozenset({TransactionType.PURCHASE, TransactionType.HOLD})
+
+
+def check_user_known(kind: TransactionType, user_id: str | None, known_users: set[str]) -> None:
+    if kind in DEBITS_USER and user_id not in known_users:
+        raise UserNotFound(f"user {user_id} has never been credited")
+
+
+@dataclass(slots=True)
+class Book:
+    balances: dict[AccountRef, int]
+    known_users: set[str]
+    originals: dict[str, PostedTransaction]
+    refunded: dict[str, int]
+    account_ids: dict[AccountRef, int]
+    # Accounts this unit of work opened: those it ends up not using are closed again.
+    opened: set[AccountRef]
+    holds: dict[str, Hold] = field(default_factory=dict)
+    posted: list[PostedTransaction] = field(default_factory=list)
+    # Holds placed in this unit of work (as placed), and ids of holds settled in it.
+    placed: list[Hold] = field(default_factory=list)
+    settled: list[str] = field(default_factory=list)
+
+    def mark(self) -> "Book":
+        """A copy of the state a batch's postings change, to go back to if the batch fails."""
+        return replace(
+            self,
+            balances=dict(self.balances),
+            known_users=set(self.known_users),
+            refunded=dict(self.refunded),
+            posted=list(self.posted),
+        )
+
+    def restore(self, mark: "Book") -> None:
+        self.balances = mark.balances
+        self.known_users = mark.known_users
+        self.refunded = mark.refunded
+        self.posted = mark.posted
+
+    def record(
+        self,
+        transfer: Transfer,
+        kind: TransactionType,
+        user_id: str | None,
+        scale: int,
+        now_us: int,
+        *,
+        description: str | None = None,
+        idempotency_key: str | None = None,
+        refund_of: str | None = None,
+    ) -> PostedTransaction:
+        """Post a transfer against the book's balances (raising InsufficientFunds, changing
+        nothing) and keep the transaction to write.
+        """
+        entries = post(transfer, self.balances, scale)
+        for entry in entries:
+            self.balances[entry.account] = entry.balance_after
+        if user_id is not None:
+            self.known_users.add(user_id)
+        transaction = PostedTransaction(
+            id=new_transaction_id(),
+            seq=0,
+            transaction_type=kind.value,
+            user_id=user_id,
+            asset_code=transfer.debit.asset_code,
+            amount_minor=transfer.amount_minor,
+            description=description,
+            idempotency_key=idempotency_key,
+            created_at_us=now_us,
+            entries=tuple(PostedEntry.of(entry) for entry in entries),
+            refund_of=refund_of,
+        )
+        self.posted.append(transaction)
+        return transaction

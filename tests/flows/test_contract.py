@@ -1,0 +1,51 @@
+"""Every error code is mapped to a status and documented, and the OpenAPI document lists the
+new flows.
+"""
+
+from fastapi.testclient import TestClient
+
+from wallet.api.docs import _EXAMPLES
+from wallet.api.problems import STATUS_BY_CODE
+from wallet.domain.errors import WalletError
+
+
+def _codes() -> set[str]:
+    classes: list[type[WalletError]] = list(WalletError.__subclasses__())
+    for cls in classes:
+        classes.extend(cls.__subclasses__())
+    return {cls.code for cls in classes}
+
+
+def test_every_error_code_has_a_status_and_an_example() -> None:
+    assert _codes() - set(STATUS_BY_CODE) == set()
+    assert _codes() - set(_EXAMPLES) == set()
+    expected = {
+        "refund_exceeds_original": 422,
+        "not_refundable": 422,
+        "batch_failed": 422,
+        "hold_not_found": 404,
+        "hold_expired": 409,
+        "hold_not_pending": 409,
+    }
+    assert {code: STATUS_BY_CODE[code] for code in expected} == expected
+
+
+def test_the_openapi_document_shows_the_new_flows(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    paths = document["paths"]
+    for path in (
+        "/transaction/batch",
+        "/holds",
+        "/holds/{hold_id}",
+        "/holds/{hold_id}/capture",
+        "/holds/{hold_id}/release",
+    ):
+        assert path in paths
+    as_of = [p["name"] for p in paths["/balance/{user_id}/{asset_code}"]["get"]["parameters"]]
+    assert "as_of" in as_of
+    capture = paths["/holds/{hold_id}/capture"]["post"]["responses"]
+    assert set(capture["409"]["content"]["application/problem+json"]["examples"]) == {
+        "hold_expired",
+        "hold_not_pending",
+        "idempotency_key_in_flight",
+    }
