@@ -35,6 +35,10 @@ WRITE_WAIT_TIMEOUT_S = 30.0
 WRITE_RETRIES_MAX = 3
 RETRY_AFTER_S = 1
 
+# An unknown asset code reloads the asset list at most this often (assets added by another
+# process become visible within this bound).
+ASSET_REFRESH_INTERVAL_S = 1.0
+
 # Database.
 DB_LOCK_TIMEOUT_MS = 5_000
 DB_STATEMENT_TIMEOUT_MS = 10_000

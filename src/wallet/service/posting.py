@@ -152,17 +152,23 @@ def _apply_batch(
     """
     mark = book.mark()
     views: list[dict[str, Any]] = []
+    first_id: str | None = None
     for index, item in enumerate(batch.items):
         scale = scales[item.asset_code]
         try:
-            views.append(transaction_view(apply_command(book, item, scale, now_us), scale))
+            transaction = apply_command(book, item, scale, now_us)
+            first_id = first_id or transaction.id
+            views.append(transaction_view(transaction, scale))
         except WalletError as error:
             book.restore(mark)
             raise BatchFailed(
                 f"item {index} was refused ({error.code}): nothing was applied",
                 [{"index": index, "code": error.code, "detail": error.detail}],
             ) from error
-    return Outcome(body=orjson.dumps({"id": new_transaction_id(), "transactions": views}))
+    # The batch's key points at its first transaction, which also tells the writer, after a
+    # commit whose answer was lost, whether the batch was written.
+    body = orjson.dumps({"id": new_transaction_id(), "transactions": views})
+    return Outcome(body=body, transaction_id=first_id)
 
 
 def open_book(session: Session, commands: Sequence[Command], now_us: int) -> Book:

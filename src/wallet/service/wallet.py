@@ -17,6 +17,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+import anyio.to_thread
+
 from wallet.config import Settings
 from wallet.domain.errors import (
     AssetNotFound,
@@ -35,7 +37,7 @@ from wallet.domain.ledger import (
     TransactionType,
 )
 from wallet.domain.money import format_minor, to_minor
-from wallet.limits import HOLD_SWEEP_BATCH_MAX
+from wallet.limits import ASSET_REFRESH_INTERVAL_S, HOLD_SWEEP_BATCH_MAX
 from wallet.storage import Database, open_database
 from wallet.storage import holds as hold_store
 from wallet.storage import ledger as store
@@ -85,6 +87,7 @@ class WalletService:
         self.settings = settings
         self.database = database or open_database(settings)
         self._assets: dict[str, Asset] = {}
+        self._assets_loaded_at = 0.0
         self.writer = GroupCommitWriter(self.database, self._scales)
 
     # --- life cycle ----------------------------------------------------------------------------
@@ -109,6 +112,7 @@ class WalletService:
         with self.database.reading() as session:
             assets = store.list_assets(session)
         self._assets = {asset.code: asset for asset in assets}
+        self._assets_loaded_at = time.monotonic()
         return assets
 
     def assets(self) -> list[Asset]:
@@ -116,12 +120,23 @@ class WalletService:
 
     def asset(self, code: str) -> Asset:
         asset = self._assets.get(code)
-        if asset is None:
+        if asset is None and self._may_refresh_assets():
             # Another process may have added it since we loaded the list.
             asset = {a.code: a for a in self.refresh_assets()}.get(code)
         if asset is None:
             raise AssetNotFound(f"no asset with code {code!r}")
         return asset
+
+    def _may_refresh_assets(self) -> bool:
+        """At most one reload a second: unknown codes must not become a query per request."""
+        return time.monotonic() - self._assets_loaded_at >= ASSET_REFRESH_INTERVAL_S
+
+    def _needs_database(self, request: TransactionInput) -> bool:
+        """Whether preparing ``request`` reads the database (a refund reads its original, an
+        asset not in the cache is looked up). Such preparation runs on a worker thread, never
+        on the event loop, so a slow or absent database cannot stall other requests.
+        """
+        return request.transaction_type == "refund" or request.asset_code not in self._assets
 
     def _scales(self) -> dict[str, int]:
         return {code: asset.scale for code, asset in self._assets.items()}
@@ -195,7 +210,11 @@ class WalletService:
         )
 
     async def post_transaction(self, request: TransactionInput, scope: str = "") -> Outcome:
-        return await self.writer.submit(self.command_for(request, scope))
+        if self._needs_database(request):
+            command = await anyio.to_thread.run_sync(self.command_for, request, scope)
+        else:
+            command = self.command_for(request, scope)
+        return await self.writer.submit(command)
 
     async def post_batch(
         self, items: Sequence[TransactionInput], idempotency_key: str | None, scope: str = ""
@@ -205,6 +224,15 @@ class WalletService:
         An item that is malformed is a validation_error located at its index; an item that the
         ledger refuses fails the batch with batch_failed, naming the item by its index.
         """
+        if any(self._needs_database(item) for item in items):
+            commands = await anyio.to_thread.run_sync(self._batch_commands, items, scope)
+        else:
+            commands = self._batch_commands(items, scope)
+        return await self.writer.submit(BatchCommand(tuple(commands), idempotency_key, scope))
+
+    def _batch_commands(
+        self, items: Sequence[TransactionInput], scope: str
+    ) -> list[PostingCommand]:
         commands: list[PostingCommand] = []
         for index, item in enumerate(items):
             try:
@@ -220,7 +248,7 @@ class WalletService:
                     f"item {index} was refused ({error.code}): nothing was applied",
                     [{"index": index, "code": error.code, "detail": error.detail}],
                 ) from None
-        return await self.writer.submit(BatchCommand(tuple(commands), idempotency_key, scope))
+        return commands
 
     # --- reads ---------------------------------------------------------------------------------
 
@@ -310,7 +338,10 @@ class WalletService:
 
     async def place_hold(self, request: HoldInput, scope: str = "") -> Outcome:
         try:
-            asset = self.asset(request.asset_code)
+            if request.asset_code in self._assets:
+                asset = self._assets[request.asset_code]
+            else:
+                asset = await anyio.to_thread.run_sync(self.asset, request.asset_code)
         except AssetNotFound as error:
             raise ValidationFailed.at("asset_code", error.detail) from None
         command = HoldCommand(
@@ -338,8 +369,7 @@ class WalletService:
         The hold's user, asset and amount never change, so they are read before the unit of
         work; whether it is still pending, and not expired, is decided inside it.
         """
-        hold = self._read_hold(hold_id)
-        scale = self.asset(hold.asset_code).scale
+        hold, scale = await anyio.to_thread.run_sync(self._hold_and_scale, hold_id)
         amount_minor = None if amount is None else to_minor(amount, scale)
         if amount_minor is not None and amount_minor > hold.amount_minor:
             held = format_minor(hold.amount_minor, scale)
@@ -359,13 +389,20 @@ class WalletService:
         """One pass of the sweeper: release up to HOLD_SWEEP_BATCH_MAX expired pending holds,
         through the writer like any other write. Returns how many it expired.
         """
-        with self.database.reading() as session:
-            expired = hold_store.expired_pending(session, now_us(), HOLD_SWEEP_BATCH_MAX)
+        expired = await anyio.to_thread.run_sync(self._expired_holds)
         commands = [
             HoldCommand(HoldAction.EXPIRE, h.user_id, h.asset_code, hold_id=h.id) for h in expired
         ]
         outcomes = await asyncio.gather(*(self.writer.submit(c) for c in commands))
         return sum(outcome.error is None for outcome in outcomes)
+
+    def _hold_and_scale(self, hold_id: str) -> tuple[Hold, int]:
+        hold = self._read_hold(hold_id)
+        return hold, self.asset(hold.asset_code).scale
+
+    def _expired_holds(self) -> list[Hold]:
+        with self.database.reading() as session:
+            return hold_store.expired_pending(session, now_us(), HOLD_SWEEP_BATCH_MAX)
 
     def hold(self, hold_id: str) -> dict[str, Any]:
         hold = self._read_hold(hold_id)

@@ -33,6 +33,7 @@ from wallet.limits import (
     WRITE_WAIT_TIMEOUT_S,
 )
 from wallet.storage import Database
+from wallet.storage import ledger as store
 from wallet.storage.database import WriterConnection
 
 from .clock import now_us
@@ -49,6 +50,10 @@ class _Pending:
     command: Command
     future: asyncio.Future[Outcome]
     loop: asyncio.AbstractEventLoop = field(repr=False)
+    # Set under GroupCommitWriter._claims: the writer took it into a batch, or its caller gave
+    # up waiting before that. Exactly one of the two ever happens.
+    taken: bool = False
+    abandoned: bool = False
 
 
 _STOP = object()
@@ -65,6 +70,7 @@ class GroupCommitWriter:
         self._queue: queue.Queue[_Pending | object] = queue.Queue(maxsize=WRITE_QUEUE_LENGTH_MAX)
         self._thread: threading.Thread | None = None
         self._connection: WriterConnection | None = None
+        self._claims = threading.Lock()
         self.batches_committed = 0
 
     @property
@@ -90,8 +96,9 @@ class GroupCommitWriter:
     async def submit(self, command: Command) -> Outcome:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome] = loop.create_future()
+        pending = _Pending(command, future, loop)
         try:
-            self._queue.put_nowait(_Pending(command, future, loop))
+            self._queue.put_nowait(pending)
         except queue.Full:
             raise Overloaded(
                 f"the write queue is full ({WRITE_QUEUE_LENGTH_MAX} waiting); "
@@ -100,7 +107,14 @@ class GroupCommitWriter:
         try:
             return await asyncio.wait_for(asyncio.shield(future), WRITE_WAIT_TIMEOUT_S)
         except TimeoutError:
-            raise Unavailable("the ledger did not answer in time") from None
+            with self._claims:
+                if not pending.taken:
+                    # Still queued: withdraw it, so that the 503 is true (nothing was decided).
+                    pending.abandoned = True
+                    raise Unavailable("the ledger did not answer in time") from None
+        # The writer took it already: its unit of work is bounded by the database's timeouts
+        # and the retry limit, and its answer is the only true one.
+        return await future
 
     def apply_now(self, commands: Sequence[PostingCommand]) -> list[Outcome]:
         """Apply commands synchronously (seeding, before the writer thread starts)."""
@@ -129,7 +143,9 @@ class GroupCommitWriter:
                     stopping = True
                     break
                 batch.append(item)
-            pending = [p for p in batch if isinstance(p, _Pending)]
+            pending = self._claim([p for p in batch if isinstance(p, _Pending)])
+            if not pending:
+                continue
             try:
                 outcomes = self._commit([p.command for p in pending])
             except Exception as error:  # the writer must outlive any one batch
@@ -137,30 +153,84 @@ class GroupCommitWriter:
                 outcomes = [InternalError(str(error))] * len(pending)
             _resolve(pending, outcomes)
 
+    def _claim(self, batch: list[_Pending]) -> list[_Pending]:
+        """Take the requests whose callers still wait; drop those that gave up."""
+        with self._claims:
+            for item in batch:
+                item.taken = not item.abandoned
+        return [item for item in batch if item.taken]
+
     def _commit(self, commands: list[Command]) -> list[Outcome | BaseException]:
         """Apply and commit ``commands`` in one unit of work, with the failure policy above."""
+        failure: BaseException | None = None
         for attempt in range(WRITE_RETRIES_MAX + 1):
+            if attempt:
+                log.warning("unit of work failed (attempt %d): %s", attempt, failure)
+                self._drop_connection()
+                time.sleep(min(0.05 * 2 ** (attempt - 1), 1.0))
             try:
                 connection = self._writer_connection()
                 connection.begin()
                 outcomes: list[Outcome | BaseException] = list(
                     apply_commands(connection.session, commands, self._scales(), now_us())
                 )
-                connection.commit()
-                self.batches_committed += 1
-                return outcomes
             except Unavailable as error:
-                failure: BaseException = error
+                failure = error
+                continue
             except Exception as error:
                 failure = error
                 self._rollback()
                 if not self._database.is_transient(error):
                     return self._commit_one_by_one(commands, error)
-            log.warning("unit of work failed (attempt %d): %s", attempt + 1, failure)
-            self._drop_connection()
-            time.sleep(min(0.05 * 2**attempt, 1.0))
-        unavailable = Unavailable(f"the database did not accept the write: {failure}")
-        return [unavailable] * len(commands)
+                continue
+            try:
+                connection.commit()
+            except Exception as error:
+                failure = error
+                self._drop_connection()
+                committed = self._was_committed(outcomes)
+                if committed is None:
+                    detail = (
+                        "the database stopped answering during a commit; its outcome is unknown"
+                    )
+                    return [Unavailable(detail)] * len(commands)
+                if committed:
+                    log.warning("a commit that reported %r had in fact succeeded", error)
+                    self.batches_committed += 1
+                    return outcomes
+                if not self._database.is_transient(error):
+                    return self._commit_one_by_one(commands, error)
+                continue
+            self.batches_committed += 1
+            return outcomes
+        return [Unavailable(f"the database did not accept the write: {failure}")] * len(commands)
+
+    def _was_committed(self, outcomes: Sequence[Outcome | BaseException]) -> bool | None:
+        """After COMMIT raised: did it happen? True, False, or None when we cannot tell.
+
+        The connection may have died after the database committed and before it said so. The
+        unit of work is re-applied only when it certainly did not commit; otherwise a command
+        without an idempotency key would be applied twice. A unit of work that created no
+        transaction wrote nothing that a second attempt would double (stored refusals replay).
+        """
+        probe = next(
+            (
+                o.transaction_id
+                for o in outcomes
+                if isinstance(o, Outcome) and o.transaction_id and not o.replayed and not o.error
+            ),
+            None,
+        )
+        if probe is None:
+            return False
+        for attempt in range(WRITE_RETRIES_MAX):
+            try:
+                with self._database.reading() as session:
+                    return store.transaction_exists(session, probe)
+            except Exception as error:
+                log.warning("cannot tell whether a commit happened (%s): %s", attempt + 1, error)
+                time.sleep(min(0.1 * 2**attempt, 1.0))
+        return None
 
     def _commit_one_by_one(
         self, commands: list[Command], error: Exception

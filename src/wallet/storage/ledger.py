@@ -88,6 +88,10 @@ _TRANSACTION_COLUMNS = (
 )
 
 
+def transaction_exists(session: Session, transaction_id: str) -> bool:
+    return session.one("SELECT 1 FROM transactions WHERE id = ?", (transaction_id,)) is not None
+
+
 def get_transaction(session: Session, transaction_id: str) -> PostedTransaction | None:
     row = session.one(
         f"SELECT {_TRANSACTION_COLUMNS} FROM transactions WHERE id = ?", (transaction_id,)

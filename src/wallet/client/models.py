@@ -1,0 +1,183 @@
+"""What the client returns and the one thing it takes besides plain arguments (a batch item).
+
+Results are frozen dataclasses. Amounts are :class:`~decimal.Decimal` in major units, exactly as
+the service wrote them (``"100.50"`` becomes ``Decimal("100.50")``); a float never holds one.
+Timestamps are timezone-aware :class:`~datetime.datetime`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Literal
+
+# What a caller may pass as an amount: a Decimal, an int, or a decimal string. Never a float,
+# which cannot hold 0.10 exactly; the client refuses one with a TypeError.
+AmountInput = Decimal | int | str
+
+TransactionType = Literal["topup", "bonus", "purchase", "refund"]
+HoldStatus = Literal["pending", "captured", "released", "expired"]
+
+
+@dataclass(frozen=True)
+class Asset:
+    """A currency of the game: its code, name and scale (decimal places)."""
+
+    code: str
+    name: str
+    scale: int
+
+
+@dataclass(frozen=True)
+class Balance:
+    """A user's balance in one asset.
+
+    ``balance`` is what the user can spend now; ``held`` the sum of their pending holds (None in a
+    balance ``as_of`` a past instant, which answers the balance alone).
+    """
+
+    user_id: str
+    asset_code: str
+    balance: Decimal
+    held: Decimal | None
+    as_of: datetime | None
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One account's signed change within a transaction, with its balance before and after."""
+
+    account_type: Literal["user", "system"]
+    account_id: str
+    amount: Decimal
+    balance_before: Decimal
+    balance_after: Decimal
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """A business event of the ledger with its entries (which sum to zero).
+
+    ``replayed`` is True when the service answered an idempotent retry with the first answer
+    (header ``Idempotent-Replayed: true``) rather than creating anything.
+    """
+
+    id: str
+    transaction_type: str
+    status: str
+    user_id: str | None
+    asset_code: str
+    amount: Decimal
+    description: str | None
+    idempotency_key: str | None
+    balance_after: Decimal | None
+    refunded_amount: Decimal
+    refund_of: str | None
+    created_at: datetime
+    entries: tuple[Entry, ...]
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Transactions applied together, all or none, in the order given."""
+
+    id: str
+    transactions: tuple[Transaction, ...]
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """One page of a user's history, newest first; ``next_cursor`` is None on the last page."""
+
+    user_id: str
+    items: tuple[Transaction, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Funds set aside until captured, released or expired; ``transactions`` are its ledger ids."""
+
+    id: str
+    user_id: str
+    asset_code: str
+    amount: Decimal
+    captured_amount: Decimal
+    status: HoldStatus
+    description: str | None
+    expires_at: datetime
+    created_at: datetime
+    transactions: tuple[str, ...]
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class HoldPage:
+    """One page of a user's holds, newest first; ``next_cursor`` is None on the last page."""
+
+    items: tuple[Hold, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class AssetSupply:
+    """Where an asset's supply is: the treasury, users' balances, pending holds (admin)."""
+
+    asset_code: str
+    supply: Decimal
+    treasury: Decimal
+    held_by_users: Decimal
+    in_holds: Decimal
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """The ledger audit (admin): every balance recomputed from entries, every sum checked."""
+
+    ok: bool
+    accounts_checked: int
+    transactions_checked: int
+    problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One transaction of a batch; build it with :meth:`topup`, :meth:`purchase`, …"""
+
+    transaction_type: TransactionType
+    user_id: str | None = None
+    asset_code: str | None = None
+    amount: AmountInput | None = None
+    description: str | None = None
+    refund_of: str | None = None
+
+    @classmethod
+    def topup(
+        cls, user_id: str, asset_code: str, amount: AmountInput, description: str | None = None
+    ) -> BatchItem:
+        """Credit a user from the treasury (bought credits)."""
+        return cls("topup", user_id, asset_code, amount, description)
+
+    @classmethod
+    def bonus(
+        cls, user_id: str, asset_code: str, amount: AmountInput, description: str | None = None
+    ) -> BatchItem:
+        """Credit a user from the treasury (a gift)."""
+        return cls("bonus", user_id, asset_code, amount, description)
+
+    @classmethod
+    def purchase(
+        cls, user_id: str, asset_code: str, amount: AmountInput, description: str | None = None
+    ) -> BatchItem:
+        """Debit a user to the treasury (spent credits)."""
+        return cls("purchase", user_id, asset_code, amount, description)
+
+    @classmethod
+    def refund(
+        cls, refund_of: str, amount: AmountInput | None = None, description: str | None = None
+    ) -> BatchItem:
+        """Reverse all (``amount`` None) or part of an earlier transaction."""
+        return cls("refund", amount=amount, description=description, refund_of=refund_of)

@@ -1,0 +1,317 @@
+"""One function per operation of the HTTP contract (../shared/API.md): each builds a
+:class:`~wallet.client.protocol.Call` with the parser of its answer. Pure: nothing here sends.
+
+Amounts leave as decimal strings (``Decimal("100.50")`` as ``"100.50"``) and come back as
+Decimals; a float is refused before anything is sent. Every write gets an idempotency key: the
+caller's, or a fresh uuid4 that the call keeps for all of its attempts.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from .models import (
+    AmountInput,
+    Asset,
+    AssetSupply,
+    Balance,
+    Batch,
+    BatchItem,
+    Entry,
+    HistoryPage,
+    Hold,
+    HoldPage,
+    HoldStatus,
+    Transaction,
+    TransactionType,
+    VerifyReport,
+)
+from .protocol import Call, decode_json
+
+T = TypeVar("T")
+
+
+def assets() -> Call[tuple[Asset, ...]]:
+    return Call("GET", "/assets", lambda r: tuple(_asset(a) for a in decode_json(r)))
+
+
+def balances(user_id: str) -> Call[tuple[Balance, ...]]:
+    def parse(response: httpx.Response) -> tuple[Balance, ...]:
+        return tuple(_balance(b) for b in decode_json(response)["balances"])
+
+    return Call("GET", f"/balance/{_segment(user_id)}", parse)
+
+
+def balance(user_id: str, asset_code: str, as_of: datetime | None) -> Call[Balance]:
+    params: dict[str, str | int] | None = None
+    if as_of is not None:
+        if as_of.tzinfo is None:
+            raise ValueError("as_of must be timezone-aware, e.g. datetime.now(UTC)")
+        params = {"as_of": as_of.isoformat()}
+    path = f"/balance/{_segment(user_id)}/{_segment(asset_code)}"
+    return Call("GET", path, lambda r: _balance(decode_json(r)), params=params)
+
+
+def post_transaction(
+    transaction_type: TransactionType,
+    *,
+    user_id: str | None = None,
+    asset_code: str | None = None,
+    amount: AmountInput | None = None,
+    description: str | None = None,
+    refund_of: str | None = None,
+    idempotency_key: str | None = None,
+) -> Call[Transaction]:
+    body = _transaction_body(
+        BatchItem(transaction_type, user_id, asset_code, amount, description, refund_of)
+    )
+    return _write("/transaction", body, _transaction_answer, idempotency_key)
+
+
+def get_transaction(transaction_id: str) -> Call[Transaction]:
+    return Call("GET", f"/transaction/{_segment(transaction_id)}", _transaction_answer)
+
+
+def history(
+    user_id: str,
+    *,
+    limit: int | None = None,
+    cursor: str | None = None,
+    asset_code: str | None = None,
+    transaction_type: TransactionType | None = None,
+) -> Call[HistoryPage]:
+    def parse(response: httpx.Response) -> HistoryPage:
+        data = decode_json(response)
+        items = tuple(_transaction(t) for t in data["items"])
+        return HistoryPage(data["user_id"], items, data["next_cursor"])
+
+    params = _params(
+        limit=limit, cursor=cursor, asset_code=asset_code, transaction_type=transaction_type
+    )
+    return Call("GET", f"/transaction/{_segment(user_id)}/history", parse, params=params)
+
+
+def batch(items: Sequence[BatchItem], idempotency_key: str | None = None) -> Call[Batch]:
+    def parse(response: httpx.Response) -> Batch:
+        data = decode_json(response)
+        transactions = tuple(_transaction(t) for t in data["transactions"])
+        return Batch(data["id"], transactions, _replayed(response))
+
+    body = {"transactions": [_transaction_body(item) for item in items]}
+    return _write("/transaction/batch", body, parse, idempotency_key)
+
+
+def place_hold(
+    user_id: str,
+    asset_code: str,
+    amount: AmountInput,
+    *,
+    expires_in_s: int | None = None,
+    description: str | None = None,
+    idempotency_key: str | None = None,
+) -> Call[Hold]:
+    body = _without_none(
+        user_id=user_id,
+        asset_code=asset_code,
+        amount=amount_text(amount),
+        expires_in_seconds=expires_in_s,
+        description=description,
+    )
+    return _write("/holds", body, _hold_answer, idempotency_key)
+
+
+def get_hold(hold_id: str) -> Call[Hold]:
+    return Call("GET", f"/holds/{_segment(hold_id)}", _hold_answer)
+
+
+def list_holds(
+    user_id: str,
+    *,
+    status: HoldStatus | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Call[HoldPage]:
+    def parse(response: httpx.Response) -> HoldPage:
+        data = decode_json(response)
+        return HoldPage(tuple(_hold(h) for h in data["items"]), data["next_cursor"])
+
+    params = _params(user_id=user_id, status=status, limit=limit, cursor=cursor)
+    return Call("GET", "/holds", parse, params=params)
+
+
+def capture_hold(
+    hold_id: str, amount: AmountInput | None = None, idempotency_key: str | None = None
+) -> Call[Hold]:
+    body = _without_none(amount=None if amount is None else amount_text(amount))
+    return _write(f"/holds/{_segment(hold_id)}/capture", body, _hold_answer, idempotency_key)
+
+
+def release_hold(hold_id: str, idempotency_key: str | None = None) -> Call[Hold]:
+    return _write(f"/holds/{_segment(hold_id)}/release", {}, _hold_answer, idempotency_key)
+
+
+def asset_supply(asset_code: str) -> Call[AssetSupply]:
+    def parse(response: httpx.Response) -> AssetSupply:
+        data = decode_json(response)
+        return AssetSupply(
+            asset_code=data["asset_code"],
+            supply=Decimal(data["supply"]),
+            treasury=Decimal(data["treasury"]),
+            held_by_users=Decimal(data["held_by_users"]),
+            in_holds=Decimal(data["in_holds"]),
+        )
+
+    return Call("GET", f"/admin/assets/{_segment(asset_code)}/supply", parse)
+
+
+def add_asset(
+    code: str, name: str, scale: int, supply: AmountInput, idempotency_key: str | None = None
+) -> Call[Asset]:
+    body = {"code": code, "name": name, "scale": scale, "supply": amount_text(supply)}
+    return _write("/admin/assets", body, lambda r: _asset(decode_json(r)), idempotency_key)
+
+
+def verify() -> Call[VerifyReport]:
+    def parse(response: httpx.Response) -> VerifyReport:
+        data = decode_json(response)
+        return VerifyReport(
+            ok=data["ok"],
+            accounts_checked=data["accounts_checked"],
+            transactions_checked=data["transactions_checked"],
+            problems=tuple(data["problems"]),
+        )
+
+    return Call("GET", "/admin/verify", parse)
+
+
+def metrics() -> Call[str]:
+    return Call("GET", "/metrics", lambda r: r.text)
+
+
+def amount_text(amount: AmountInput) -> str:
+    """An amount as the decimal string the service reads; a float or a bool is a TypeError."""
+    if isinstance(amount, bool) or not isinstance(amount, Decimal | int | str):
+        raise TypeError(f"an amount is a Decimal, int or str, not {type(amount).__name__}")
+    if isinstance(amount, Decimal):
+        return format(amount, "f")
+    return str(amount)
+
+
+def new_idempotency_key() -> str:
+    return str(uuid.uuid4())
+
+
+def _write(
+    path: str,
+    body: Mapping[str, Any],
+    parse: Callable[[httpx.Response], T],
+    idempotency_key: str | None,
+) -> Call[T]:
+    key = idempotency_key if idempotency_key is not None else new_idempotency_key()
+    return Call("POST", path, parse, body=body, idempotency_key=key)
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _params(**values: str | int | None) -> dict[str, str | int]:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _without_none(**values: Any) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _transaction_body(item: BatchItem) -> dict[str, Any]:
+    return _without_none(
+        transaction_type=item.transaction_type,
+        user_id=item.user_id,
+        asset_code=item.asset_code,
+        amount=None if item.amount is None else amount_text(item.amount),
+        description=item.description,
+        refund_of=item.refund_of,
+    )
+
+
+def _replayed(response: httpx.Response) -> bool:
+    return response.headers.get("Idempotent-Replayed") == "true"
+
+
+def _money(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def _asset(data: Mapping[str, Any]) -> Asset:
+    return Asset(code=data["code"], name=data["name"], scale=data["scale"])
+
+
+def _balance(data: Mapping[str, Any]) -> Balance:
+    as_of = data.get("as_of")
+    return Balance(
+        user_id=data["user_id"],
+        asset_code=data["asset_code"],
+        balance=Decimal(data["balance"]),
+        held=_money(data.get("held")),
+        as_of=None if as_of is None else datetime.fromisoformat(as_of),
+    )
+
+
+def _transaction_answer(response: httpx.Response) -> Transaction:
+    return _transaction(decode_json(response), _replayed(response))
+
+
+def _transaction(data: Mapping[str, Any], replayed: bool = False) -> Transaction:
+    return Transaction(
+        id=data["id"],
+        transaction_type=data["transaction_type"],
+        status=data["status"],
+        user_id=data["user_id"],
+        asset_code=data["asset_code"],
+        amount=Decimal(data["amount"]),
+        description=data["description"],
+        idempotency_key=data["idempotency_key"],
+        balance_after=_money(data["balance_after"]),
+        refunded_amount=Decimal(data["refunded_amount"]),
+        refund_of=data["refund_of"],
+        created_at=datetime.fromisoformat(data["created_at"]),
+        entries=tuple(_entry(e) for e in data["entries"]),
+        replayed=replayed,
+    )
+
+
+def _entry(data: Mapping[str, Any]) -> Entry:
+    return Entry(
+        account_type=data["account_type"],
+        account_id=data["account_id"],
+        amount=Decimal(data["amount"]),
+        balance_before=Decimal(data["balance_before"]),
+        balance_after=Decimal(data["balance_after"]),
+    )
+
+
+def _hold_answer(response: httpx.Response) -> Hold:
+    return _hold(decode_json(response), _replayed(response))
+
+
+def _hold(data: Mapping[str, Any], replayed: bool = False) -> Hold:
+    return Hold(
+        id=data["id"],
+        user_id=data["user_id"],
+        asset_code=data["asset_code"],
+        amount=Decimal(data["amount"]),
+        captured_amount=Decimal(data["captured_amount"]),
+        status=data["status"],
+        description=data["description"],
+        expires_at=datetime.fromisoformat(data["expires_at"]),
+        created_at=datetime.fromisoformat(data["created_at"]),
+        transactions=tuple(data["transactions"]),
+        replayed=replayed,
+    )

@@ -1,0 +1,325 @@
+"""The blocking client: one method per operation, each a call sent through the shared protocol."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import TypeVar
+
+import httpx
+
+from . import operations as op
+from .models import (
+    AmountInput,
+    Asset,
+    AssetSupply,
+    Balance,
+    Batch,
+    BatchItem,
+    HistoryPage,
+    Hold,
+    HoldPage,
+    HoldStatus,
+    Transaction,
+    TransactionType,
+    VerifyReport,
+)
+from .protocol import (
+    CONNECT_TIMEOUT_S_DEFAULT,
+    READ_TIMEOUT_S_DEFAULT,
+    Call,
+    Connection,
+    Done,
+    Exchange,
+)
+from .retry import RetryPolicy
+
+T = TypeVar("T")
+
+
+class WalletClient:
+    """A client of the wallet service.
+
+    ``base_url`` defaults to ``WALLET_URL``, then ``http://127.0.0.1:8000``; ``api_key`` to
+    ``WALLET_API_KEY`` (sent as ``Authorization: Bearer``). Every write carries an idempotency
+    key (a fresh uuid4 unless given) that is kept across the client's own retries, so a retried
+    write never moves money twice. Retries follow ``retry`` (see :mod:`wallet.client.retry`).
+    Errors are raised as :class:`~wallet.client.WalletAPIError` subclasses, one per error code,
+    or :class:`~wallet.client.WalletConnectionError` when no answer came.
+
+    Use it as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        *,
+        api_key: str | None = None,
+        connect_timeout_s: float = CONNECT_TIMEOUT_S_DEFAULT,
+        read_timeout_s: float = READ_TIMEOUT_S_DEFAULT,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        connection = Connection.resolve(base_url, api_key, connect_timeout_s, read_timeout_s)
+        self.base_url = connection.base_url
+        self.retry = retry or RetryPolicy()
+        self._http = httpx.Client(
+            base_url=connection.base_url, headers=connection.headers, timeout=connection.timeout
+        )
+
+    def __enter__(self) -> WalletClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the connections of the pool."""
+        self._http.close()
+
+    def send(self, call: Call[T]) -> T:
+        """Send a call, retrying as the policy allows, and return its parsed result."""
+        exchange = Exchange(call, self.retry)
+        while True:
+            request = self._http.build_request(
+                call.method, call.path, params=call.params, json=call.body, headers=call.headers()
+            )
+            try:
+                step = exchange.after_response(self._http.send(request))
+            except httpx.TransportError as error:
+                step = exchange.after_error(error)
+            if isinstance(step, Done):
+                return step.value
+            time.sleep(step.delay_s)
+
+    # Reads.
+
+    def assets(self) -> tuple[Asset, ...]:
+        """Every asset (code, name, scale)."""
+        return self.send(op.assets())
+
+    def balances(self, user_id: str) -> tuple[Balance, ...]:
+        """Every balance of a user, one per asset, zeros included, each with ``held``."""
+        return self.send(op.balances(user_id))
+
+    def balance(self, user_id: str, asset_code: str, as_of: datetime | None = None) -> Balance:
+        """A user's balance in one asset: now, or just after the last entry at or before the
+        timezone-aware instant ``as_of``.
+        """
+        return self.send(op.balance(user_id, asset_code, as_of))
+
+    def get_transaction(self, transaction_id: str) -> Transaction:
+        """One transaction with its entries."""
+        return self.send(op.get_transaction(transaction_id))
+
+    def history(
+        self,
+        user_id: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+        asset_code: str | None = None,
+        transaction_type: TransactionType | None = None,
+    ) -> HistoryPage:
+        """One page of a user's transactions, newest first; pass ``next_cursor`` for the next."""
+        return self.send(
+            op.history(
+                user_id,
+                limit=limit,
+                cursor=cursor,
+                asset_code=asset_code,
+                transaction_type=transaction_type,
+            )
+        )
+
+    def iter_history(
+        self,
+        user_id: str,
+        *,
+        page_size: int | None = None,
+        asset_code: str | None = None,
+        transaction_type: TransactionType | None = None,
+    ) -> Iterator[Transaction]:
+        """Every transaction of a user, newest first, fetched a page at a time as you iterate."""
+        cursor: str | None = None
+        while True:
+            page = self.history(
+                user_id,
+                limit=page_size,
+                cursor=cursor,
+                asset_code=asset_code,
+                transaction_type=transaction_type,
+            )
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def get_hold(self, hold_id: str) -> Hold:
+        """One hold."""
+        return self.send(op.get_hold(hold_id))
+
+    def list_holds(
+        self,
+        user_id: str,
+        *,
+        status: HoldStatus | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> HoldPage:
+        """One page of a user's holds, newest first, optionally of one status."""
+        return self.send(op.list_holds(user_id, status=status, limit=limit, cursor=cursor))
+
+    # Writes: each takes an optional idempotency_key; without one a uuid4 is used.
+
+    def topup(
+        self,
+        user_id: str,
+        asset_code: str,
+        amount: AmountInput,
+        description: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Transaction:
+        """Credit a user from the treasury (bought credits); creates the user if new."""
+        return self.send(
+            op.post_transaction(
+                "topup",
+                user_id=user_id,
+                asset_code=asset_code,
+                amount=amount,
+                description=description,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def bonus(
+        self,
+        user_id: str,
+        asset_code: str,
+        amount: AmountInput,
+        description: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Transaction:
+        """Credit a user from the treasury (a gift); creates the user if new."""
+        return self.send(
+            op.post_transaction(
+                "bonus",
+                user_id=user_id,
+                asset_code=asset_code,
+                amount=amount,
+                description=description,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def purchase(
+        self,
+        user_id: str,
+        asset_code: str,
+        amount: AmountInput,
+        description: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Transaction:
+        """Debit a user to the treasury; :class:`InsufficientFunds` if they have too little."""
+        return self.send(
+            op.post_transaction(
+                "purchase",
+                user_id=user_id,
+                asset_code=asset_code,
+                amount=amount,
+                description=description,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def refund(
+        self,
+        refund_of: str,
+        amount: AmountInput | None = None,
+        description: str | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Transaction:
+        """Reverse all (``amount`` None: whatever is not refunded yet) or part of a transaction."""
+        return self.send(
+            op.post_transaction(
+                "refund",
+                amount=amount,
+                description=description,
+                refund_of=refund_of,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def batch(self, items: Sequence[BatchItem], *, idempotency_key: str | None = None) -> Batch:
+        """Apply several transactions in order, all or none (:class:`BatchFailed` names the
+        failing item's index in ``errors``).
+        """
+        return self.send(op.batch(items, idempotency_key))
+
+    def place_hold(
+        self,
+        user_id: str,
+        asset_code: str,
+        amount: AmountInput,
+        *,
+        expires_in_s: int | None = None,
+        description: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Hold:
+        """Set a user's funds aside until captured, released, or expired (default 600 s)."""
+        return self.send(
+            op.place_hold(
+                user_id,
+                asset_code,
+                amount,
+                expires_in_s=expires_in_s,
+                description=description,
+                idempotency_key=idempotency_key,
+            )
+        )
+
+    def capture_hold(
+        self, hold_id: str, amount: AmountInput | None = None, *, idempotency_key: str | None = None
+    ) -> Hold:
+        """Capture all of a hold, or ``amount`` of it (the rest goes back to the user)."""
+        return self.send(op.capture_hold(hold_id, amount, idempotency_key))
+
+    def release_hold(self, hold_id: str, *, idempotency_key: str | None = None) -> Hold:
+        """Release all of a hold back to the user."""
+        return self.send(op.release_hold(hold_id, idempotency_key))
+
+    # Administration (scope admin).
+
+    def asset_supply(self, asset_code: str) -> AssetSupply:
+        """Where an asset's supply is: treasury, users' balances, pending holds."""
+        return self.send(op.asset_supply(asset_code))
+
+    def add_asset(
+        self,
+        code: str,
+        name: str,
+        scale: int,
+        supply: AmountInput,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Asset:
+        """Add an asset with its treasury holding ``supply``."""
+        return self.send(op.add_asset(code, name, scale, supply, idempotency_key))
+
+    def verify(self) -> VerifyReport:
+        """Recompute every balance from entries and check every transaction sums to zero."""
+        return self.send(op.verify())
+
+    def metrics(self) -> str:
+        """The Prometheus exposition text."""
+        return self.send(op.metrics())
