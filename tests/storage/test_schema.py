@@ -179,6 +179,37 @@ def test_a_user_balance_never_goes_below_zero(db: RawConnection) -> None:
     assert account(db, "user", "user_002", "GC")[1] == user_balance
 
 
+def test_a_balance_moves_only_through_an_entry(
+    db: RawConnection, subtests: pytest.Subtests
+) -> None:
+    user_id, user_balance = account(db, "user", "user_001", "GC")
+    last_entry = db.one("SELECT max(id) FROM entries WHERE account_id = ?", (user_id,))[0]
+    other_entry = db.one("SELECT max(id) FROM entries WHERE account_id <> ?", (user_id,))[0]
+    statements = {
+        "set a balance": ("UPDATE accounts SET balance_minor = 1 WHERE id = ?", (user_id,)),
+        "point at an old entry": (
+            "UPDATE accounts SET balance_minor = 0, last_entry_id = ? WHERE id = ?",
+            (last_entry, user_id),
+        ),
+        "point at another account's entry": (
+            "UPDATE accounts SET balance_minor = 0, last_entry_id = ? WHERE id = ?",
+            (other_entry, user_id),
+        ),
+    }
+    for name, (sql, params) in statements.items():
+        with subtests.test(name), pytest.raises(REFUSED, match="only through an entry"):
+            db.run(sql, params)
+    with pytest.raises(REFUSED, match="keeps its owner and asset"):
+        db.run("UPDATE accounts SET owner_id = 'someone_else' WHERE id = ?", (user_id,))
+
+    assert account(db, "user", "user_001", "GC")[1] == user_balance
+    # A real entry still moves the balance.
+    treasury_id, treasury_balance = account(db, "system", "treasury", "GC")
+    balanced = [(user_id, 100, user_balance), (treasury_id, -100, treasury_balance)]
+    write(db, "t-guarded", balanced, sealed_for="user_001")
+    assert account(db, "user", "user_001", "GC")[1] == user_balance + 100
+
+
 def test_an_account_opens_with_a_zero_balance(db: RawConnection) -> None:
     opening = (
         "INSERT INTO accounts (owner_type, owner_id, asset_code, balance_minor, created_at_us)"
