@@ -112,7 +112,9 @@ class AsyncWalletClient:
         """Every balance of a user, one per asset, zeros included, each with ``held``."""
         return await self.send(op.balances(user_id))
 
-    async def balance(self, user_id: str, asset_code: str, as_of: datetime | None = None) -> Balance:
+    async def balance(
+        self, user_id: str, asset_code: str, as_of: datetime | None = None
+    ) -> Balance:
         """A user's balance in one asset: now, or just after the last entry at or before the
         timezone-aware instant ``as_of``.
         """
@@ -265,7 +267,9 @@ class AsyncWalletClient:
             )
         )
 
-    async def batch(self, items: Sequence[BatchItem], *, idempotency_key: str | None = None) -> Batch:
+    async def batch(
+        self, items: Sequence[BatchItem], *, idempotency_key: str | None = None
+    ) -> Batch:
         """Apply several transactions in order, all or none (:class:`BatchFailed` names the
         failing item's index in ``errors``).
         """

@@ -196,9 +196,7 @@ class UnknownWalletAPIError(WalletAPIError):
 
 
 ERROR_CLASS_BY_CODE: dict[str, type[WalletAPIError]] = {
-    cls.code: cls
-    for cls in WalletAPIError.__subclasses__()
-    if cls is not UnknownWalletAPIError
+    cls.code: cls for cls in WalletAPIError.__subclasses__() if cls is not UnknownWalletAPIError
 }
 
 

@@ -242,7 +242,7 @@ def _transaction_body(item: BatchItem) -> dict[str, Any]:
 
 
 def _replayed(response: httpx.Response) -> bool:
-    return response.headers.get("Idempotent-Replayed") == "true"
+    return bool(response.headers.get("Idempotent-Replayed") == "true")
 
 
 def _money(value: str | None) -> Decimal | None:

@@ -13,6 +13,7 @@ that did reach the ledger replays the first answer instead of moving the money t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -155,10 +156,8 @@ def error_from_response(response: httpx.Response) -> WalletAPIError:
     """The exception for a non-2xx answer, a problem or not."""
     request_id = response.headers.get("X-Request-ID")
     problem: Any = None
-    try:
+    with contextlib.suppress(ValueError):
         problem = decode_json(response)
-    except ValueError:
-        pass
     if not isinstance(problem, dict) or "code" not in problem:
         problem = {
             "type": "about:blank",

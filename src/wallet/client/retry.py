@@ -52,7 +52,8 @@ class RetryPolicy:
 
     def backoff_s(self, retry_number: int, jitter: float) -> float:
         """The wait before retry ``retry_number`` (1-based); ``jitter`` is uniform in [0, 1)."""
-        ceiling_s = min(self.backoff_max_s, self.backoff_initial_s * 2 ** (retry_number - 1))
+        growth: float = 2.0 ** (retry_number - 1)
+        ceiling_s = min(self.backoff_max_s, self.backoff_initial_s * growth)
         return ceiling_s * jitter
 
     def retry_after_s(self, header: str | None) -> float | None:
