@@ -11,6 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from wallet import __version__
 from wallet.config import Settings
@@ -107,9 +108,13 @@ def _install_error_handlers(app: FastAPI) -> None:
             limit = REQUEST_BODY_BYTES_MAX
             return wallet_error_response(PayloadTooLarge(f"the body is larger than {limit} bytes"))
         if error.status_code == 405:
-            return extra_problem_response(
+            response = extra_problem_response(
                 "method_not_allowed", f"{request.method} is not allowed here"
             )
+            # RFC 9110: a 405 lists every method the resource supports. Starlette names only
+            # those of the first route on the path (POST of /holds, not GET), so ask them all.
+            response.headers["Allow"] = ", ".join(_allowed_methods(request))
+            return response
         if error.status_code == 404:
             return extra_problem_response("not_found", f"no route {request.url.path}")
         if error.status_code == 400:
@@ -133,6 +138,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         if request_id is not None:
             response.headers["X-Request-ID"] = request_id
         return response
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app answers on this request's path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def _validation_item(item: Any) -> dict[str, Any]:

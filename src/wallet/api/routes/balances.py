@@ -1,9 +1,11 @@
 """A user's balances."""
 
+import re
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
+from pydantic import BeforeValidator
 
 from wallet.limits import ASSET_CODE_PATTERN, USER_ID_PATTERN
 
@@ -12,6 +14,19 @@ from ..docs import COMMON, problems
 from ..models import BalanceRead, BalancesRead
 
 router = APIRouter(tags=["balances"])
+
+_RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+def _rfc3339(value: object) -> object:
+    """The documented format only: pydantic alone would also take ``0.5`` as a Unix time."""
+    if isinstance(value, str) and not _RFC3339.match(value):
+        raise ValueError("as_of must be an RFC 3339 date-time such as 2026-11-25T08:00:00Z")
+    return value
+
 
 UserIdPath = Annotated[str, Path(pattern=USER_ID_PATTERN, examples=["user_001"])]
 AssetPath = Annotated[str, Path(pattern=ASSET_CODE_PATTERN, examples=["GC"])]
@@ -40,7 +55,7 @@ def get_balance(
     asset_code: AssetPath,
     service: Service,
     as_of: Annotated[
-        datetime | None,
+        Annotated[datetime, BeforeValidator(_rfc3339)] | None,
         Query(
             description="An RFC 3339 instant: the balance just after the last entry at or "
             "before it (0 before the account's first entry).",

@@ -6,15 +6,15 @@ refused. Now every account remembers its last entry, the entry trigger moves bot
 refuses any change of a balance that is not explained by a newer entry of that account going
 from the old balance to the new one. An account's owner and asset never change.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-25
 """
 
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
