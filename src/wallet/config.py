@@ -5,6 +5,7 @@
 """
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,6 +32,9 @@ class Settings(BaseSettings):
     # Create the seed assets, treasuries and demo users on start (idempotent).
     seed: bool = True
     log_level: str = "info"
+    # `required`: every protected route needs an API key, even before any key exists. `auto`:
+    # the same once any key exists; with none, the service runs open (local development only).
+    auth: Literal["auto", "required"] = "auto"
     # How often the sweeper looks for expired pending holds to release.
     hold_sweep_interval_s: float = Field(default=2.0, gt=0)
 

@@ -269,6 +269,7 @@ class DatabaseHealth(BaseModel):
 class HealthRead(BaseModel):
     status: Literal["ok", "unavailable"]
     database: DatabaseHealth
+    auth: Literal["enabled", "disabled"]
     version: str
 
 

@@ -10,6 +10,8 @@ from wallet.limits import RETRY_AFTER_S
 
 STATUS_BY_CODE: dict[str, int] = {
     errors.IdempotencyKeyMismatch.code: 400,
+    errors.Unauthorized.code: 401,
+    errors.Forbidden.code: 403,
     errors.UserNotFound.code: 404,
     errors.AssetNotFound.code: 404,
     errors.TransactionNotFound.code: 404,

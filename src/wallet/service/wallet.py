@@ -42,6 +42,7 @@ from wallet.storage import ledger as store
 
 from .clock import format_us, now_us, parse_instant_us
 from .commands import BatchCommand, HoldCommand, PostingCommand
+from .keys import KeyRing
 from .posting import Outcome
 from .render import hold_view, transaction_view
 from .writer import GroupCommitWriter
@@ -86,6 +87,7 @@ class WalletService:
         self.database = database or open_database(settings)
         self._assets: dict[str, Asset] = {}
         self.writer = GroupCommitWriter(self.database, self._scales)
+        self.keys = KeyRing(self.database, required=settings.auth == "required")
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -97,6 +99,7 @@ class WalletService:
             from .seed import seed_demo_ledger
 
             seed_demo_ledger(self)
+        self.keys.refresh()
         self.writer.start()
 
     def stop(self) -> None:
