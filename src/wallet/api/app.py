@@ -21,8 +21,9 @@ from wallet.service.writer import InternalError
 
 from .auth import AuthMiddleware, document_security
 from .middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from .observe import ObserveMiddleware
 from .problems import extra_problem_response, wallet_error_response
-from .routes import balances, holds, system, transactions
+from .routes import admin, balances, holds, system, transactions
 
 log = logging.getLogger(__name__)
 
@@ -68,12 +69,14 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
     app.include_router(balances.router)
     app.include_router(transactions.router)
     app.include_router(holds.router)
-    _install_error_handlers(app)
+    app.include_router(admin.router)
+    _install_error_handlers(app, wallet)
     _install_openapi(app)
     # Added first, so they run inside RequestIdMiddleware and their 401, 403 and 413 carry
     # X-Request-ID too; auth runs before the body is read.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=REQUEST_BODY_BYTES_MAX)
-    app.add_middleware(AuthMiddleware, keys=wallet.keys)
+    app.add_middleware(AuthMiddleware, keys=wallet.keys, metrics=wallet.metrics)
+    app.add_middleware(ObserveMiddleware, metrics=wallet.metrics, routes=app.router.routes)
     app.add_middleware(RequestIdMiddleware)
     return app
 
@@ -127,15 +130,19 @@ async def sweep_expired_holds(service: WalletService, interval_s: float) -> None
             await asyncio.sleep(interval_s)
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _install_error_handlers(app: FastAPI, service: WalletService) -> None:
+    refusals = service.metrics.refusals
+
     @app.exception_handler(WalletError)
     async def wallet_error(request: Request, error: WalletError) -> Response:
+        refusals.labels(error.code).inc()
         return wallet_error_response(error)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> Response:
         items = [_validation_item(item) for item in error.errors()]
         detail = "; ".join(f"{'.'.join(map(str, i['loc']))}: {i['msg']}" for i in items[:5])
+        refusals.labels(ValidationFailed.code).inc()
         return wallet_error_response(ValidationFailed(detail or "invalid request", items))
 
     @app.exception_handler(StarletteHTTPException)

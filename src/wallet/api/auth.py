@@ -18,6 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from wallet.domain.errors import Forbidden, Unauthorized, WalletError
 from wallet.service.keys import OPEN_CALLER, Caller, KeyRing
 from wallet.service.keys import Scope as KeyScope
+from wallet.service.metrics import Metrics
 
 from .docs import problems
 from .problems import wallet_error_response
@@ -62,9 +63,10 @@ def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
 
 
 class AuthMiddleware:
-    def __init__(self, app: ASGIApp, keys: KeyRing) -> None:
+    def __init__(self, app: ASGIApp, keys: KeyRing, metrics: Metrics) -> None:
         self.app = app
         self.keys = keys
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -98,6 +100,7 @@ class AuthMiddleware:
     async def _refuse(
         self, error: WalletError, needed: KeyScope, scope: Scope, receive: Receive, send: Send
     ) -> None:
+        self.metrics.refusals.labels(error.code).inc()
         response = wallet_error_response(error)
         if isinstance(error, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="wallet"'

@@ -41,8 +41,9 @@ from wallet.storage import holds as hold_store
 from wallet.storage import ledger as store
 
 from .clock import format_us, now_us, parse_instant_us
-from .commands import BatchCommand, HoldCommand, PostingCommand
+from .commands import BatchCommand, Command, HoldCommand, PostingCommand
 from .keys import KeyRing
+from .metrics import Metrics
 from .posting import Outcome
 from .render import hold_view, transaction_view
 from .writer import GroupCommitWriter
@@ -86,7 +87,9 @@ class WalletService:
         self.settings = settings
         self.database = database or open_database(settings)
         self._assets: dict[str, Asset] = {}
-        self.writer = GroupCommitWriter(self.database, self._scales)
+        self.metrics = Metrics()
+        self.writer = GroupCommitWriter(self.database, self._scales, self.metrics)
+        self.metrics.watch_queue(lambda: self.writer.queue_depth)
         self.keys = KeyRing(self.database, required=settings.auth == "required")
 
     # --- life cycle ----------------------------------------------------------------------------
@@ -198,7 +201,7 @@ class WalletService:
         )
 
     async def post_transaction(self, request: TransactionInput, scope: str = "") -> Outcome:
-        return await self.writer.submit(self.command_for(request, scope))
+        return await self._submit(self.command_for(request, scope))
 
     async def post_batch(
         self, items: Sequence[TransactionInput], idempotency_key: str | None, scope: str = ""
@@ -223,7 +226,12 @@ class WalletService:
                     f"item {index} was refused ({error.code}): nothing was applied",
                     [{"index": index, "code": error.code, "detail": error.detail}],
                 ) from None
-        return await self.writer.submit(BatchCommand(tuple(commands), idempotency_key, scope))
+        return await self._submit(BatchCommand(tuple(commands), idempotency_key, scope))
+
+    async def _submit(self, command: Command) -> Outcome:
+        outcome = await self.writer.submit(command)
+        self.metrics.record_outcome(command, outcome)
+        return outcome
 
     # --- reads ---------------------------------------------------------------------------------
 
@@ -326,7 +334,7 @@ class WalletService:
             idempotency_key=request.idempotency_key,
             scope=scope,
         )
-        return await self.writer.submit(command)
+        return await self._submit(command)
 
     async def settle_hold(
         self,
@@ -356,7 +364,7 @@ class WalletService:
             idempotency_key=idempotency_key,
             scope=scope,
         )
-        return await self.writer.submit(command)
+        return await self._submit(command)
 
     async def expire_holds(self) -> int:
         """One pass of the sweeper: release up to HOLD_SWEEP_BATCH_MAX expired pending holds,
@@ -367,8 +375,10 @@ class WalletService:
         commands = [
             HoldCommand(HoldAction.EXPIRE, h.user_id, h.asset_code, hold_id=h.id) for h in expired
         ]
-        outcomes = await asyncio.gather(*(self.writer.submit(c) for c in commands))
-        return sum(outcome.error is None for outcome in outcomes)
+        outcomes = await asyncio.gather(*(self._submit(c) for c in commands))
+        expired_count = sum(outcome.error is None for outcome in outcomes)
+        self.metrics.holds_expired.inc(expired_count)
+        return expired_count
 
     def hold(self, hold_id: str) -> dict[str, Any]:
         hold = self._read_hold(hold_id)
@@ -393,6 +403,13 @@ class WalletService:
         if hold is None:
             raise HoldNotFound(f"no hold with id {hold_id!r}")
         return hold
+
+    def metrics_exposition(self) -> bytes:
+        """The Prometheus exposition, with the pending holds counted now."""
+        with self.database.reading() as session:
+            pending = hold_store.pending_by_asset(session)
+        self.metrics.set_holds_pending((code, count) for code, (count, _) in pending.items())
+        return self.metrics.exposition()
 
     def ping(self) -> float:
         """Query the database; the round trip in milliseconds. Raises Unavailable."""

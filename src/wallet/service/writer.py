@@ -37,6 +37,7 @@ from wallet.storage.database import WriterConnection
 
 from .clock import now_us
 from .commands import Command, PostingCommand
+from .metrics import Metrics
 from .posting import Outcome, apply_commands
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,11 @@ class InternalError(Exception):
 
 
 class GroupCommitWriter:
-    def __init__(self, database: Database, scales: Callable[[], dict[str, int]]) -> None:
+    def __init__(
+        self, database: Database, scales: Callable[[], dict[str, int]], metrics: Metrics
+    ) -> None:
         self._database = database
+        self._metrics = metrics
         self._scales = scales
         self._queue: queue.Queue[_Pending | object] = queue.Queue(maxsize=WRITE_QUEUE_LENGTH_MAX)
         self._thread: threading.Thread | None = None
@@ -142,11 +146,14 @@ class GroupCommitWriter:
         for attempt in range(WRITE_RETRIES_MAX + 1):
             try:
                 connection = self._writer_connection()
+                started = time.perf_counter()
                 connection.begin()
                 outcomes: list[Outcome | BaseException] = list(
                     apply_commands(connection.session, commands, self._scales(), now_us())
                 )
                 connection.commit()
+                self._metrics.unit_of_work.observe(time.perf_counter() - started)
+                self._metrics.batch_size.observe(len(commands))
                 self.batches_committed += 1
                 return outcomes
             except Unavailable as error:
