@@ -76,7 +76,9 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
     # X-Request-ID too; auth runs before the body is read.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=REQUEST_BODY_BYTES_MAX)
     app.add_middleware(AuthMiddleware, keys=wallet.keys, metrics=wallet.metrics)
-    app.add_middleware(ObserveMiddleware, metrics=wallet.metrics, routes=app.router.routes)
+    app.add_middleware(
+        ObserveMiddleware, metrics=wallet.metrics, templates=lambda: app.openapi()["paths"]
+    )
     app.add_middleware(RequestIdMiddleware)
     return app
 

@@ -44,6 +44,7 @@ from .clock import format_us, now_us, parse_instant_us
 from .commands import BatchCommand, Command, HoldCommand, PostingCommand
 from .keys import KeyRing
 from .metrics import Metrics
+from .notes import note_transaction
 from .posting import Outcome
 from .render import hold_view, transaction_view
 from .writer import GroupCommitWriter
@@ -231,6 +232,8 @@ class WalletService:
     async def _submit(self, command: Command) -> Outcome:
         outcome = await self.writer.submit(command)
         self.metrics.record_outcome(command, outcome)
+        if outcome.transaction_id is not None:
+            note_transaction(outcome.transaction_id)
         return outcome
 
     # --- reads ---------------------------------------------------------------------------------
