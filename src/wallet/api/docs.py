@@ -19,6 +19,7 @@ _EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
         {},
     ),
     "forbidden": ("Forbidden", "this API key lacks the scope write", {}),
+    "asset_exists": ("Asset exists", "an asset with code 'GEM' exists already", {}),
     "user_not_found": ("User not found", "user user_999 has never been credited", {}),
     "asset_not_found": ("Asset not found", "no asset with code 'XX'", {}),
     "transaction_not_found": ("Transaction not found", "no transaction with id 'b3f1'", {}),

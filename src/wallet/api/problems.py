@@ -18,6 +18,7 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.IdempotencyKeyInFlight.code: 409,
     errors.HoldNotFound.code: 404,
     errors.HoldExpired.code: 409,
+    errors.AssetExists.code: 409,
     errors.HoldNotPending.code: 409,
     errors.PayloadTooLarge.code: 413,
     errors.ValidationFailed.code: 422,

@@ -108,6 +108,11 @@ class PayloadTooLarge(WalletError):
     title = "Payload too large"
 
 
+class AssetExists(WalletError):
+    code = "asset_exists"
+    title = "Asset exists"
+
+
 class Unauthorized(WalletError):
     """No API key, or one that is malformed, unknown or revoked."""
 

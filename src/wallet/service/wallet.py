@@ -34,12 +34,13 @@ from wallet.domain.ledger import (
     Asset,
     TransactionType,
 )
-from wallet.domain.money import format_minor, to_minor
+from wallet.domain.money import format_minor, supply_to_minor, to_minor
 from wallet.limits import HOLD_SWEEP_BATCH_MAX
 from wallet.storage import Database, open_database
 from wallet.storage import holds as hold_store
 from wallet.storage import ledger as store
 
+from .assets import add_asset, asset_supply
 from .clock import format_us, now_us, parse_instant_us
 from .commands import BatchCommand, Command, HoldCommand, PostingCommand
 from .keys import KeyRing
@@ -47,6 +48,7 @@ from .metrics import Metrics
 from .notes import note_transaction
 from .posting import Outcome
 from .render import hold_view, transaction_view
+from .verify import VerifyReport, verify_ledger
 from .writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
@@ -406,6 +408,30 @@ class WalletService:
         if hold is None:
             raise HoldNotFound(f"no hold with id {hold_id!r}")
         return hold
+
+    # --- administration ------------------------------------------------------------------------
+
+    def supply(self, asset_code: str) -> dict[str, object]:
+        supply = asset_supply(self.database, self.asset(asset_code))
+        scale = supply.asset.scale
+        return {
+            "asset_code": supply.asset.code,
+            "supply": format_minor(supply.asset.supply_minor, scale),
+            "treasury": format_minor(supply.treasury_minor, scale),
+            "users": format_minor(supply.users_minor, scale),
+            "pending_holds": format_minor(supply.pending_holds_minor, scale),
+            "adds_up": supply.adds_up,
+        }
+
+    def add_asset(self, code: str, name: str, scale: int, supply: Decimal) -> Asset:
+        """Add an asset with its supply in its treasury (one unit of work). Raises AssetExists."""
+        asset = Asset(code, name, scale, supply_to_minor(supply, scale))
+        add_asset(self.database, asset)
+        self.refresh_assets()
+        return asset
+
+    def verify(self) -> VerifyReport:
+        return verify_ledger(self.database)
 
     def metrics_exposition(self) -> bytes:
         """The Prometheus exposition, with the pending holds counted now."""
