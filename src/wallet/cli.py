@@ -1,5 +1,5 @@
-"""The command line: ``wallet serve | migrate | seed | verify | keys …``, each calling a service
-use case.
+"""The command line: ``wallet serve | migrate | seed | verify | keys … | assets …``, each calling
+a service use case.
 
 Settings come from the environment (``DATABASE_URL``, ``PORT``, ``WALLET_*``) exactly as for
 ``python main.py``; ``--database-url`` overrides ``DATABASE_URL``. Expected failures end with an
@@ -14,6 +14,7 @@ exit code from one table, and a one-line message rather than a traceback:
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -22,7 +23,11 @@ import click
 from wallet import __version__
 from wallet.config import DEFAULT_DATABASE_URL, Settings
 from wallet.domain.errors import Unavailable, WalletError
+from wallet.domain.ledger import Asset
+from wallet.domain.money import format_minor, parse_amount, supply_to_minor
+from wallet.limits import ASSET_CODE_PATTERN, SCALE_MAX
 from wallet.service.admin import migrate_database, seed_database
+from wallet.service.assets import add_asset, list_assets
 from wallet.service.clock import format_us
 from wallet.service.keys import Scope, create_api_key, list_api_keys, revoke_api_key
 from wallet.service.verify import VerifyReport, verify_ledger
@@ -132,6 +137,46 @@ def verify(database_url: str | None, as_json: bool) -> None:
     click.echo(json.dumps(dataclasses.asdict(report), indent=2) if as_json else _text(report))
     if not report.ok:
         raise SystemExit(EXIT_BOOKS_DO_NOT_BALANCE)
+
+
+@main.group()
+def assets() -> None:
+    """List the assets, or add one with its supply."""
+
+
+@assets.command("list")
+@database_url_option
+def assets_list(database_url: str | None) -> None:
+    """List every asset: code, name, scale and supply."""
+    settings = _settings(database_url)
+    for asset in _with_database(settings, list_assets):
+        supply = format_minor(asset.supply_minor, asset.scale)
+        click.echo(f"{asset.code}  {asset.name}  scale {asset.scale}  supply {supply}")
+
+
+@assets.command("add")
+@database_url_option
+@click.option("--code", required=True, help="2 to 10 capital letters, e.g. GEM.")
+@click.option("--name", required=True, help="e.g. Gems.")
+@click.option("--scale", required=True, type=click.IntRange(0, SCALE_MAX), help="Decimals.")
+@click.option("--supply", required=True, help="The whole supply in major units, e.g. 1000000.")
+def assets_add(database_url: str | None, code: str, name: str, scale: int, supply: str) -> None:
+    """Add an asset and issue its whole supply to its treasury, in one unit of work."""
+    settings = _settings(database_url)
+    if not re.match(ASSET_CODE_PATTERN, code):
+        raise click.UsageError("--code is 2 to 10 capital letters")
+    try:
+        amount = parse_amount(supply)
+    except ValueError as error:
+        raise click.UsageError(f"--supply: {error}") from None
+
+    def add(database: Database) -> Asset:
+        asset = Asset(code, name, scale, supply_to_minor(amount, scale))
+        add_asset(database, asset)
+        return asset
+
+    asset = _with_database(settings, add)
+    click.echo(f"Added {asset.code} ({asset.name}) with a supply of {supply} in its treasury.")
 
 
 @main.group()

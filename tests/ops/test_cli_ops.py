@@ -10,7 +10,16 @@ from tests.test_cli import wallet
 
 
 @pytest.mark.parametrize(
-    "command", [["keys"], ["keys", "create"], ["keys", "list"], ["keys", "revoke"]]
+    "command",
+    [
+        ["keys"],
+        ["keys", "create"],
+        ["keys", "list"],
+        ["keys", "revoke"],
+        ["assets"],
+        ["assets", "list"],
+        ["assets", "add"],
+    ],
 )
 def test_every_operations_command_explains_itself(command: list[str]) -> None:
     result = wallet(*command, "--help")
@@ -51,3 +60,19 @@ def test_keys_are_created_shown_once_listed_and_revoked(database_url: str) -> No
     bad_scope = wallet("keys", "create", "--name", "x", "--scope", "root",
                        "--database-url", database_url)  # fmt: skip
     assert bad_scope.returncode == 2
+
+
+def test_assets_are_listed_and_added_once(database_url: str) -> None:
+    args = ["--code", "GEM", "--name", "Gems", "--scale", "0", "--supply", "1000000"]
+    added = wallet("assets", "add", *args, "--database-url", database_url)
+    again = wallet("assets", "add", *args, "--database-url", database_url)
+    listed = wallet("assets", "list", "--database-url", database_url)
+
+    assert added.returncode == 0, added.stderr
+    assert again.returncode == 65, again.stderr
+    assert "asset_exists" in again.stderr
+    assert "GEM  Gems  scale 0  supply 1000000" in listed.stdout
+    assert "GC  Gold Coins  scale 2  supply 1000000000000.00" in listed.stdout
+    assert wallet("verify", "--database-url", database_url).returncode == 0
+    bad = wallet("assets", "add", "--code", "gem", *args[2:], "--database-url", database_url)
+    assert bad.returncode == 2
