@@ -1,4 +1,5 @@
-"""The command line: ``wallet serve | migrate | seed | verify``, each calling a service use case.
+"""The command line: ``wallet serve | migrate | seed | verify | keys … | assets …``, each calling
+a service use case.
 
 Settings come from the environment (``DATABASE_URL``, ``PORT``, ``WALLET_*``) exactly as for
 ``python main.py``; ``--database-url`` overrides ``DATABASE_URL``. Expected failures end with an
@@ -13,6 +14,7 @@ exit code from one table, and a one-line message rather than a traceback:
 
 import dataclasses
 import json
+import re
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -21,9 +23,16 @@ import click
 from wallet import __version__
 from wallet.config import DEFAULT_DATABASE_URL, Settings
 from wallet.domain.errors import Unavailable, WalletError
+from wallet.domain.ledger import Asset
+from wallet.domain.money import format_minor, parse_amount, supply_to_minor
+from wallet.limits import ASSET_CODE_PATTERN, SCALE_MAX
 from wallet.service.admin import migrate_database, seed_database
+from wallet.service.assets import add_asset, list_assets
+from wallet.service.clock import format_us
+from wallet.service.keys import Scope, create_api_key, list_api_keys, revoke_api_key
 from wallet.service.verify import VerifyReport, verify_ledger
-from wallet.storage import open_database
+from wallet.storage import Database, open_database
+from wallet.storage.keys import StoredKey
 
 EXIT_BOOKS_DO_NOT_BALANCE = 1
 EXIT_LEDGER_ERROR = 65
@@ -128,6 +137,129 @@ def verify(database_url: str | None, as_json: bool) -> None:
     click.echo(json.dumps(dataclasses.asdict(report), indent=2) if as_json else _text(report))
     if not report.ok:
         raise SystemExit(EXIT_BOOKS_DO_NOT_BALANCE)
+
+
+@main.group()
+def assets() -> None:
+    """List the assets, or add one with its supply."""
+
+
+@assets.command("list")
+@database_url_option
+def assets_list(database_url: str | None) -> None:
+    """List every asset: code, name, scale and supply."""
+    settings = _settings(database_url)
+    for asset in _with_database(settings, list_assets):
+        supply = format_minor(asset.supply_minor, asset.scale)
+        click.echo(f"{asset.code}  {asset.name}  scale {asset.scale}  supply {supply}")
+
+
+@assets.command("add")
+@database_url_option
+@click.option("--code", required=True, help="2 to 10 capital letters, e.g. GEM.")
+@click.option("--name", required=True, help="e.g. Gems.")
+@click.option("--scale", required=True, type=click.IntRange(0, SCALE_MAX), help="Decimals.")
+@click.option("--supply", required=True, help="The whole supply in major units, e.g. 1000000.")
+def assets_add(database_url: str | None, code: str, name: str, scale: int, supply: str) -> None:
+    """Add an asset and issue its whole supply to its treasury, in one unit of work."""
+    settings = _settings(database_url)
+    if not re.match(ASSET_CODE_PATTERN, code):
+        raise click.UsageError("--code is 2 to 10 capital letters")
+    try:
+        amount = parse_amount(supply)
+    except ValueError as error:
+        raise click.UsageError(f"--supply: {error}") from None
+
+    def add(database: Database) -> Asset:
+        asset = Asset(code, name, scale, supply_to_minor(amount, scale))
+        add_asset(database, asset)
+        return asset
+
+    asset = _with_database(settings, add)
+    click.echo(f"Added {asset.code} ({asset.name}) with a supply of {supply} in its treasury.")
+
+
+@main.group()
+def keys() -> None:
+    """Create, list and revoke API keys.
+
+    A key is shown once, when it is created, and stored only as a hash. A running service
+    honours a new or revoked key within 5 seconds.
+    """
+
+
+def _with_database(settings: Settings, use_case: Callable[[Database], Result]) -> Result:
+    database = open_database(settings)
+    try:
+        database.migrate()
+        return _run(lambda: use_case(database))
+    finally:
+        database.close()
+
+
+@keys.command("create")
+@database_url_option
+@click.option("--name", required=True, help="Who the key is for, e.g. game-server-eu.")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    type=click.Choice([scope.value for scope in Scope]),
+    help="read (every GET), write (transactions, holds), admin (/admin, /metrics). Repeatable.",
+)
+def keys_create(database_url: str | None, name: str, scopes: tuple[str, ...]) -> None:
+    """Create an API key and print it (on stdout, alone) once: store it now."""
+    settings = _settings(database_url)
+    record, key = _with_database(settings, lambda db: create_api_key(db, name, scopes))
+    click.echo(
+        f"Created API key {record.id} ({record.name}; scopes {_scopes(record)}). "
+        "It is shown only this once:",
+        err=True,
+    )
+    click.echo(key)
+
+
+@keys.command("list")
+@database_url_option
+@click.option("--json", "as_json", is_flag=True, help="Print the keys as JSON lines.")
+def keys_list(database_url: str | None, as_json: bool) -> None:
+    """List the API keys (never the keys themselves), revoked ones included."""
+    settings = _settings(database_url)
+    for record in _with_database(settings, list_api_keys):
+        fields = {
+            "id": record.id,
+            "name": record.name,
+            "scopes": sorted(record.scopes),
+            "created_at": format_us(record.created_at_us),
+            "revoked_at": None if record.revoked_at_us is None else format_us(record.revoked_at_us),
+        }
+        if as_json:
+            click.echo(json.dumps(fields))
+        else:
+            state = f"revoked {fields['revoked_at']}" if fields["revoked_at"] else "active"
+            click.echo(
+                f"{record.id}  {record.name}  {_scopes(record)}  created {fields['created_at']}"
+                f"  {state}"
+            )
+
+
+@keys.command("revoke")
+@database_url_option
+@click.argument("key_id")
+def keys_revoke(database_url: str | None, key_id: str) -> None:
+    """Revoke the API key KEY_ID (the id `keys list` shows); running services refuse it within
+    5 seconds.
+    """
+    settings = _settings(database_url)
+    record = _with_database(settings, lambda db: revoke_api_key(db, key_id))
+    if record is None:
+        raise click.UsageError(f"no API key with id {key_id!r}")
+    click.echo(f"Revoked API key {record.id} ({record.name}).")
+
+
+def _scopes(record: StoredKey) -> str:
+    return ",".join(sorted(record.scopes))
 
 
 def _text(report: VerifyReport) -> str:

@@ -5,8 +5,9 @@
 """
 
 from enum import StrEnum
+from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///wallet_service.db"
@@ -30,9 +31,19 @@ class Settings(BaseSettings):
     )
     # Create the seed assets, treasuries and demo users on start (idempotent).
     seed: bool = True
-    log_level: str = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # One line per record: `json` for log collectors, `text` for people.
+    log_format: Literal["json", "text"] = "json"
+    # `required`: every protected route needs an API key, even before any key exists. `auto`:
+    # the same once any key exists; with none, the service runs open (local development only).
+    auth: Literal["auto", "required"] = "auto"
     # How often the sweeper looks for expired pending holds to release.
     hold_sweep_interval_s: float = Field(default=2.0, gt=0)
+
+    @field_validator("log_level", "log_format", "auth", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @property
     def backend(self) -> Backend:

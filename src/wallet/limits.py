@@ -57,3 +57,8 @@ HOLD_EXPIRES_IN_S_MAX = 604_800
 HOLD_SWEEP_BATCH_MAX = 100
 HOLD_PAGE_SIZE_DEFAULT = 50
 HOLD_PAGE_SIZE_MAX = 500
+
+# API keys: how long a process may go on using its copy of the keys table, so the longest a key
+# created or revoked with `wallet keys` takes to be honoured (or refused) by a running service.
+AUTH_KEYS_REFRESH_S = 5.0
+KEY_NAME_PATTERN = r"^[A-Za-z0-9._:@ -]{1,100}$"

@@ -1,23 +1,21 @@
 """Serving the app with uvicorn, settings from the environment."""
 
-import logging
-
 import uvicorn
 
 from wallet.api import create_app
 from wallet.config import Settings
+from wallet.logs import configure_logging
 
 
 def serve(settings: Settings | None = None) -> None:
     settings = settings or Settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(levelname)s %(name)s %(message)s"
-    )
+    configure_logging(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
+        log_config=None,
         access_log=False,
         # Finish in-flight requests on SIGTERM, within a bound.
         timeout_graceful_shutdown=10,

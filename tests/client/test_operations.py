@@ -218,7 +218,8 @@ def test_admin_supply_add_asset_and_verify(
     report = wallet.verify()
 
     assert asset == Asset(code, "Test tokens", 3)
-    assert supply.supply == supply.treasury + supply.held_by_users + supply.in_holds
+    assert supply.supply == supply.treasury + supply.users + supply.pending_holds
+    assert supply.adds_up
     assert supply.treasury == Decimal("1000.000")
     assert report.ok
     assert report.problems == ()

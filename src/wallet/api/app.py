@@ -20,9 +20,11 @@ from wallet.limits import HOLD_SWEEP_BATCH_MAX, REQUEST_BODY_BYTES_MAX
 from wallet.service.wallet import WalletService
 from wallet.service.writer import InternalError
 
+from .auth import AuthMiddleware, document_security
 from .middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from .observe import ObserveMiddleware
 from .problems import extra_problem_response, wallet_error_response
-from .routes import balances, holds, system, transactions
+from .routes import admin, balances, holds, system, transactions
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         wallet.start()
+        _announce_auth(wallet)
         sweeper = asyncio.create_task(sweep_expired_holds(wallet, settings.hold_sweep_interval_s))
         try:
             yield
@@ -67,11 +70,50 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
     app.include_router(balances.router)
     app.include_router(transactions.router)
     app.include_router(holds.router)
-    _install_error_handlers(app)
-    # Added first, so it runs inside RequestIdMiddleware and its 413 carries X-Request-ID too.
+    app.include_router(admin.router)
+    _install_error_handlers(app, wallet)
+    _install_openapi(app)
+    # Added first, so they run inside RequestIdMiddleware and their 401, 403 and 413 carry
+    # X-Request-ID too; auth runs before the body is read.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=REQUEST_BODY_BYTES_MAX)
+    app.add_middleware(AuthMiddleware, keys=wallet.keys, metrics=wallet.metrics)
+    app.add_middleware(
+        ObserveMiddleware, metrics=wallet.metrics, templates=lambda: app.openapi()["paths"]
+    )
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+def _announce_auth(service: WalletService) -> None:
+    if service.keys.enforced:
+        if not service.keys.required or service.keys.has_keys:
+            return
+        log.warning(
+            "WALLET_AUTH=required and no API key exists: every protected route answers 401 "
+            "until one is created with `wallet keys create`"
+        )
+        return
+    banner = "!" * 78
+    log.warning(
+        "\n%s\nAUTH IS DISABLED: no API key exists, so anyone who can reach this service may move "
+        "money.\nFor local development only. Create a key with `wallet keys create --name NAME "
+        "--scope read --scope write`\n(auth is enforced as soon as one exists), and set "
+        "WALLET_AUTH=required in production.\n%s",
+        banner,
+        banner,
+    )
+
+
+def _install_openapi(app: FastAPI) -> None:
+    """The framework's document, plus the security schemes and each operation's scope."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_security(build())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def sweep_expired_holds(service: WalletService, interval_s: float) -> None:
@@ -91,15 +133,19 @@ async def sweep_expired_holds(service: WalletService, interval_s: float) -> None
             await asyncio.sleep(interval_s)
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _install_error_handlers(app: FastAPI, service: WalletService) -> None:
+    refusals = service.metrics.refusals
+
     @app.exception_handler(WalletError)
     async def wallet_error(request: Request, error: WalletError) -> Response:
+        refusals.labels(error.code).inc()
         return wallet_error_response(error)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> Response:
         items = [_validation_item(item) for item in error.errors()]
         detail = "; ".join(f"{'.'.join(map(str, i['loc']))}: {i['msg']}" for i in items[:5])
+        refusals.labels(ValidationFailed.code).inc()
         return wallet_error_response(ValidationFailed(detail or "invalid request", items))
 
     @app.exception_handler(StarletteHTTPException)

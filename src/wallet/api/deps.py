@@ -4,6 +4,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from wallet.service.keys import OPEN_CALLER, Caller
 from wallet.service.wallet import WalletService
 
 
@@ -14,3 +15,17 @@ async def get_service(request: Request) -> WalletService:
 
 
 Service = Annotated[WalletService, Depends(get_service)]
+
+
+def get_caller(request: Request) -> Caller:
+    """The caller AuthMiddleware recognised (open mode: the one unnamed caller)."""
+    caller: Caller = request.scope.get("state", {}).get("caller", OPEN_CALLER)
+    return caller
+
+
+def get_idempotency_scope(request: Request) -> str:
+    """Idempotency keys are scoped to the API key that used them: its id."""
+    return get_caller(request).key_id
+
+
+IdempotencyScope = Annotated[str, Depends(get_idempotency_scope)]

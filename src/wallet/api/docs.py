@@ -13,6 +13,13 @@ _EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
         "the Idempotency-Key header and the body's idempotency_key differ",
         {},
     ),
+    "unauthorized": (
+        "Unauthorized",
+        "send an API key: Authorization: Bearer wk_… or X-API-Key: wk_…",
+        {},
+    ),
+    "forbidden": ("Forbidden", "this API key lacks the scope write", {}),
+    "asset_exists": ("Asset exists", "an asset with code 'GEM' exists already", {}),
     "user_not_found": ("User not found", "user user_999 has never been credited", {}),
     "asset_not_found": ("Asset not found", "no asset with code 'XX'", {}),
     "transaction_not_found": ("Transaction not found", "no transaction with id 'b3f1'", {}),

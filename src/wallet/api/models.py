@@ -11,12 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchem
 
 from wallet.domain.money import parse_amount
 from wallet.limits import (
+    ASSET_CODE_PATTERN,
     BATCH_SIZE_MAX,
     DESCRIPTION_LENGTH_MAX,
     HOLD_EXPIRES_IN_S_DEFAULT,
     HOLD_EXPIRES_IN_S_MAX,
     IDEMPOTENCY_KEY_LENGTH_MAX,
     IDEMPOTENCY_KEY_PATTERN,
+    SCALE_MAX,
     USER_ID_PATTERN,
 )
 
@@ -269,6 +271,7 @@ class DatabaseHealth(BaseModel):
 class HealthRead(BaseModel):
     status: Literal["ok", "unavailable"]
     database: DatabaseHealth
+    auth: Literal["enabled", "disabled"]
     version: str
 
 
@@ -399,3 +402,74 @@ class HoldRead(BaseModel):
 class HoldsRead(BaseModel):
     items: list[HoldRead]
     next_cursor: str | None
+
+
+class AssetCreate(BaseModel):
+    """A new asset and its whole supply, issued to its treasury."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"code": "GEM", "name": "Gems", "scale": 0, "supply": "1000000000"}]
+        },
+    )
+
+    code: Annotated[str, Field(pattern=ASSET_CODE_PATTERN, examples=["GEM"])]
+    name: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00]*$")]
+    scale: Annotated[int, Field(ge=0, le=SCALE_MAX, strict=True)]
+    supply: Annotated[
+        Decimal,
+        PlainValidator(parse_amount),
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "number", "exclusiveMinimum": 0},
+                    {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$", "maxLength": 40},
+                ],
+                "description": "Major units, at most the scale's decimals; at most 10^18 minor "
+                "units.",
+                "examples": ["1000000000"],
+            }
+        ),
+    ]
+
+
+class SupplyRead(BaseModel):
+    """Where an asset's supply is: treasury + users + pending_holds = supply."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "asset_code": "GC",
+                    "supply": "1000000000000.00",
+                    "treasury": "999999998500.00",
+                    "users": "1495.00",
+                    "pending_holds": "5.00",
+                    "adds_up": True,
+                }
+            ]
+        }
+    )
+
+    asset_code: str
+    supply: MoneyString
+    treasury: MoneyString
+    users: MoneyString
+    pending_holds: MoneyString
+    adds_up: bool
+
+
+class VerifyRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"ok": True, "accounts_checked": 12, "transactions_checked": 9, "problems": []}
+            ]
+        }
+    )
+
+    ok: bool
+    accounts_checked: int
+    transactions_checked: int
+    problems: list[str]

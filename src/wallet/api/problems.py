@@ -10,12 +10,15 @@ from wallet.limits import RETRY_AFTER_S
 
 STATUS_BY_CODE: dict[str, int] = {
     errors.IdempotencyKeyMismatch.code: 400,
+    errors.Unauthorized.code: 401,
+    errors.Forbidden.code: 403,
     errors.UserNotFound.code: 404,
     errors.AssetNotFound.code: 404,
     errors.TransactionNotFound.code: 404,
     errors.IdempotencyKeyInFlight.code: 409,
     errors.HoldNotFound.code: 404,
     errors.HoldExpired.code: 409,
+    errors.AssetExists.code: 409,
     errors.HoldNotPending.code: 409,
     errors.PayloadTooLarge.code: 413,
     errors.ValidationFailed.code: 422,

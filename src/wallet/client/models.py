@@ -129,8 +129,9 @@ class AssetSupply:
     asset_code: str
     supply: Decimal
     treasury: Decimal
-    held_by_users: Decimal
-    in_holds: Decimal
+    users: Decimal
+    pending_holds: Decimal
+    adds_up: bool
 
 
 @dataclass(frozen=True)

@@ -164,8 +164,9 @@ def asset_supply(asset_code: str) -> Call[AssetSupply]:
             asset_code=data["asset_code"],
             supply=Decimal(data["supply"]),
             treasury=Decimal(data["treasury"]),
-            held_by_users=Decimal(data["held_by_users"]),
-            in_holds=Decimal(data["in_holds"]),
+            users=Decimal(data["users"]),
+            pending_holds=Decimal(data["pending_holds"]),
+            adds_up=bool(data["adds_up"]),
         )
 
     return Call("GET", f"/admin/assets/{_segment(asset_code)}/supply", parse)

@@ -108,6 +108,25 @@ class PayloadTooLarge(WalletError):
     title = "Payload too large"
 
 
+class AssetExists(WalletError):
+    code = "asset_exists"
+    title = "Asset exists"
+
+
+class Unauthorized(WalletError):
+    """No API key, or one that is malformed, unknown or revoked."""
+
+    code = "unauthorized"
+    title = "Unauthorized"
+
+
+class Forbidden(WalletError):
+    """A valid API key that lacks the scope the route needs."""
+
+    code = "forbidden"
+    title = "Forbidden"
+
+
 class Unavailable(WalletError):
     code = "unavailable"
     title = "Service unavailable"

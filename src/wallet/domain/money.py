@@ -7,7 +7,7 @@ amount with more decimals than the asset's scale is refused.
 
 from decimal import Decimal, InvalidOperation
 
-from wallet.limits import AMOUNT_MAJOR_MAX
+from wallet.limits import AMOUNT_MAJOR_MAX, SUPPLY_MINOR_MAX
 
 from .errors import ValidationFailed
 
@@ -45,7 +45,23 @@ def _is_plain_decimal(text: str) -> bool:
     )
 
 
-def to_minor(amount: Decimal, scale: int, field: str = "amount") -> int:
+def supply_to_minor(supply: Decimal, scale: int) -> int:
+    """An asset's supply in minor units: greater than 0, at most SUPPLY_MINOR_MAX minor units,
+    at most ``scale`` decimals.
+    """
+    bound = f"supply must be greater than 0 and at most {SUPPLY_MINOR_MAX} minor units"
+    # adjusted() is the exponent of the leading digit: no 10**huge is computed below.
+    if supply <= 0 or supply.adjusted() > 18:
+        raise ValidationFailed.at("supply", bound)
+    minor = to_minor(supply, scale, "supply", amount_max=None)
+    if minor > SUPPLY_MINOR_MAX:
+        raise ValidationFailed.at("supply", bound)
+    return minor
+
+
+def to_minor(
+    amount: Decimal, scale: int, field: str = "amount", amount_max: int | None = AMOUNT_MAJOR_MAX
+) -> int:
     """Convert a major-unit amount to minor units of an asset with ``scale`` decimals.
 
     The amount must be greater than zero, at most AMOUNT_MAJOR_MAX, and have no more decimals than
@@ -53,7 +69,7 @@ def to_minor(amount: Decimal, scale: int, field: str = "amount") -> int:
     """
     if amount <= 0:
         raise ValidationFailed.at(field, "amount must be greater than 0")
-    if amount > AMOUNT_MAJOR_MAX:
+    if amount_max is not None and amount > amount_max:
         raise ValidationFailed.at(field, f"amount must be at most {AMOUNT_MAJOR_MAX:,} major units")
     # Integer arithmetic on the digits: Decimal arithmetic rounds to its context, and would turn
     # 1e-999999999 into zero minor units rather than refuse it.

@@ -36,16 +36,21 @@ from wallet.domain.ledger import (
     Asset,
     TransactionType,
 )
-from wallet.domain.money import format_minor, to_minor
+from wallet.domain.money import format_minor, supply_to_minor, to_minor
 from wallet.limits import ASSET_REFRESH_INTERVAL_S, HOLD_SWEEP_BATCH_MAX
 from wallet.storage import Database, open_database
 from wallet.storage import holds as hold_store
 from wallet.storage import ledger as store
 
+from .assets import add_asset, asset_supply
 from .clock import format_us, now_us, parse_instant_us
-from .commands import BatchCommand, HoldCommand, PostingCommand
+from .commands import BatchCommand, Command, HoldCommand, PostingCommand
+from .keys import KeyRing
+from .metrics import Metrics
+from .notes import note_transaction
 from .posting import Outcome
 from .render import hold_view, transaction_view
+from .verify import VerifyReport, verify_ledger
 from .writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
@@ -88,7 +93,10 @@ class WalletService:
         self.database = database or open_database(settings)
         self._assets: dict[str, Asset] = {}
         self._assets_loaded_at = 0.0
-        self.writer = GroupCommitWriter(self.database, self._scales)
+        self.metrics = Metrics()
+        self.writer = GroupCommitWriter(self.database, self._scales, self.metrics)
+        self.metrics.watch_queue(lambda: self.writer.queue_depth)
+        self.keys = KeyRing(self.database, required=settings.auth == "required")
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -100,6 +108,7 @@ class WalletService:
             from .seed import seed_demo_ledger
 
             seed_demo_ledger(self)
+        self.keys.refresh()
         self.writer.start()
 
     def stop(self) -> None:
@@ -214,7 +223,7 @@ class WalletService:
             command = await anyio.to_thread.run_sync(self.command_for, request, scope)
         else:
             command = self.command_for(request, scope)
-        return await self.writer.submit(command)
+        return await self._submit(command)
 
     async def post_batch(
         self, items: Sequence[TransactionInput], idempotency_key: str | None, scope: str = ""
@@ -228,7 +237,7 @@ class WalletService:
             commands = await anyio.to_thread.run_sync(self._batch_commands, items, scope)
         else:
             commands = self._batch_commands(items, scope)
-        return await self.writer.submit(BatchCommand(tuple(commands), idempotency_key, scope))
+        return await self._submit(BatchCommand(tuple(commands), idempotency_key, scope))
 
     def _batch_commands(
         self, items: Sequence[TransactionInput], scope: str
@@ -249,6 +258,13 @@ class WalletService:
                     [{"index": index, "code": error.code, "detail": error.detail}],
                 ) from None
         return commands
+
+    async def _submit(self, command: Command) -> Outcome:
+        outcome = await self.writer.submit(command)
+        self.metrics.record_outcome(command, outcome)
+        if outcome.transaction_id is not None:
+            note_transaction(outcome.transaction_id)
+        return outcome
 
     # --- reads ---------------------------------------------------------------------------------
 
@@ -354,7 +370,7 @@ class WalletService:
             idempotency_key=request.idempotency_key,
             scope=scope,
         )
-        return await self.writer.submit(command)
+        return await self._submit(command)
 
     async def settle_hold(
         self,
@@ -383,7 +399,7 @@ class WalletService:
             idempotency_key=idempotency_key,
             scope=scope,
         )
-        return await self.writer.submit(command)
+        return await self._submit(command)
 
     async def expire_holds(self) -> int:
         """One pass of the sweeper: release up to HOLD_SWEEP_BATCH_MAX expired pending holds,
@@ -393,8 +409,10 @@ class WalletService:
         commands = [
             HoldCommand(HoldAction.EXPIRE, h.user_id, h.asset_code, hold_id=h.id) for h in expired
         ]
-        outcomes = await asyncio.gather(*(self.writer.submit(c) for c in commands))
-        return sum(outcome.error is None for outcome in outcomes)
+        outcomes = await asyncio.gather(*(self._submit(c) for c in commands))
+        expired_count = sum(outcome.error is None for outcome in outcomes)
+        self.metrics.holds_expired.inc(expired_count)
+        return expired_count
 
     def _hold_and_scale(self, hold_id: str) -> tuple[Hold, int]:
         hold = self._read_hold(hold_id)
@@ -427,6 +445,37 @@ class WalletService:
         if hold is None:
             raise HoldNotFound(f"no hold with id {hold_id!r}")
         return hold
+
+    # --- administration ------------------------------------------------------------------------
+
+    def supply(self, asset_code: str) -> dict[str, object]:
+        supply = asset_supply(self.database, self.asset(asset_code))
+        scale = supply.asset.scale
+        return {
+            "asset_code": supply.asset.code,
+            "supply": format_minor(supply.asset.supply_minor, scale),
+            "treasury": format_minor(supply.treasury_minor, scale),
+            "users": format_minor(supply.users_minor, scale),
+            "pending_holds": format_minor(supply.pending_holds_minor, scale),
+            "adds_up": supply.adds_up,
+        }
+
+    def add_asset(self, code: str, name: str, scale: int, supply: Decimal) -> Asset:
+        """Add an asset with its supply in its treasury (one unit of work). Raises AssetExists."""
+        asset = Asset(code, name, scale, supply_to_minor(supply, scale))
+        add_asset(self.database, asset)
+        self.refresh_assets()
+        return asset
+
+    def verify(self) -> VerifyReport:
+        return verify_ledger(self.database)
+
+    def metrics_exposition(self) -> bytes:
+        """The Prometheus exposition, with the pending holds counted now."""
+        with self.database.reading() as session:
+            pending = hold_store.pending_by_asset(session)
+        self.metrics.set_holds_pending((code, count) for code, (count, _) in pending.items())
+        return self.metrics.exposition()
 
     def ping(self) -> float:
         """Query the database; the round trip in milliseconds. Raises Unavailable."""

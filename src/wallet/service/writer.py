@@ -38,6 +38,7 @@ from wallet.storage.database import WriterConnection
 
 from .clock import now_us
 from .commands import Command, PostingCommand
+from .metrics import Metrics
 from .posting import Outcome, apply_commands
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,11 @@ class InternalError(Exception):
 
 
 class GroupCommitWriter:
-    def __init__(self, database: Database, scales: Callable[[], dict[str, int]]) -> None:
+    def __init__(
+        self, database: Database, scales: Callable[[], dict[str, int]], metrics: Metrics
+    ) -> None:
         self._database = database
+        self._metrics = metrics
         self._scales = scales
         self._queue: queue.Queue[_Pending | object] = queue.Queue(maxsize=WRITE_QUEUE_LENGTH_MAX)
         self._thread: threading.Thread | None = None
@@ -170,6 +174,7 @@ class GroupCommitWriter:
                 time.sleep(min(0.05 * 2 ** (attempt - 1), 1.0))
             try:
                 connection = self._writer_connection()
+                started = time.perf_counter()
                 connection.begin()
                 outcomes: list[Outcome | BaseException] = list(
                     apply_commands(connection.session, commands, self._scales(), now_us())
@@ -196,14 +201,19 @@ class GroupCommitWriter:
                     return [Unavailable(detail)] * len(commands)
                 if committed:
                     log.warning("a commit that reported %r had in fact succeeded", error)
-                    self.batches_committed += 1
+                    self._count_commit(len(commands), started)
                     return outcomes
                 if not self._database.is_transient(error):
                     return self._commit_one_by_one(commands, error)
                 continue
-            self.batches_committed += 1
+            self._count_commit(len(commands), started)
             return outcomes
         return [Unavailable(f"the database did not accept the write: {failure}")] * len(commands)
+
+    def _count_commit(self, commands: int, started: float) -> None:
+        self._metrics.unit_of_work.observe(time.perf_counter() - started)
+        self._metrics.batch_size.observe(commands)
+        self.batches_committed += 1
 
     def _was_committed(self, outcomes: Sequence[Outcome | BaseException]) -> bool | None:
         """After COMMIT raised: did it happen? True, False, or None when we cannot tell.

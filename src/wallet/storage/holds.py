@@ -89,6 +89,15 @@ def held_amounts(session: Session, user_id: str) -> dict[str, int]:
     return {asset_code: int(total) for asset_code, total in rows}
 
 
+def pending_by_asset(session: Session) -> dict[str, tuple[int, int]]:
+    """(how many, how much in minor units) of the pending holds, by asset."""
+    rows = session.all(
+        "SELECT asset_code, count(*), sum(amount_minor) FROM holds"
+        " WHERE status = 'pending' GROUP BY asset_code"
+    )
+    return {asset_code: (int(count), int(total)) for asset_code, count, total in rows}
+
+
 def expired_pending(session: Session, now_us: int, limit: int) -> list[Hold]:
     """Pending holds whose expiry has passed, the longest expired first."""
     rows = session.all(

@@ -31,6 +31,16 @@ def insert_asset(session: Session, asset: Asset, now_us: int) -> bool:
     return row is not None
 
 
+def balances_by_holder(session: Session, asset_code: str) -> dict[str, int]:
+    """The asset's balances summed by holder: 'user' for all users, else the system account."""
+    rows = session.all(
+        "SELECT CASE WHEN owner_type = 'user' THEN 'user' ELSE owner_id END AS holder,"
+        " sum(balance_minor) FROM accounts WHERE asset_code = ? GROUP BY holder",
+        (asset_code,),
+    )
+    return {str(holder): int(total) for holder, total in rows}
+
+
 # --- balances -----------------------------------------------------------------------------------
 
 

@@ -16,7 +16,7 @@ from wallet.limits import (
 from wallet.service.posting import Outcome
 from wallet.service.wallet import HoldInput, resolve_idempotency_key
 
-from ..deps import Service
+from ..deps import IdempotencyScope, Service
 from ..docs import COMMON, problems
 from ..jsonbody import ExactJSONRoute
 from ..models import HoldCapture, HoldCreate, HoldRead, HoldRelease, HoldsRead
@@ -68,7 +68,10 @@ def _answer(outcome: Outcome, status_code: int) -> Response:
     },
 )
 async def place_hold(
-    body: HoldCreate, service: Service, idempotency_key: IdempotencyKeyHeader = None
+    body: HoldCreate,
+    service: Service,
+    scope: IdempotencyScope,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     request = HoldInput(
         user_id=body.user_id,
@@ -78,7 +81,7 @@ async def place_hold(
         description=body.description,
         idempotency_key=resolve_idempotency_key(idempotency_key, body.idempotency_key),
     )
-    return _answer(await service.place_hold(request), 201)
+    return _answer(await service.place_hold(request, scope), 201)
 
 
 @router.get(
@@ -120,12 +123,13 @@ def get_hold(hold_id: HoldIdPath, service: Service) -> dict[str, object]:
 async def capture_hold(
     hold_id: HoldIdPath,
     service: Service,
+    scope: IdempotencyScope,
     body: HoldCapture | None = None,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     body = body or HoldCapture()
     key = resolve_idempotency_key(idempotency_key, body.idempotency_key)
-    outcome = await service.settle_hold(hold_id, HoldAction.CAPTURE, body.amount, key)
+    outcome = await service.settle_hold(hold_id, HoldAction.CAPTURE, body.amount, key, scope)
     return _answer(outcome, 200)
 
 
@@ -141,9 +145,11 @@ async def capture_hold(
 async def release_hold(
     hold_id: HoldIdPath,
     service: Service,
+    scope: IdempotencyScope,
     body: HoldRelease | None = None,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     body = body or HoldRelease()
     key = resolve_idempotency_key(idempotency_key, body.idempotency_key)
-    return _answer(await service.settle_hold(hold_id, HoldAction.RELEASE, None, key), 200)
+    outcome = await service.settle_hold(hold_id, HoldAction.RELEASE, None, key, scope)
+    return _answer(outcome, 200)

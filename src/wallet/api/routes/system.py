@@ -26,18 +26,21 @@ async def root() -> dict[str, str]:
 )
 def health(service: Service) -> JSONResponse:
     backend = service.database.backend.value
+    auth = "enabled" if service.keys.enforced else "disabled"
     try:
         latency_ms = round(service.ping(), 3)
     except Unavailable:
         body = {
             "status": "unavailable",
             "database": {"status": "unavailable", "backend": backend, "latency_ms": None},
+            "auth": auth,
             "version": __version__,
         }
         return JSONResponse(body, status_code=503, headers={"Retry-After": "1"})
     body = {
         "status": "ok",
         "database": {"status": "ok", "backend": backend, "latency_ms": latency_ms},
+        "auth": auth,
         "version": __version__,
     }
     return JSONResponse(body)

@@ -15,7 +15,7 @@ from wallet.limits import (
 from wallet.service.posting import Outcome
 from wallet.service.wallet import TransactionInput, resolve_idempotency_key
 
-from ..deps import Service
+from ..deps import IdempotencyScope, Service
 from ..docs import COMMON, problems
 from ..jsonbody import ExactJSONRoute
 from ..models import BatchCreate, BatchRead, HistoryRead, TransactionCreate, TransactionRead
@@ -76,7 +76,10 @@ TransactionIdPath = Annotated[
     },
 )
 async def post_transaction(
-    body: TransactionCreate, service: Service, idempotency_key: IdempotencyKeyHeader = None
+    body: TransactionCreate,
+    service: Service,
+    scope: IdempotencyScope,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     key = resolve_idempotency_key(idempotency_key, body.idempotency_key)
     request = TransactionInput(
@@ -88,7 +91,7 @@ async def post_transaction(
         idempotency_key=key,
         refund_of=body.refund_of,
     )
-    return _created(await service.post_transaction(request))
+    return _created(await service.post_transaction(request, scope))
 
 
 @router.post(
@@ -115,7 +118,10 @@ async def post_transaction(
     },
 )
 async def post_batch(
-    body: BatchCreate, service: Service, idempotency_key: IdempotencyKeyHeader = None
+    body: BatchCreate,
+    service: Service,
+    scope: IdempotencyScope,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     key = resolve_idempotency_key(idempotency_key, body.idempotency_key)
     items = [
@@ -129,7 +135,7 @@ async def post_batch(
         )
         for item in body.transactions
     ]
-    return _created(await service.post_batch(items, key))
+    return _created(await service.post_batch(items, key, scope))
 
 
 def _created(outcome: Outcome) -> Response:

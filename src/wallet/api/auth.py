@@ -1,0 +1,142 @@
+"""Authentication and scopes, as plain ASGI middleware, and their description in OpenAPI.
+
+Which scope a request needs depends only on its method and path (``required_scope``): the open
+paths need none, ``/admin/…`` and ``/metrics`` need ``admin``, every other GET needs ``read`` and
+every other method ``write``. The middleware answers 401 (with ``WWW-Authenticate: Bearer``) or
+403 before the app runs, and leaves the caller in ``scope["state"]["caller"]`` for the routes
+(the idempotency scope) and the request log (the key's name).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import anyio.to_thread
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from wallet.domain.errors import Forbidden, Unauthorized, WalletError
+from wallet.service.keys import OPEN_CALLER, Caller, KeyRing
+from wallet.service.keys import Scope as KeyScope
+from wallet.service.metrics import Metrics
+
+from .docs import problems
+from .problems import wallet_error_response
+
+OPEN_PATHS = frozenset(
+    {"/", "/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+)
+ADMIN_PREFIX = "/admin/"
+METRICS_PATH = "/metrics"
+
+SECURITY_SCHEMES = {
+    "bearerAuth": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "An API key (wk_…) from `wallet keys create`.",
+    },
+    "apiKeyHeader": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+
+
+def required_scope(method: str, path: str) -> KeyScope | None:
+    if path in OPEN_PATHS:
+        return None
+    if path.startswith(ADMIN_PREFIX) or path == METRICS_PATH:
+        return KeyScope.ADMIN
+    if method in ("GET", "HEAD"):
+        return KeyScope.READ
+    return KeyScope.WRITE
+
+
+def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
+    """The key of ``Authorization: Bearer <key>``, else of ``X-API-Key``."""
+    api_key: bytes | None = None
+    for name, value in headers:
+        if name == b"authorization":
+            kind, _, token = value.partition(b" ")
+            if kind.lower() == b"bearer" and token.strip():
+                return token.strip().decode("latin-1")
+        elif name == b"x-api-key" and value.strip():
+            api_key = value.strip()
+    return None if api_key is None else api_key.decode("latin-1")
+
+
+class AuthMiddleware:
+    def __init__(self, app: ASGIApp, keys: KeyRing, metrics: Metrics) -> None:
+        self.app = app
+        self.keys = keys
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        needed = required_scope(scope["method"], scope["path"])
+        if needed is not None:
+            if self.keys.stale():
+                await anyio.to_thread.run_sync(self.keys.refresh)
+            caller, error = self._caller(scope, needed)
+            if error is not None:
+                await self._refuse(error, needed, scope, receive, send)
+                return
+            scope.setdefault("state", {})["caller"] = caller
+        await self.app(scope, receive, send)
+
+    def _caller(self, scope: Scope, needed: KeyScope) -> tuple[Caller | None, WalletError | None]:
+        if not self.keys.enforced:
+            return OPEN_CALLER, None
+        key = presented_key(scope["headers"])
+        if key is None:
+            return None, Unauthorized("send an API key: Authorization: Bearer <key> or X-API-Key")
+        caller = self.keys.caller(key)
+        if caller is None:
+            return None, Unauthorized("the API key is unknown or revoked")
+        scope.setdefault("state", {})["caller"] = caller
+        if needed not in caller.scopes:
+            return None, Forbidden(f"this API key lacks the scope {needed}")
+        return caller, None
+
+    async def _refuse(
+        self, error: WalletError, needed: KeyScope, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        self.metrics.refusals.labels(error.code).inc()
+        response = wallet_error_response(error)
+        if isinstance(error, Unauthorized):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="wallet"'
+        else:
+            response.headers["WWW-Authenticate"] = (
+                f'Bearer realm="wallet", error="insufficient_scope", scope="{needed}"'
+            )
+        await response(scope, receive, send)
+
+
+def document_security(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the security schemes, and each protected operation's scope, 401 and 403."""
+    schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    refusals = _refusal_responses()
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            needed = required_scope(method.upper(), path)
+            if needed is None:
+                operation["security"] = []
+                continue
+            operation["security"] = [{"bearerAuth": []}, {"apiKeyHeader": []}]
+            operation["x-required-scope"] = needed.value
+            note = f"Needs an API key with the scope `{needed}`."
+            description = operation.get("description")
+            operation["description"] = f"{description}\n\n{note}" if description else note
+            responses = operation.setdefault("responses", {})
+            for status, response in refusals.items():
+                responses.setdefault(status, copy.deepcopy(response))
+    return schema
+
+
+def _refusal_responses() -> dict[str, dict[str, Any]]:
+    refusals = {}
+    for status, response in problems("unauthorized", "forbidden").items():
+        model = response.pop("model")
+        for content in response["content"].values():
+            content["schema"] = {"$ref": f"#/components/schemas/{model.__name__}"}
+        refusals[str(status)] = response
+    return refusals

@@ -1,0 +1,171 @@
+"""API keys: creating, listing and revoking them, and recognising them on every request.
+
+A key looks like ``wk_<id>_<secret>``: ``wk_`` makes a leaked key easy to spot (and to scan
+for), ``<id>`` (12 hex digits) names the key in lists, logs and idempotency scopes, and
+``<secret>`` is 32 random bytes (URL-safe base64). Only the SHA-256 of the whole key is stored:
+the secret has 256 bits of entropy, so a fast hash is enough and needs no salt. A presented key is
+found by its id and its hash compared in constant time (``hmac.compare_digest``).
+
+Every request is checked against ``KeyRing``, an in-memory copy of the keys table refreshed at
+most every AUTH_KEYS_REFRESH_S seconds: a key created or revoked with the command line takes
+effect within that bound, and a request costs one SHA-256 and a dict lookup, never a query.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+
+from wallet.domain.errors import ValidationFailed, WalletError
+from wallet.limits import AUTH_KEYS_REFRESH_S, KEY_NAME_PATTERN
+from wallet.storage import Database
+from wallet.storage import keys as key_store
+from wallet.storage.database import WriterConnection
+from wallet.storage.keys import StoredKey
+
+from .clock import now_us
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "wk_"
+_KEY = re.compile(r"^wk_([0-9a-f]{12})_[A-Za-z0-9_-]{43}$")
+
+
+class Scope(StrEnum):
+    READ = "read"
+    WRITE = "write"
+    ADMIN = "admin"
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling: the key's id (the scope of its idempotency keys), name and scopes."""
+
+    key_id: str
+    name: str | None
+    scopes: frozenset[str]
+
+
+# Open mode (no key exists, auth not required): local development, everything allowed, and
+# idempotency keys in the one unnamed scope.
+OPEN_CALLER = Caller(key_id="", name=None, scopes=frozenset(Scope))
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_api_key(database: Database, name: str, scopes: Iterable[str]) -> tuple[StoredKey, str]:
+    """Create a key; the stored record and the key itself, which is never seen again."""
+    wanted = frozenset(scopes)
+    unknown = wanted - set(Scope)
+    if not wanted or unknown:
+        allowed = ", ".join(Scope)
+        raise ValidationFailed.at("scope", f"scopes are one or more of {allowed}")
+    if not re.match(KEY_NAME_PATTERN, name):
+        raise ValidationFailed.at("name", f"a key name matches {KEY_NAME_PATTERN}")
+    key_id = secrets.token_hex(6)
+    key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+    record = StoredKey(key_id, name, wanted, hash_key(key), now_us(), None)
+
+    def insert(connection: WriterConnection) -> None:
+        key_store.insert_key(connection.session, record)
+
+    _write(database, insert)
+    return record, key
+
+
+def list_api_keys(database: Database) -> list[StoredKey]:
+    with database.reading() as session:
+        return key_store.list_keys(session)
+
+
+def revoke_api_key(database: Database, key_id: str) -> StoredKey | None:
+    """Revoke a key (revoking it again changes nothing); None when there is no such key."""
+    revoked: list[StoredKey | None] = []
+
+    def revoke(connection: WriterConnection) -> None:
+        revoked.append(key_store.revoke_key(connection.session, key_id, now_us()))
+
+    _write(database, revoke)
+    return revoked[0]
+
+
+def _write(database: Database, work: Callable[[WriterConnection], None]) -> None:
+    connection = database.connect_writer()
+    try:
+        connection.begin()
+        work(connection)
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+    finally:
+        connection.close()
+
+
+class KeyRing:
+    """The keys as this process last read them, refreshed at most every ``refresh_s`` seconds.
+
+    Auth is enforced when ``required`` or as soon as any key exists, revoked or not: revoking
+    the last key does not open the service again.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        required: bool,
+        refresh_s: float = AUTH_KEYS_REFRESH_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._database = database
+        self.required = required
+        self._refresh_s = refresh_s
+        self._clock = clock
+        self._by_id: dict[str, StoredKey] = {}
+        self._loaded_at: float | None = None
+        self._refreshing = threading.Lock()
+
+    @property
+    def has_keys(self) -> bool:
+        return bool(self._by_id)
+
+    @property
+    def enforced(self) -> bool:
+        return self.required or self.has_keys
+
+    def stale(self) -> bool:
+        return self._loaded_at is None or self._clock() - self._loaded_at >= self._refresh_s
+
+    def refresh(self) -> None:
+        """Read the keys again; on a database failure keep the last copy and try again later."""
+        if not self._refreshing.acquire(blocking=False):
+            return  # another thread is reading them right now
+        try:
+            self._by_id = {key.id: key for key in list_api_keys(self._database)}
+        except WalletError as error:
+            log.warning("could not refresh the API keys, keeping the last copy: %s", error.detail)
+        finally:
+            self._loaded_at = self._clock()
+            self._refreshing.release()
+
+    def caller(self, presented: str) -> Caller | None:
+        """The caller a presented key names; None when it is malformed, unknown or revoked."""
+        match = _KEY.match(presented)
+        if match is None:
+            return None
+        key = self._by_id.get(match.group(1))
+        if key is None:
+            return None
+        # Constant time, so that the time taken says nothing about how much of a hash matched.
+        if not hmac.compare_digest(hash_key(presented), key.key_sha256) or key.revoked_at_us:
+            return None
+        return Caller(key_id=key.id, name=key.name, scopes=key.scopes)

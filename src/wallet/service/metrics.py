@@ -1,0 +1,101 @@
+"""What the service counts, for Prometheus (``GET /metrics``).
+
+Each WalletService has its own registry (several apps in one process, as in the tests, never
+clash). Everything on the request path is a counter or histogram increment — a lock and an add;
+the write queue's depth and the pending holds are read only when Prometheus scrapes.
+
+Names (all prefixed ``wallet_``):
+- ``http_requests_total{method, route, status}``, ``http_request_duration_seconds{method, route}``:
+  ``route`` is the route's template (``/balance/{user_id}``), never the raw path;
+- ``transactions_total{transaction_type, asset_code}``: transactions the ledger committed;
+- ``refusals_total{code}``: every problem answered, by error code (``insufficient_funds``, …);
+- ``idempotent_replays_total``: answers replayed for a repeated idempotency key;
+- ``db_unit_of_work_seconds``: one unit of work of the writer, begin to durable commit;
+- ``write_batch_size``: commands per unit of work; ``write_queue_depth``: commands waiting;
+- ``holds_pending{asset_code}``: pending holds now; ``holds_expired_total``: holds the sweeper
+  released on expiry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from .commands import BatchCommand, Command, HoldCommand
+from .posting import Outcome
+
+_LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.http_requests = Counter(
+            "wallet_http_requests", "HTTP requests answered", ["method", "route", "status"],
+            registry=r,
+        )  # fmt: skip
+        self.http_duration = Histogram(
+            "wallet_http_request_duration_seconds", "Time to answer an HTTP request",
+            ["method", "route"], buckets=_LATENCY_BUCKETS_S, registry=r,
+        )  # fmt: skip
+        self.transactions = Counter(
+            "wallet_transactions", "Transactions committed",
+            ["transaction_type", "asset_code"], registry=r,
+        )  # fmt: skip
+        self.refusals = Counter(
+            "wallet_refusals", "Problems answered, by error code", ["code"], registry=r
+        )
+        self.replays = Counter(
+            "wallet_idempotent_replays", "Answers replayed for a repeated idempotency key",
+            registry=r,
+        )  # fmt: skip
+        self.unit_of_work = Histogram(
+            "wallet_db_unit_of_work_seconds", "One unit of work of the writer, to durable commit",
+            buckets=_LATENCY_BUCKETS_S, registry=r,
+        )  # fmt: skip
+        self.batch_size = Histogram(
+            "wallet_write_batch_size", "Commands per unit of work (group commit)",
+            buckets=_BATCH_BUCKETS, registry=r,
+        )  # fmt: skip
+        self.queue_depth = Gauge(
+            "wallet_write_queue_depth", "Commands waiting for the writer", registry=r
+        )
+        self.holds_pending = Gauge(
+            "wallet_holds_pending", "Pending holds", ["asset_code"], registry=r
+        )
+        self.holds_expired = Counter("wallet_holds_expired", "Holds released on expiry", registry=r)
+
+    def watch_queue(self, depth: Callable[[], int]) -> None:
+        self.queue_depth.set_function(depth)
+
+    def record_outcome(self, command: Command, outcome: Outcome) -> None:
+        """Count what one command did: a replay, a refusal, or the transactions it committed."""
+        if outcome.replayed:
+            self.replays.inc()
+        elif outcome.error is not None:
+            self.refusals.labels(outcome.error.code).inc()
+        else:
+            for transaction_type, asset_code in _transactions_of(command):
+                self.transactions.labels(transaction_type, asset_code).inc()
+
+    def set_holds_pending(self, counts: Iterable[tuple[str, int]]) -> None:
+        self.holds_pending.clear()
+        for asset_code, count in counts:
+            self.holds_pending.labels(asset_code).set(count)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+def _transactions_of(command: Command) -> list[tuple[str, str]]:
+    if isinstance(command, BatchCommand):
+        return [(i.transaction_type.value, i.asset_code) for i in command.items]
+    if isinstance(command, HoldCommand):
+        # Placing writes a `hold` transaction; capturing a `capture` (and a `release` of the rest,
+        # not counted apart); releasing and expiring a `release`.
+        kind = {"place": "hold", "capture": "capture"}.get(command.action.value, "release")
+        return [(kind, command.asset_code)]
+    return [(command.transaction_type.value, command.asset_code)]
