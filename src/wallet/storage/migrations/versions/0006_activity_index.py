@@ -5,15 +5,15 @@ index alone: a range scan over the window's rows of one asset, reading no table 
 covering index; PostgreSQL's index-only scan, as the append-only table is all-visible once
 vacuumed). Its price is one more index entry per transaction written.
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-27
 """
 
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0006"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
