@@ -62,3 +62,7 @@ HOLD_PAGE_SIZE_MAX = 500
 # created or revoked with `wallet keys` takes to be honoured (or refused) by a running service.
 AUTH_KEYS_REFRESH_S = 5.0
 KEY_NAME_PATTERN = r"^[A-Za-z0-9._:@ -]{1,100}$"
+
+# Reports: how many UTC days an asset's activity report may cover.
+ACTIVITY_DAYS_DEFAULT = 30
+ACTIVITY_DAYS_MAX = 90

@@ -5,6 +5,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,6 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from wallet import __version__
 from wallet.config import Settings
@@ -20,11 +23,11 @@ from wallet.limits import HOLD_SWEEP_BATCH_MAX, REQUEST_BODY_BYTES_MAX
 from wallet.service.wallet import WalletService
 from wallet.service.writer import InternalError
 
-from .auth import AuthMiddleware, document_security
+from .auth import CONSOLE_PATH, AuthMiddleware, document_security
 from .middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from .observe import ObserveMiddleware
 from .problems import extra_problem_response, wallet_error_response
-from .routes import admin, balances, holds, system, transactions
+from .routes import activity, admin, balances, holds, system, transactions
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +74,8 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
     app.include_router(transactions.router)
     app.include_router(holds.router)
     app.include_router(admin.router)
+    app.include_router(activity.router)
+    app.mount(CONSOLE_PATH, ConsoleFiles(directory=CONSOLE_DIR, html=True), name="console")
     _install_error_handlers(app, wallet)
     _install_openapi(app)
     # Added first, so they run inside RequestIdMiddleware and their 401, 403 and 413 carry
@@ -82,6 +87,29 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
     )
     app.add_middleware(RequestIdMiddleware)
     return app
+
+
+CONSOLE_DIR = Path(__file__).parent / "console"
+# The console's files only ever load files of their own origin, and the page is never framed:
+# a script injected through, say, a player-chosen description could not run nor send the key
+# in sessionStorage anywhere.
+CONSOLE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+
+class ConsoleFiles(StaticFiles):
+    """The support console (static HTML, CSS and JS modules) under /console, open to anyone:
+    it holds no data, and every call it makes to the API carries the API key signed in with.
+    """
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(CONSOLE_HEADERS)
+        return response
 
 
 def _announce_auth(service: WalletService) -> None:

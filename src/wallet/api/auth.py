@@ -1,8 +1,9 @@
 """Authentication and scopes, as plain ASGI middleware, and their description in OpenAPI.
 
 Which scope a request needs depends only on its method and path (``required_scope``): the open
-paths need none, ``/admin/…`` and ``/metrics`` need ``admin``, every other GET needs ``read`` and
-every other method ``write``. The middleware answers 401 (with ``WWW-Authenticate: Bearer``) or
+paths and the console's static files (``/console/…``, whose API calls carry a key) need none,
+``/admin/…`` and ``/metrics`` need ``admin``, every other GET needs ``read`` and every other
+method ``write``. The middleware answers 401 (with ``WWW-Authenticate: Bearer``) or
 403 before the app runs, and leaves the caller in ``scope["state"]["caller"]`` for the routes
 (the idempotency scope) and the request log (the key's name).
 """
@@ -26,6 +27,7 @@ from .problems import wallet_error_response
 OPEN_PATHS = frozenset(
     {"/", "/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
 )
+CONSOLE_PATH = "/console"
 ADMIN_PREFIX = "/admin/"
 METRICS_PATH = "/metrics"
 
@@ -40,7 +42,7 @@ SECURITY_SCHEMES = {
 
 
 def required_scope(method: str, path: str) -> KeyScope | None:
-    if path in OPEN_PATHS:
+    if path in OPEN_PATHS or path == CONSOLE_PATH or path.startswith(f"{CONSOLE_PATH}/"):
         return None
     if path.startswith(ADMIN_PREFIX) or path == METRICS_PATH:
         return KeyScope.ADMIN

@@ -473,3 +473,59 @@ class VerifyRead(BaseModel):
     accounts_checked: int
     transactions_checked: int
     problems: list[str]
+
+
+class ActivityTotal(BaseModel):
+    count: int
+    amount: MoneyString
+
+
+class ActivityDay(BaseModel):
+    date: str
+    activity: dict[str, ActivityTotal]
+
+
+_ACTIVITY_TYPES = ("topup", "bonus", "purchase", "refund", "hold", "capture", "release")
+
+
+def _activity_day(day: str, **totals: tuple[int, str]) -> dict[str, Any]:
+    zero = (0, "0.00")
+    return {
+        "date": day,
+        "activity": {
+            kind: dict(zip(("count", "amount"), totals.get(kind, zero), strict=True))
+            for kind in _ACTIVITY_TYPES
+        },
+    }
+
+
+_ACTIVITY_EXAMPLE: dict[str, Any] = {
+    "asset_code": "GC",
+    "days": 2,
+    "from": "2026-11-24",
+    "to": "2026-11-25",
+    "transaction_types": list(_ACTIVITY_TYPES),
+    "daily": [
+        _activity_day(
+            "2026-11-24",
+            topup=(3, "1250.00"),
+            bonus=(1, "50.00"),
+            purchase=(7, "310.25"),
+            refund=(1, "25.00"),
+        ),
+        _activity_day("2026-11-25"),
+    ],
+}
+
+
+class ActivityRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [_ACTIVITY_EXAMPLE]}, populate_by_name=True
+    )
+
+    asset_code: str
+    days: int
+    from_: str = Field(alias="from")
+    to: str
+    transaction_types: list[str]
+    daily: list[ActivityDay]

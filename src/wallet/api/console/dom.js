@@ -1,0 +1,43 @@
+// Small DOM helpers. Text always goes in as text nodes, never as HTML: descriptions and ids come
+// from players and game servers.
+
+export function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes)) {
+    if (value === false || value === null || value === undefined) continue;
+    if (name.startsWith("on")) element.addEventListener(name.slice(2), value);
+    else element.setAttribute(name, value === true ? "" : value);
+  }
+  element.append(...children.flat(Infinity).filter((c) => c !== null && c !== undefined && c !== false));
+  return element;
+}
+
+export function table(caption, headings, rows, { numeric = [] } = {}) {
+  const cell = (tag, content, index) =>
+    h(tag, { class: numeric.includes(index) ? "num" : null }, content);
+  return h(
+    "table",
+    {},
+    h("caption", {}, caption),
+    h("thead", {}, h("tr", {}, headings.map((text, i) => cell("th", text, i)))),
+    h("tbody", {}, rows.map((row) => h("tr", {}, row.map((content, i) => cell("td", content, i))))),
+  );
+}
+
+export function errorBox(error) {
+  return h("p", { class: "error", role: "alert" }, error.message);
+}
+
+export function status(message) {
+  const box = document.getElementById("status");
+  box.textContent = message;
+  box.classList.toggle("visible", Boolean(message));
+}
+
+export function when(isoTime) {
+  return isoTime.replace("T", " ").replace(/\.\d+Z$/, "");
+}
+
+export function shortId(id) {
+  return id.length > 13 ? `${id.slice(0, 8)}…${id.slice(-4)}` : id;
+}

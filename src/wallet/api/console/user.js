@@ -1,0 +1,322 @@
+// The user screen: find a user; balances with what is held; pending holds (capture, release);
+// the history a page at a time with filters; one transaction's entries, and its refund.
+import { api } from "./api.js";
+import { confirmWrite } from "./dialog.js";
+import { errorBox, h, shortId, status, table, when } from "./dom.js";
+
+const PAGE_SIZE = 10;
+const FILTER_TYPES = ["topup", "bonus", "purchase", "refund"];
+const REFUNDABLE = new Set(["topup", "bonus", "purchase"]);
+
+export function showUsers(main, userId, assets) {
+  main.replaceChildren(findForm(userId));
+  if (userId) new UserScreen(main, userId, assets).load();
+  else main.querySelector("#user-id").focus();
+}
+
+function findForm(userId) {
+  const input = h("input", {
+    id: "user-id",
+    name: "user_id",
+    value: userId ?? "",
+    required: true,
+    autocomplete: "off",
+    spellcheck: "false",
+    pattern: "[A-Za-z0-9._:@\\-]{1,128}",
+    title: "1 to 128 letters, digits or . _ : @ -",
+  });
+  const find = (event) => {
+    event.preventDefault();
+    const target = `#/users/${encodeURIComponent(input.value.trim())}`;
+    // Finding the user on screen again reloads it.
+    if (window.location.hash === target) window.dispatchEvent(new HashChangeEvent("hashchange"));
+    else window.location.hash = target;
+  };
+  return h(
+    "form",
+    { class: "find", role: "search", onsubmit: find },
+    h("label", { for: "user-id" }, "User id"),
+    input,
+    h("button", { type: "submit" }, "Find"),
+  );
+}
+
+class UserScreen {
+  constructor(main, userId, assets) {
+    this.userId = userId;
+    this.assets = assets;
+    this.filters = { asset_code: "", transaction_type: "" };
+    this.cursors = [null]; // the cursor of each page seen so far: Newer goes back one
+    this.opened = null;
+    this.balances = section("balances", "Balances");
+    this.holds = section("holds", "Pending holds");
+    this.detail = section("detail", "Transaction");
+    this.history = section("history", "History");
+    this.detail.hidden = true;
+    main.append(
+      h(
+        "div",
+        { class: "columns" },
+        h("div", { class: "column" }, this.balances, this.detail),
+        h("div", { class: "column wide" }, this.holds, this.history),
+      ),
+    );
+  }
+
+  async load() {
+    const found = await this.loadBalances();
+    if (found) await Promise.all([this.loadHolds(), this.loadHistory()]);
+  }
+
+  async refresh() {
+    await Promise.all([this.loadBalances(), this.loadHolds(), this.loadHistory()]);
+    if (this.opened) await this.open(this.opened, { focus: false });
+  }
+
+  async loadBalances() {
+    const body = this.balances.body;
+    try {
+      const { balances } = await api.balances(this.userId);
+      body.replaceChildren(
+        table(
+          `Balances of ${this.userId}`,
+          ["Asset", "Balance", "Held"],
+          balances.map((b) => [b.asset_code, b.balance, b.held ?? "—"]),
+          { numeric: [1, 2] },
+        ),
+      );
+      return true;
+    } catch (error) {
+      body.replaceChildren(errorBox(error));
+      this.holds.hidden = this.history.hidden = true;
+      return false;
+    }
+  }
+
+  async loadHolds() {
+    const body = this.holds.body;
+    try {
+      const { items } = await api.pendingHolds(this.userId);
+      if (items.length === 0) {
+        body.replaceChildren(h("p", { class: "empty" }, "No pending holds."));
+        return;
+      }
+      const rows = items.map((hold) => [
+        h("code", { title: hold.id }, shortId(hold.id)),
+        `${hold.amount} ${hold.asset_code}`,
+        when(hold.expires_at),
+        hold.description ?? "",
+        h(
+          "span",
+          { class: "row-actions" },
+          h("button", { type: "button", onclick: () => this.capture(hold) }, "Capture…"),
+          h("button", { type: "button", onclick: () => this.release(hold) }, "Release…"),
+        ),
+      ]);
+      body.replaceChildren(
+        table(`Pending holds of ${this.userId}`, ["Hold", "Amount", "Expires (UTC)", "Description", "Actions"], rows, {
+          numeric: [1],
+        }),
+      );
+    } catch (error) {
+      body.replaceChildren(errorBox(error));
+    }
+  }
+
+  async loadHistory() {
+    const body = this.history.body;
+    const query = { limit: PAGE_SIZE, cursor: this.cursors.at(-1), ...this.filters };
+    try {
+      const page = await api.history(this.userId, query);
+      body.replaceChildren(this.filterForm(), this.historyTable(page.items), this.pager(page));
+    } catch (error) {
+      body.replaceChildren(this.filterForm(), errorBox(error));
+    }
+  }
+
+  filterForm() {
+    const select = (name, label, options) =>
+      h(
+        "div",
+        { class: "field inline" },
+        h("label", { for: `filter-${name}` }, label),
+        h(
+          "select",
+          { id: `filter-${name}`, name },
+          h("option", { value: "" }, "All"),
+          options.map((value) => h("option", { value, selected: this.filters[name] === value }, value)),
+        ),
+      );
+    const apply = (event) => {
+      event.preventDefault();
+      const data = new FormData(event.target);
+      this.filters = { asset_code: data.get("asset_code"), transaction_type: data.get("transaction_type") };
+      this.cursors = [null];
+      this.loadHistory().then(() => this.history.querySelector("#filter-asset_code").focus());
+    };
+    return h(
+      "form",
+      { class: "filters", onsubmit: apply },
+      select("asset_code", "Asset", this.assets.map((a) => a.code)),
+      select("transaction_type", "Type", FILTER_TYPES),
+      h("button", { type: "submit" }, "Apply filters"),
+    );
+  }
+
+  historyTable(items) {
+    if (items.length === 0) return h("p", { class: "empty" }, "No transactions.");
+    const rows = items.map((t) => [
+      when(t.created_at),
+      h("span", { class: `type type-${t.transaction_type}` }, t.transaction_type),
+      t.asset_code,
+      t.amount,
+      t.balance_after ?? "—",
+      t.refunded_amount === "0.00" || !t.refunded_amount ? "" : t.refunded_amount,
+      t.description ?? "",
+      h(
+        "button",
+        { type: "button", "aria-label": `Open transaction ${t.id}`, onclick: () => this.open(t.id) },
+        "Open",
+      ),
+    ]);
+    const headings = ["When (UTC)", "Type", "Asset", "Amount", "Balance after", "Refunded", "Description", ""];
+    return table(`History of ${this.userId}, newest first`, headings, rows, { numeric: [3, 4, 5] });
+  }
+
+  pager(page) {
+    const number = this.cursors.length;
+    const newer = () => {
+      this.cursors.pop();
+      this.loadHistory().then(() => this.focusPager("newer"));
+    };
+    const older = () => {
+      this.cursors.push(page.next_cursor);
+      this.loadHistory().then(() => this.focusPager("older"));
+    };
+    return h(
+      "nav",
+      { class: "pager", "aria-label": "History pages" },
+      h("button", { type: "button", "data-page": "newer", disabled: number === 1, onclick: newer }, "← Newer"),
+      h("span", { class: "page-number" }, `Page ${number}`),
+      h("button", { type: "button", "data-page": "older", disabled: !page.next_cursor, onclick: older }, "Older →"),
+    );
+  }
+
+  focusPager(which) {
+    const button = this.history.querySelector(`[data-page="${which}"]`);
+    (button.disabled ? this.history.querySelector(".pager button:not([disabled])") : button)?.focus();
+  }
+
+  async open(transactionId, { focus = true } = {}) {
+    this.opened = transactionId;
+    this.detail.hidden = false;
+    const body = this.detail.body;
+    try {
+      const t = await api.transaction(transactionId);
+      body.replaceChildren(...this.transactionView(t));
+    } catch (error) {
+      body.replaceChildren(errorBox(error));
+    }
+    if (focus) {
+      this.detail.heading.focus();
+      this.detail.scrollIntoView({ block: "nearest" });
+    }
+  }
+
+  transactionView(t) {
+    const facts = [
+      ["Id", h("code", {}, t.id)],
+      ["Type", t.transaction_type],
+      ["When (UTC)", when(t.created_at)],
+      ["Amount", `${t.amount} ${t.asset_code}`],
+      ["Refunded", `${t.refunded_amount} ${t.asset_code}`],
+      t.refund_of && ["Refund of", h("button", { type: "button", class: "link", onclick: () => this.open(t.refund_of) }, shortId(t.refund_of))],
+      ["Description", t.description ?? "—"],
+      ["Idempotency key", t.idempotency_key ?? "—"],
+    ].filter(Boolean);
+    const entries = table(
+      "Entries",
+      ["Account", "Change", "Before", "After"],
+      t.entries.map((e) => [`${e.account_type} ${e.account_id}`, e.amount, e.balance_before, e.balance_after]),
+      { numeric: [1, 2, 3] },
+    );
+    const left = minus(t.amount, t.refunded_amount);
+    const canRefund = REFUNDABLE.has(t.transaction_type) && !/^0(\.0*)?$/.test(left);
+    return [
+      h("dl", { class: "facts" }, facts.map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)])),
+      entries,
+      canRefund && h("button", { type: "button", class: "danger", onclick: () => this.refund(t, left) }, "Refund…"),
+    ];
+  }
+
+  refund(t, left) {
+    confirmWrite({
+      title: "Refund a transaction",
+      summary: h(
+        "p",
+        {},
+        `${t.transaction_type} of ${t.amount} ${t.asset_code} for ${t.user_id}, ${when(t.created_at)} UTC. `,
+        `Refunded so far: ${t.refunded_amount} ${t.asset_code}.`,
+      ),
+      fields: [
+        { name: "amount", label: `Amount to refund (${t.asset_code})`, value: left, required: true, inputmode: "decimal", hint: `At most ${left} ${t.asset_code}, what is left to refund.` },
+        { name: "description", label: "Reason (optional)", maxlength: 500 },
+      ],
+      confirmLabel: "Refund",
+      write: api.refund(),
+      body: ({ amount, description }) => ({
+        transaction_type: "refund",
+        refund_of: t.id,
+        amount,
+        ...(description ? { description } : {}),
+      }),
+      done: (refund) => this.wrote(`Refunded ${refund.amount} ${refund.asset_code} of transaction ${shortId(t.id)}.`),
+    });
+  }
+
+  capture(hold) {
+    confirmWrite({
+      title: "Capture a hold",
+      summary: h("p", {}, `Hold ${shortId(hold.id)}: ${hold.amount} ${hold.asset_code} of ${hold.user_id}. What is not captured goes back to the user.`),
+      fields: [
+        { name: "amount", label: `Amount to capture (${hold.asset_code})`, value: hold.amount, required: true, inputmode: "decimal", hint: `At most ${hold.amount} ${hold.asset_code}.` },
+      ],
+      confirmLabel: "Capture",
+      write: api.capture(hold.id),
+      body: ({ amount }) => ({ amount }),
+      done: (settled) => this.wrote(`Captured ${settled.captured_amount} ${settled.asset_code} of hold ${shortId(hold.id)}.`),
+    });
+  }
+
+  release(hold) {
+    confirmWrite({
+      title: "Release a hold",
+      summary: h("p", {}, `Hold ${shortId(hold.id)}: all of its ${hold.amount} ${hold.asset_code} go back to ${hold.user_id}.`),
+      confirmLabel: "Release",
+      write: api.release(hold.id),
+      body: () => ({}),
+      done: () => this.wrote(`Released hold ${shortId(hold.id)}: ${hold.amount} ${hold.asset_code} back to ${hold.user_id}.`),
+    });
+  }
+
+  async wrote(message) {
+    status(message);
+    await this.refresh();
+  }
+}
+
+function section(id, title) {
+  const heading = h("h2", { id: `${id}-title`, tabindex: "-1" }, title);
+  const body = h("div", {});
+  const element = h("section", { id, class: "panel", "aria-labelledby": heading.id }, heading, body);
+  return Object.assign(element, { heading, body });
+}
+
+// a - b for two decimal strings of the same scale, exactly (no float touches an amount).
+function minus(a, b) {
+  const scale = (a.split(".")[1] ?? "").length;
+  const difference = BigInt(a.replace(".", "")) - BigInt(b.replace(".", ""));
+  const digits = (difference < 0n ? -difference : difference).toString().padStart(scale + 1, "0");
+  const text = scale ? `${digits.slice(0, -scale)}.${digits.slice(-scale)}` : digits;
+  return difference < 0n ? `-${text}` : text;
+}

@@ -1,0 +1,355 @@
+"""The support console, end to end: headless Chromium (Debian's package) drives /console on a
+real server process, on SQLite (the console only speaks the HTTP API, so one backend is enough;
+the activity endpoint is tested on both in tests/api/test_activity.py).
+
+Each main screen is saved as a PNG under test-artifacts/console/ (gitignored) for a person to look
+at. Without Chromium these tests skip, saying so; under CI=true they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+from tests.support.databases import DatabaseFactory
+from tests.support.server import ROOT, ServerProcess
+from wallet.config import Settings
+from wallet.service.keys import create_api_key
+from wallet.storage import open_database
+
+CHROMIUM = Path(os.environ.get("WALLET_TEST_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+ARTIFACTS = ROOT / "test-artifacts" / "console"
+TIMEOUT_MS = 10_000
+
+
+class Wallet:
+    """The running service, and an httpx client with an all-scopes key to set data up and check."""
+
+    def __init__(self, server: ServerProcess, key: str) -> None:
+        self.url = server.url
+        self.key = key
+        self.http = httpx.Client(
+            base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=10
+        )
+
+    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        response = self.http.post(path, json=body)
+        assert response.status_code in (200, 201), response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def get(self, path: str, **params: object) -> dict[str, Any]:
+        response = self.http.get(path, params=params)
+        assert response.status_code == 200, response.text
+        answer: dict[str, Any] = response.json()
+        return answer
+
+    def credit(self, kind: str, user_id: str, amount: str, asset: str = "GC") -> dict[str, Any]:
+        body = {"transaction_type": kind, "user_id": user_id, "asset_code": asset, "amount": amount}
+        return self.post("/transaction", body)
+
+    def balance(self, user_id: str, asset: str = "GC") -> dict[str, Any]:
+        return self.get(f"/balance/{user_id}/{asset}")
+
+
+@pytest.fixture(scope="module")
+def wallet(
+    _factories: dict[str, DatabaseFactory], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Wallet]:
+    database_url = _factories["sqlite"].fresh()
+    database = open_database(Settings(database_url=database_url))
+    try:
+        _, key = create_api_key(database, "console-e2e", ["read", "write", "admin"])
+    finally:
+        database.close()
+    log = tmp_path_factory.mktemp("console") / "server.log"
+    server = ServerProcess(database_url, log).start()
+    wallet = Wallet(server, key)
+    yield wallet
+    wallet.http.close()
+    server.kill()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        message = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{message}; CI requires the console's end-to-end tests")
+        pytest.skip(f"{message}: skipping the console's end-to-end tests")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser, wallet: Wallet) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1366, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def sign_in(page: Page, wallet: Wallet) -> None:
+    page.goto(f"{wallet.url}/console/")
+    page.get_by_label("API key").fill(wallet.key)
+    page.get_by_label("API key").press("Enter")
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+
+
+def find_user(page: Page, user_id: str) -> None:
+    page.get_by_label("User id").fill(user_id)
+    page.get_by_label("User id").press("Enter")
+    expect(page.locator("#balances table")).to_be_visible()
+
+
+def screenshot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+
+def gc_row(page: Page) -> Locator:
+    return page.locator("#balances tbody tr").filter(has=page.get_by_role("cell", name="GC"))
+
+
+def balance_row(page: Page, asset: str) -> list[str]:
+    row = page.locator("#balances tbody tr").filter(has=page.get_by_role("cell", name=asset))
+    return [text.strip() for text in row.locator("td").all_inner_texts()]
+
+
+def test_sign_in_refuses_a_wrong_key_readably_then_accepts_the_right_one(
+    page: Page, wallet: Wallet
+) -> None:
+    page.goto(f"{wallet.url}/console")
+    key = page.get_by_label("API key")
+    expect(key).to_be_focused()
+    key.fill("wk_000000000000_" + "A" * 43)
+    key.press("Enter")
+    alert = page.get_by_role("alert")
+    expect(alert).to_have_text("Unauthorized: the API key is unknown or revoked")
+    screenshot(page, "01-sign-in")
+    key.fill(wallet.key)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
+    expect(page.get_by_label("User id")).to_be_focused()
+    assert page.evaluate("sessionStorage.length") == 1
+    assert page.evaluate("localStorage.length") == 0
+
+
+def test_look_up_a_user_balances_with_held(page: Page, wallet: Wallet) -> None:
+    wallet.credit("topup", "lookup_1", "1000.00")
+    wallet.credit("bonus", "lookup_1", "25.50", asset="LP")
+    wallet.post("/holds", {"user_id": "lookup_1", "asset_code": "GC", "amount": "40.00"})
+    sign_in(page, wallet)
+    find_user(page, "lookup_1")
+    assert balance_row(page, "GC") == ["GC", "960.00", "40.00"]
+    assert balance_row(page, "LP") == ["LP", "25.50", "0.00"]
+    assert balance_row(page, "DI") == ["DI", "0.00", "0.00"]
+    expect(page.locator("#holds tbody tr")).to_have_count(1)
+    expect(page.locator("#history tbody tr")).to_have_count(3)
+    screenshot(page, "02-user")
+
+    page.get_by_label("User id").fill("nobody_ever")
+    page.get_by_label("User id").press("Enter")
+    expect(page.locator("#balances [role=alert]")).to_have_text(
+        "User not found: user nobody_ever has never been credited"
+    )
+
+
+def test_page_through_the_history_and_filter_it(page: Page, wallet: Wallet) -> None:
+    for number in range(1, 23):
+        wallet.credit("topup", "pager_1", f"{number}.00")
+    wallet.credit("bonus", "pager_1", "7.77", asset="DI")
+    wallet.credit("bonus", "pager_1", "8.88")
+    sign_in(page, wallet)
+    find_user(page, "pager_1")
+    rows = page.locator("#history tbody tr")
+    expect(rows).to_have_count(10)
+    expect(rows.first).to_contain_text("8.88")
+    older = page.get_by_role("button", name="Older →")
+    newer = page.get_by_role("button", name="← Newer")
+    expect(newer).to_be_disabled()
+    older.click()
+    expect(page.get_by_text("Page 2")).to_be_visible()
+    expect(rows.first).to_contain_text("14.00")
+    older.click()
+    expect(page.get_by_text("Page 3")).to_be_visible()
+    expect(rows).to_have_count(4)
+    expect(rows.last).to_contain_text("1.00")
+    expect(older).to_be_disabled()
+    newer.click()
+    expect(page.get_by_text("Page 2")).to_be_visible()
+    expect(rows.first).to_contain_text("14.00")
+
+    page.get_by_label("Type").select_option("bonus")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(rows).to_have_count(2)
+    expect(page.get_by_text("Page 1")).to_be_visible()
+    page.get_by_label("Asset").select_option("DI")
+    page.get_by_role("button", name="Apply filters").click()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("7.77")
+
+
+def test_open_a_transaction_and_see_its_entries(page: Page, wallet: Wallet) -> None:
+    wallet.credit("topup", "entries_1", "100.00")
+    bought = wallet.credit("purchase", "entries_1", "30.00")
+    sign_in(page, wallet)
+    find_user(page, "entries_1")
+    page.get_by_role("button", name=f"Open transaction {bought['id']}").click()
+    detail = page.locator("#detail")
+    expect(detail.get_by_role("heading", name="Transaction")).to_be_focused()
+    expect(detail).to_contain_text(bought["id"])
+    entries = detail.locator("tbody tr")
+    expect(entries).to_have_count(2)
+    user_entry = [t.strip() for t in entries.nth(0).locator("td").all_inner_texts()]
+    by_account = {
+        row[0]: row[1:]
+        for row in (
+            [t.strip() for t in entries.nth(i).locator("td").all_inner_texts()] for i in (0, 1)
+        )
+    }
+    assert by_account["user entries_1"] == ["-30.00", "100.00", "70.00"], user_entry
+    treasury = by_account["system treasury"]
+    assert treasury[0] == "30.00"
+    screenshot(page, "03-transaction")
+
+
+def test_a_partial_refund_moves_the_balance_once_even_after_a_double_click(
+    page: Page, wallet: Wallet
+) -> None:
+    wallet.credit("topup", "refund_1", "100.00")
+    bought = wallet.credit("purchase", "refund_1", "30.00")
+    sign_in(page, wallet)
+    find_user(page, "refund_1")
+    page.get_by_role("button", name=f"Open transaction {bought['id']}").click()
+    page.get_by_role("button", name="Refund…").click()
+    dialog = page.get_by_role("dialog")
+    amount = dialog.get_by_label("Amount to refund (GC)")
+    expect(amount).to_be_focused()
+    expect(amount).to_have_value("30.00")
+    amount.fill("12.50")
+    dialog.get_by_label("Reason (optional)").fill("Item never delivered")
+    screenshot(page, "04-refund-dialog")
+    dialog.get_by_role("button", name="Refund", exact=True).dblclick()
+    expect(page.get_by_role("status")).to_contain_text("Refunded 12.50 GC")
+    expect(dialog).to_be_hidden()
+    expect(gc_row(page)).to_contain_text("82.50")
+
+    assert wallet.balance("refund_1")["balance"] == "82.50"
+    assert wallet.get(f"/transaction/{bought['id']}")["refunded_amount"] == "12.50"
+    refunds = wallet.get("/transaction/refund_1/history", transaction_type="refund")["items"]
+    assert [r["amount"] for r in refunds] == ["12.50"]
+    assert refunds[0]["description"] == "Item never delivered"
+    expect(page.locator("#detail")).to_contain_text("12.50 GC")
+
+
+def test_a_refused_refund_shows_a_readable_message(page: Page, wallet: Wallet) -> None:
+    wallet.credit("topup", "refused_1", "100.00")
+    bought = wallet.credit("purchase", "refused_1", "20.00")
+    sign_in(page, wallet)
+    find_user(page, "refused_1")
+    page.get_by_role("button", name=f"Open transaction {bought['id']}").click()
+    page.get_by_role("button", name="Refund…").click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_label("Amount to refund (GC)").fill("25.00")
+    dialog.get_by_label("Amount to refund (GC)").press("Enter")
+    alert = dialog.get_by_role("alert")
+    expect(alert).to_contain_text("Refund exceeds original:")
+    expect(alert).to_contain_text("20.00 GC left to refund")
+    assert "{" not in alert.inner_text()
+    confirm = dialog.get_by_role("button", name="Refund", exact=True)
+    expect(confirm).to_be_enabled()
+    screenshot(page, "05-refused")
+
+    # A new attempt takes a new idempotency key: the refusal was decided and kept under the old.
+    dialog.get_by_label("Amount to refund (GC)").fill("abc")
+    confirm.click()
+    expect(alert).to_contain_text("Validation error:")
+    page.keyboard.press("Escape")
+    expect(dialog).to_be_hidden()
+    assert wallet.balance("refused_1")["balance"] == "80.00"
+
+
+def test_release_and_capture_holds_behind_a_confirmation(page: Page, wallet: Wallet) -> None:
+    wallet.credit("topup", "holds_1", "100.00")
+    first = wallet.post("/holds", {"user_id": "holds_1", "asset_code": "GC", "amount": "15.00"})
+    sign_in(page, wallet)
+    find_user(page, "holds_1")
+    assert balance_row(page, "GC") == ["GC", "85.00", "15.00"]
+    holds = page.locator("#holds tbody tr")
+    expect(holds).to_have_count(1)
+    screenshot(page, "06-holds")
+    holds.first.get_by_role("button", name="Release…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("all of its 15.00 GC go back to holds_1")
+    dialog.get_by_role("button", name="Release").dblclick()
+    expect(page.get_by_role("status")).to_contain_text("Released hold")
+    expect(page.locator("#holds")).to_contain_text("No pending holds.")
+    assert wallet.get(f"/holds/{first['id']}")["status"] == "released"
+    expect(gc_row(page)).to_have_text("GC100.000.00")
+
+    second = wallet.post("/holds", {"user_id": "holds_1", "asset_code": "GC", "amount": "10.00"})
+    find_user(page, "holds_1")
+    holds.first.get_by_role("button", name="Capture…").click()
+    dialog.get_by_label("Amount to capture (GC)").fill("4.00")
+    dialog.get_by_role("button", name="Capture").click()
+    expect(page.get_by_role("status")).to_contain_text("Captured 4.00 GC")
+    captured = wallet.get(f"/holds/{second['id']}")
+    assert (captured["status"], captured["captured_amount"]) == ("captured", "4.00")
+    assert wallet.balance("holds_1") == {
+        **wallet.balance("holds_1"),
+        "balance": "96.00",
+        "held": "0.00",
+    }
+
+
+def test_supply_and_the_daily_activity_chart(page: Page, wallet: Wallet) -> None:
+    wallet.credit("topup", "chart_1", "300.00")
+    wallet.credit("bonus", "chart_1", "120.00")
+    wallet.credit("purchase", "chart_1", "75.25")
+    sign_in(page, wallet)
+    page.get_by_role("link", name="Supply").click()
+    expect(page.get_by_role("heading", name="Supply of Diamonds (DI)")).to_be_visible()
+    page.get_by_role("link", name="GC · Gold Coins").click()
+    expect(page.get_by_role("heading", name="Supply of Gold Coins (GC)")).to_be_visible()
+    supply = page.locator("#supply")
+    expect(supply.locator("dl, .notice, [role=alert]")).to_be_visible()
+    if supply.locator(".notice").count():
+        expect(supply).to_contain_text("Supply figures are not available from this server yet")
+    else:
+        expect(supply.locator(".figure").first).to_contain_text("GC")
+    chart = page.locator("#activity svg")
+    expect(chart.locator("rect")).to_have_count(30 * 3)
+    today = wallet.get("/admin/assets/GC/activity", days=1)["daily"][0]
+    expect(chart.locator("rect.bar-purchase title").last).to_have_text(
+        f"{today['date']} Purchases: {today['activity']['purchase']['amount']}"
+    )
+    heights = [
+        float(h)
+        for h in chart.locator("rect.bar-topup").evaluate_all(
+            "rs => rs.map(r => r.getAttribute('height'))"
+        )
+    ]
+    assert heights[-1] > 0
+    assert heights[:-1] == [0.0] * 29
+    screenshot(page, "07-supply")
+    page.get_by_text("Show as a table").click()
+    expect(page.locator("#activity table tbody tr")).to_have_count(30)
