@@ -8,6 +8,8 @@ that, and counts transactions per key to prove none was applied twice.
 from __future__ import annotations
 
 import random
+import re
+import shutil
 import threading
 import time
 from collections import Counter
@@ -20,8 +22,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.server import ServerProcess
+from tests.support.server import ROOT, ServerProcess
 
+from . import bank
 from .checks import (
     ASSETS,
     Answer,
@@ -261,3 +264,99 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = LOAD_START_TIMEOU
             return False
         time.sleep(0.01)
     return True
+
+
+# --- the bank workload under repeated SIGKILLs, and a build that is known to lose writes ---------
+
+BANK_KILLS = 5
+BANK_CLIENTS = 5
+BANK_USERS = 5
+# Each kill comes after a random stretch of load in this range (seconds).
+BANK_LOAD_S = (0.3, 1.0)
+# The broken build answers a batch, then waits this long before it commits.
+BROKEN_COMMIT_DELAY_S = 1.0
+
+
+def kill_under_bank_load(
+    server: ServerProcess, database_url: str, kills: int, seed: int
+) -> tuple[bank.Journal, bank.Stored]:
+    """Run the bank workload, SIGKILL the server ``kills`` times at random moments and restart
+    it on the same port; clients retry their unanswered requests with the same key meanwhile."""
+    rng = random.Random(seed)
+    users = [new_user() for _ in range(BANK_USERS)]
+    bank.fund(server.url, users)
+    time.sleep(BROKEN_COMMIT_DELAY_S + 0.5)  # for the broken build: let the funding commit
+    journal = bank.Journal()
+    load = bank.Load(
+        server.url, database_url, users, journal, clients=BANK_CLIENTS, seed=seed, api_readers=0
+    )
+    baseline = bank.stored(database_url)
+    load.start()
+    for _ in range(kills):
+        acknowledged = len(journal.acknowledged)
+        time.sleep(rng.uniform(*BANK_LOAD_S))
+        assert wait_for(lambda n=acknowledged: len(journal.acknowledged) > n), "no progress"
+        server.kill()
+        server.start()
+    time.sleep(0.5)
+    load.finish()
+    return journal, baseline
+
+
+def test_bank_workload_survives_five_sigkills(server: ServerProcess, database_url: str) -> None:
+    seed = random.randrange(2**32)
+    journal, baseline = kill_under_bank_load(server, database_url, BANK_KILLS, seed)
+    assert journal.lost_attempts > 0, (seed, "no request was in flight at any kill")
+    assert not journal.unanswered, (seed, journal.summary())
+    # Every key whose answer got lost at a kill, and a sample of the others, sent again: the
+    # first answer replays; a lost one is decided once (the audit counts transactions per key).
+    lost = sorted(k for k, s in journal.sent.items() if s.lost_once)
+    others = sorted(set(journal.sent) - set(lost))
+    sample = random.Random(seed).sample(others, min(200, len(others)))
+    problems = bank.replay_all(server.url, journal, lost + sample)
+    problems += bank.audit(database_url, journal, baseline)
+    assert problems == [], (seed, journal.summary(), problems[:20])
+    print(f"{BANK_KILLS} SIGKILLs, seed {seed}: {journal.summary()}")
+
+
+def broken_build(target: Path) -> Path:
+    """A copy of the service whose writer answers a batch before it commits it, then sleeps:
+    a kill in that window loses writes that were acknowledged. The production code is untouched;
+    only the copy in ``target`` is patched."""
+    shutil.copytree(ROOT / "src", target / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "main.py", target / "main.py")
+    writer = target / "src" / "wallet" / "service" / "writer.py"
+    source = writer.read_text()
+    run_call = re.compile(
+        r"^(\s*)(outcomes = self\._commit\(\[p\.command for p in pending\]\))$", re.M
+    )
+    commit_call = re.compile(r"^(\s*)(connection\.commit\(\))$", re.M)
+    if len(run_call.findall(source)) != 1 or len(commit_call.findall(source)) != 1:
+        pytest.fail("writer.py changed: update broken_build() so it still answers before commit")
+    source = run_call.sub(r"\1self._broken_pending = pending\n\1\2", source)
+    source = commit_call.sub(
+        r"\1if getattr(self, '_broken_pending', None):\n"
+        r"\1    _resolve(self._broken_pending, outcomes)\n"
+        r"\1    self._broken_pending = None\n"
+        rf"\1    time.sleep({BROKEN_COMMIT_DELAY_S})\n"
+        r"\1\2",
+        source,
+    )
+    writer.write_text(source)
+    return target
+
+
+def test_the_crash_check_catches_a_build_that_answers_before_it_commits(
+    database_url: str, tmp_path: Path
+) -> None:
+    root = broken_build(tmp_path / "broken")
+    server = bank.SourceServer(root, database_url, tmp_path / "broken.log").start()
+    try:
+        seed = random.randrange(2**32)
+        journal, baseline = kill_under_bank_load(server, database_url, 2, seed)
+    finally:
+        server.kill()
+    problems = bank.audit(database_url, journal, baseline)
+    lost = [p for p in problems if p.startswith("lost:")]
+    assert lost, (seed, "the checker missed the writes the broken build lost", problems[:10])
+    print(f"broken build, seed {seed}: the audit reports {len(lost)} lost acknowledged writes")
