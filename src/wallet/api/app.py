@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -53,6 +54,11 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         wallet.start()
         _announce_auth(wallet)
+        # Everything built so far (modules, the app, caches) lives as long as the process: move
+        # it out of the collector's sight, so that collections triggered by per-request garbage
+        # stop re-scanning it. Measured: this halves the writer's CPU per transaction.
+        gc.collect()
+        gc.freeze()
         sweeper = asyncio.create_task(sweep_expired_holds(wallet, settings.hold_sweep_interval_s))
         try:
             yield

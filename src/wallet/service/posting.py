@@ -201,7 +201,7 @@ def open_book(session: Session, commands: Sequence[Command], now_us: int) -> Boo
     debtors = {
         c.user_id for c in postings if c.user_id is not None and c.transaction_type in DEBITS_USER
     } | {c.user_id for c in holding if c.action is HoldAction.PLACE}
-    known_users = {user_id for user_id in sorted(debtors) if store.user_exists(session, user_id)}
+    known_users = store.existing_users(session, sorted(debtors))
     opened = store.open_accounts(session, to_open, now_us)
     accounts = store.lock_accounts(session, touched)
     return Book(

@@ -8,6 +8,8 @@ already computed and checked the entries it hands over.
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import orjson
+
 from wallet.config import Backend
 from wallet.domain.ledger import AccountRef, Asset, PostedEntry, PostedTransaction
 
@@ -61,6 +63,25 @@ def user_exists(session: Session, user_id: str) -> bool:
         "SELECT 1 FROM accounts WHERE owner_type = 'user' AND owner_id = ? LIMIT 1", (user_id,)
     )
     return row is not None
+
+
+def existing_users(session: Session, user_ids: Sequence[str]) -> set[str]:
+    """Those of ``user_ids`` that have at least one account (one statement for all)."""
+    if not user_ids:
+        return set()
+    if session.backend is Backend.POSTGRESQL:
+        rows = session.all(
+            "SELECT DISTINCT owner_id FROM accounts"
+            " WHERE owner_type = 'user' AND owner_id = ANY(?::text[])",
+            (list(user_ids),),
+        )
+    else:
+        rows = session.all(
+            "SELECT DISTINCT acc.owner_id FROM json_each(?) AS w CROSS JOIN accounts acc"
+            " ON acc.owner_type = 'user' AND acc.owner_id = w.value",
+            (orjson.dumps(list(user_ids)).decode(),),
+        )
+    return {row[0] for row in rows}
 
 
 def account_balance(session: Session, account: AccountRef) -> int | None:
@@ -305,14 +326,18 @@ def _find_accounts(
         for account_id, owner_type, owner_id, asset_code, balance in rows:
             found[by_key[(owner_type, owner_id, asset_code)]] = LockedAccount(account_id, balance)
         return found
-    for account in wanted:
-        row = session.one(
-            "SELECT id, balance_minor FROM accounts"
-            " WHERE owner_type = ? AND owner_id = ? AND asset_code = ?",
-            (account.owner_type.value, account.owner_id, account.asset_code),
-        )
-        if row is not None:
-            found[account] = LockedAccount(row[0], row[1])
+    # SQLite: one statement for the whole batch, the wanted accounts passed as one JSON array
+    # (a fixed SQL text, so the prepared statement is reused whatever the batch's size).
+    rows = session.all(
+        "SELECT acc.id, acc.owner_type, acc.owner_id, acc.asset_code, acc.balance_minor"
+        " FROM json_each(?) AS w CROSS JOIN accounts acc"
+        " ON acc.owner_type = w.value ->> 0 AND acc.owner_id = w.value ->> 1"
+        " AND acc.asset_code = w.value ->> 2",
+        (orjson.dumps([[a.owner_type.value, a.owner_id, a.asset_code] for a in wanted]).decode(),),
+    )
+    by_key = {(a.owner_type.value, a.owner_id, a.asset_code): a for a in wanted}
+    for account_id, owner_type, owner_id, asset_code, balance in rows:
+        found[by_key[(owner_type, owner_id, asset_code)]] = LockedAccount(account_id, balance)
     return found
 
 
@@ -326,26 +351,29 @@ def insert_transactions(
     The entries are written in the order they were computed, so each starts from the balance the
     one before it left (the schema checks this too).
     """
-    for transaction in transactions:
-        session.run_many(
-            "INSERT INTO entries (transaction_id, account_id, amount_minor, balance_before,"
-            " balance_after, created_at_us) VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                (
-                    transaction.id,
-                    account_ids[entry.account(transaction.asset_code)],
-                    entry.amount_minor,
-                    entry.balance_before,
-                    entry.balance_after,
-                    transaction.created_at_us,
-                )
-                for entry in transaction.entries
-            ],
-        )
-        session.run(
-            "INSERT INTO transactions (id, transaction_type, user_id, asset_code, amount_minor,"
-            " description, idempotency_key, created_at_us, refund_of)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    # All entries of the unit of work, in order, then all the sealing rows, in order: two
+    # statements whatever the batch's size, and each seal still finds its entries written.
+    session.run_many(
+        "INSERT INTO entries (transaction_id, account_id, amount_minor, balance_before,"
+        " balance_after, created_at_us) VALUES (?, ?, ?, ?, ?, ?)",
+        [
+            (
+                transaction.id,
+                account_ids[entry.account(transaction.asset_code)],
+                entry.amount_minor,
+                entry.balance_before,
+                entry.balance_after,
+                transaction.created_at_us,
+            )
+            for transaction in transactions
+            for entry in transaction.entries
+        ],
+    )
+    session.run_many(
+        "INSERT INTO transactions (id, transaction_type, user_id, asset_code, amount_minor,"
+        " description, idempotency_key, created_at_us, refund_of)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
             (
                 transaction.id,
                 transaction.transaction_type,
@@ -356,8 +384,10 @@ def insert_transactions(
                 transaction.idempotency_key,
                 transaction.created_at_us,
                 transaction.refund_of,
-            ),
-        )
+            )
+            for transaction in transactions
+        ],
+    )
 
 
 # --- idempotency --------------------------------------------------------------------------------
