@@ -53,6 +53,7 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         wallet.start()
+        wallet.database.bind_event_loop_thread()
         _announce_auth(wallet)
         # Everything built so far (modules, the app, caches) lives as long as the process: move
         # it out of the collector's sight, so that collections triggered by per-request garbage

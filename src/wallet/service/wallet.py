@@ -11,11 +11,11 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.to_thread
 
@@ -54,6 +54,8 @@ from .verify import VerifyReport, verify_ledger
 from .writer import GroupCommitWriter
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +269,15 @@ class WalletService:
         return outcome
 
     # --- reads ---------------------------------------------------------------------------------
+
+    async def read(self, function: Callable[..., T], *args: Any) -> T:
+        """Run a read use case from the event loop: inline where the database's reads are
+        cheaper than a hop to a worker thread (SQLite), else on a worker thread (PostgreSQL,
+        whose round trips must never stall the loop).
+        """
+        if self.database.reads_inline:
+            return function(*args)
+        return await anyio.to_thread.run_sync(function, *args)
 
     def balances(self, user_id: str) -> list[dict[str, str]]:
         with self.database.reading() as session:

@@ -89,6 +89,14 @@ class Database(ABC):
     def reading(self) -> Iterator[Session]:
         """A session for reads. Raises Unavailable when the database cannot be reached."""
 
+    # Whether a read is cheaper run where it is asked for (the event loop) than handed to a
+    # worker thread: true of SQLite, whose reads are a few local index lookups that never wait
+    # for the writer in WAL mode; false of PostgreSQL, where a read is a network round trip.
+    reads_inline: bool = False
+
+    def bind_event_loop_thread(self) -> None:
+        """Called once on the event loop's thread, before it serves (see reads_inline)."""
+
     @abstractmethod
     def connect_writer(self) -> WriterConnection:
         """A dedicated connection for the one writer of this process."""
@@ -187,6 +195,8 @@ class SQLiteDatabase(Database):
         self._opened = 0
         self._lock = threading.Lock()
         self._all: list[sqlite3.Connection] = []
+        self._loop_thread: int | None = None
+        self._loop_connection: sqlite3.Connection | None = None
 
     def migrate(self) -> None:
         from .migrate import upgrade
@@ -195,9 +205,17 @@ class SQLiteDatabase(Database):
         _connect_sqlite(self.path, read_only=False).close()
         upgrade(f"sqlite:///{self.path}")
 
+    reads_inline = True
+
+    def bind_event_loop_thread(self) -> None:
+        # The event loop's reads get a connection of their own, so they never wait for one of
+        # the pool's, which worker threads hold.
+        self._loop_thread = threading.get_ident()
+
     @contextmanager
     def reading(self) -> Iterator[Session]:
-        connection = self._checkout()
+        on_loop = threading.get_ident() == self._loop_thread
+        connection = self._loop_connection_() if on_loop else self._checkout()
         try:
             yield Session(connection, Backend.SQLITE)
         except sqlite3.OperationalError as error:
@@ -205,7 +223,17 @@ class SQLiteDatabase(Database):
         finally:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
-            self._idle.put(connection)
+            if not on_loop:
+                self._idle.put(connection)
+
+    def _loop_connection_(self) -> sqlite3.Connection:
+        if self._loop_connection is None:
+            try:
+                self._loop_connection = _connect_sqlite(self.path, read_only=True)
+            except sqlite3.Error as error:
+                raise Unavailable(f"the database cannot be opened: {error}") from error
+            self._all.append(self._loop_connection)
+        return self._loop_connection
 
     def _checkout(self) -> sqlite3.Connection:
         try:
@@ -243,6 +271,7 @@ class SQLiteDatabase(Database):
             for connection in self._all:
                 connection.close()
             self._all.clear()
+            self._loop_connection = None
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------

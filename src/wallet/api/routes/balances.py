@@ -6,12 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BeforeValidator
+from starlette.responses import Response
 
 from wallet.limits import ASSET_CODE_PATTERN, USER_ID_PATTERN
 
 from ..deps import Service
 from ..docs import COMMON, problems
 from ..models import BalanceRead, BalancesRead
+from ..responses import json_response
 
 router = APIRouter(tags=["balances"])
 
@@ -39,8 +41,9 @@ AssetPath = Annotated[str, Path(pattern=ASSET_CODE_PATTERN, examples=["GC"])]
     summary="Every balance of a user, zeros included",
     responses=problems("user_not_found", *COMMON),
 )
-def get_balances(user_id: UserIdPath, service: Service) -> dict[str, object]:
-    return {"user_id": user_id, "balances": service.balances(user_id)}
+async def get_balances(user_id: UserIdPath, service: Service) -> Response:
+    balances = await service.read(service.balances, user_id)
+    return json_response({"user_id": user_id, "balances": balances})
 
 
 @router.get(
@@ -50,7 +53,7 @@ def get_balances(user_id: UserIdPath, service: Service) -> dict[str, object]:
     summary="A user's balance in one asset, now or at a past instant",
     responses=problems("user_not_found", "asset_not_found", *COMMON),
 )
-def get_balance(
+async def get_balance(
     user_id: UserIdPath,
     asset_code: AssetPath,
     service: Service,
@@ -62,5 +65,5 @@ def get_balance(
             examples=["2026-11-25T08:00:00Z"],
         ),
     ] = None,
-) -> dict[str, str]:
-    return service.balance(user_id, asset_code, as_of)
+) -> Response:
+    return json_response(await service.read(service.balance, user_id, asset_code, as_of))

@@ -1,5 +1,6 @@
 """Holds: place funds aside, then capture or release them."""
 
+import functools
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query
@@ -21,6 +22,7 @@ from ..docs import COMMON, problems
 from ..jsonbody import ExactJSONRoute
 from ..models import HoldCapture, HoldCreate, HoldRead, HoldRelease, HoldsRead
 from ..problems import wallet_error_response
+from ..responses import json_response
 
 router = APIRouter(tags=["holds"], route_class=ExactJSONRoute)
 
@@ -90,15 +92,17 @@ async def place_hold(
     summary="A user's holds, newest first, a page at a time",
     responses=problems(*COMMON),
 )
-def list_holds(
+async def list_holds(
     service: Service,
     user_id: Annotated[str, Query(pattern=USER_ID_PATTERN)],
     status: Literal["pending", "captured", "released", "expired"] | None = None,
     limit: Annotated[int, Query(ge=1, le=HOLD_PAGE_SIZE_MAX)] = HOLD_PAGE_SIZE_DEFAULT,
     cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-) -> dict[str, object]:
-    page = service.holds(user_id, status=status, limit=limit, cursor=cursor)
-    return {"items": page.items, "next_cursor": page.next_cursor}
+) -> Response:
+    page = await service.read(
+        functools.partial(service.holds, user_id, status=status, limit=limit, cursor=cursor)
+    )
+    return json_response({"items": page.items, "next_cursor": page.next_cursor})
 
 
 @router.get(
@@ -107,8 +111,8 @@ def list_holds(
     summary="One hold",
     responses=problems("hold_not_found", *COMMON),
 )
-def get_hold(hold_id: HoldIdPath, service: Service) -> dict[str, object]:
-    return service.hold(hold_id)
+async def get_hold(hold_id: HoldIdPath, service: Service) -> Response:
+    return json_response(await service.read(service.hold, hold_id))
 
 
 @router.post(

@@ -1,5 +1,6 @@
 """Posting transactions and reading them back."""
 
+import functools
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Path, Query
@@ -20,6 +21,7 @@ from ..docs import COMMON, problems
 from ..jsonbody import ExactJSONRoute
 from ..models import BatchCreate, BatchRead, HistoryRead, TransactionCreate, TransactionRead
 from ..problems import wallet_error_response
+from ..responses import json_response
 
 router = APIRouter(tags=["transactions"], route_class=ExactJSONRoute)
 
@@ -151,8 +153,8 @@ def _created(outcome: Outcome) -> Response:
     summary="One transaction with its entries",
     responses=problems("transaction_not_found", *COMMON),
 )
-def get_transaction(transaction_id: TransactionIdPath, service: Service) -> dict[str, object]:
-    return service.transaction(transaction_id)
+async def get_transaction(transaction_id: TransactionIdPath, service: Service) -> Response:
+    return json_response(await service.read(service.transaction, transaction_id))
 
 
 @router.get(
@@ -161,19 +163,22 @@ def get_transaction(transaction_id: TransactionIdPath, service: Service) -> dict
     summary="A user's transactions, newest first, a page at a time",
     responses=problems("user_not_found", "asset_not_found", *COMMON),
 )
-def get_history(
+async def get_history(
     user_id: Annotated[str, Path(pattern=USER_ID_PATTERN)],
     service: Service,
     limit: Annotated[int, Query(ge=1, le=HISTORY_PAGE_SIZE_MAX)] = HISTORY_PAGE_SIZE_DEFAULT,
     cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     asset_code: Annotated[str | None, Query(pattern=r"^[A-Z]{2,10}$")] = None,
     transaction_type: Literal["topup", "bonus", "purchase", "refund"] | None = None,
-) -> dict[str, object]:
-    page = service.history(
-        user_id,
-        limit=limit,
-        cursor=cursor,
-        asset_code=asset_code,
-        transaction_type=transaction_type,
+) -> Response:
+    page = await service.read(
+        functools.partial(
+            service.history,
+            user_id,
+            limit=limit,
+            cursor=cursor,
+            asset_code=asset_code,
+            transaction_type=transaction_type,
+        )
     )
-    return {"user_id": user_id, "items": page.items, "next_cursor": page.next_cursor}
+    return json_response({"user_id": user_id, "items": page.items, "next_cursor": page.next_cursor})

@@ -1,0 +1,16 @@
+"""JSON answers rendered once, with orjson.
+
+A route that returns a plain dict has FastAPI validate it against the response model and
+serialise it again; the service's views already have the model's shape (the contract tests
+check it), so the hot read routes hand over finished bytes. The response models still document
+the routes in OpenAPI.
+"""
+
+from typing import Any
+
+import orjson
+from starlette.responses import Response
+
+
+def json_response(data: Any, status_code: int = 200) -> Response:
+    return Response(orjson.dumps(data), status_code=status_code, media_type="application/json")
