@@ -1,5 +1,5 @@
-"""The command line: ``wallet serve | migrate | seed | verify | keys … | assets …``, each calling
-a service use case.
+"""The command line: ``wallet serve | migrate | seed | verify | keys … | assets … | export``, each
+calling a service use case.
 
 Settings come from the environment (``DATABASE_URL``, ``PORT``, ``WALLET_*``) exactly as for
 ``python main.py``; ``--database-url`` overrides ``DATABASE_URL``. Expected failures end with an
@@ -12,13 +12,21 @@ exit code from one table, and a one-line message rather than a traceback:
   69  the database cannot be reached
 """
 
+import csv
 import dataclasses
+import io
 import json
+import os
 import re
-from collections.abc import Callable
-from typing import TypeVar
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import IO, TypeVar
 
 import click
+import orjson
 
 from wallet import __version__
 from wallet.config import DEFAULT_DATABASE_URL, Settings
@@ -28,7 +36,8 @@ from wallet.domain.money import format_minor, parse_amount, supply_to_minor
 from wallet.limits import ASSET_CODE_PATTERN, SCALE_MAX
 from wallet.service.admin import migrate_database, seed_database
 from wallet.service.assets import add_asset, list_assets
-from wallet.service.clock import format_us
+from wallet.service.clock import format_us, parse_instant_us
+from wallet.service.export import EXPORT_FIELDS, ExportRow, export_ledger
 from wallet.service.keys import Scope, create_api_key, list_api_keys, revoke_api_key
 from wallet.service.verify import VerifyReport, verify_ledger
 from wallet.storage import Database, open_database
@@ -256,6 +265,121 @@ def keys_revoke(database_url: str | None, key_id: str) -> None:
     if record is None:
         raise click.UsageError(f"no API key with id {key_id!r}")
     click.echo(f"Revoked API key {record.id} ({record.name}).")
+
+
+class InstantType(click.ParamType[int, str | int]):
+    """An ISO 8601 date or date and time; without an offset it is taken as UTC."""
+
+    name = "ISO"
+
+    def convert(
+        self, value: str | int, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            self.fail(
+                f"{value!r} is not an ISO 8601 date or time, e.g. 2026-11-25T08:00:00Z", param, ctx
+            )
+        return parse_instant_us(moment)
+
+
+@main.command()
+@database_url_option
+@click.option(
+    "--since", "since_us", type=InstantType(), required=True, help="First instant, included."
+)
+@click.option(
+    "--until", "until_us", type=InstantType(), required=True, help="End instant, excluded."
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["csv", "jsonl"]),
+    required=True,
+    help="CSV with a header line, or one JSON object per line.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True, path_type=Path),
+    help="Write to FILE (complete, or not at all) instead of stdout.",
+)
+def export(
+    database_url: str | None,
+    since_us: int,
+    until_us: int,
+    output_format: str,
+    output: Path | None,
+) -> None:
+    """Export the ledger entries created in [--since, --until), in entry id order.
+
+    One row per entry: entry_id, transaction_id, transaction_type, created_at (RFC 3339, UTC),
+    account_type, account_id, asset_code, amount, balance_before, balance_after (decimal strings
+    at the asset's scale), user_id, description. --since is included and --until excluded, so
+    consecutive ranges export every entry once. ISO dates without an offset are UTC, e.g.
+    --since 2026-11-01 --until 2026-12-01. The export reads one snapshot in pages, in constant
+    memory; on a terminal, stderr shows a progress bar.
+    """
+    if since_us >= until_us:
+        raise click.UsageError("--until must be after --since")
+    settings = _settings(database_url)
+    write: Callable[[Iterable[ExportRow], IO[bytes]], int] = (
+        _write_csv if output_format == "csv" else _write_jsonl
+    )
+
+    def run(database: Database) -> int:
+        with export_ledger(database, since_us, until_us) as ledger, _opened(output) as stream:
+            if not sys.stderr.isatty():
+                return write(ledger.rows(), stream)
+            total = ledger.count()
+            with click.progressbar(
+                ledger.rows(), length=total, label="Exporting entries", file=sys.stderr
+            ) as rows:
+                return write(rows, stream)
+
+    written = _with_database(settings, run)
+    if output is not None:
+        click.echo(f"Exported {written} entries to {output}.", err=True)
+
+
+@contextmanager
+def _opened(output: Path | None) -> Iterator[IO[bytes]]:
+    """stdout, or a file that appears under its name only once the export is complete."""
+    if output is None:
+        stdout = sys.stdout.buffer
+        yield stdout
+        stdout.flush()
+        return
+    partial = output.with_name(output.name + ".partial")
+    try:
+        with partial.open("wb") as stream:
+            yield stream
+        os.replace(partial, output)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def _write_csv(rows: Iterable[ExportRow], stream: IO[bytes]) -> int:
+    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+    writer = csv.DictWriter(text, fieldnames=EXPORT_FIELDS)
+    writer.writeheader()
+    written = 0
+    for row in rows:
+        writer.writerow(row)
+        written += 1
+    text.flush()
+    text.detach()  # the stream stays open for its owner
+    return written
+
+
+def _write_jsonl(rows: Iterable[ExportRow], stream: IO[bytes]) -> int:
+    written = 0
+    for row in rows:
+        stream.write(orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+        written += 1
+    return written
 
 
 def _scopes(record: StoredKey) -> str:

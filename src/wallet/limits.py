@@ -66,3 +66,18 @@ KEY_NAME_PATTERN = r"^[A-Za-z0-9._:@ -]{1,100}$"
 # Reports: how many UTC days an asset's activity report may cover.
 ACTIVITY_DAYS_DEFAULT = 30
 ACTIVITY_DAYS_MAX = 90
+
+# Ledger export (`wallet export`): entries are read in pages of this many, so an export of any
+# size holds one page in memory. The whole export reads one snapshot; its statements may run this
+# long on PostgreSQL (the count for the progress bar reads every entry of the range), and the
+# snapshot may stay open this long between two pages while a slow reader drains the output.
+EXPORT_PAGE_SIZE = 1_000
+EXPORT_STATEMENT_TIMEOUT_MS = 600_000
+EXPORT_IDLE_TIMEOUT_MS = 3_600_000
+
+# Graceful shutdown: on SIGTERM the server stops accepting connections and gives the requests in
+# flight this long to be answered; the writer then commits what is queued, and the process exits.
+SHUTDOWN_GRACE_S = 10
+# A keep-alive connection that is between two requests when shutdown begins stays open this long,
+# so that a request its client has already sent is answered rather than reset.
+SHUTDOWN_IDLE_LINGER_S = 1.0

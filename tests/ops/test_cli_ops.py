@@ -19,6 +19,7 @@ from tests.test_cli import wallet
         ["assets"],
         ["assets", "list"],
         ["assets", "add"],
+        ["export"],
     ],
 )
 def test_every_operations_command_explains_itself(command: list[str]) -> None:

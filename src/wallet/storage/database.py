@@ -94,7 +94,7 @@ class Database(ABC):
     # for the writer in WAL mode; false of PostgreSQL, where a read is a network round trip.
     reads_inline: bool = False
 
-    def bind_event_loop_thread(self) -> None:
+    def bind_event_loop_thread(self) -> None:  # noqa: B027 - a no-op unless reads run inline
         """Called once on the event loop's thread, before it serves (see reads_inline)."""
 
     @abstractmethod
