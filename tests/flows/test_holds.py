@@ -241,6 +241,10 @@ def test_an_expired_hold_cannot_be_captured_and_is_released_after_a_restart(
         late = restarted.post(f"/holds/{hold['id']}/release")
         assert late.status_code == 409
         assert late.json()["code"] == "hold_not_pending"
+        # Once the sweeper released it, a capture still says why it is refused.
+        late_capture = restarted.post(f"/holds/{hold['id']}/capture")
+        assert late_capture.status_code == 409
+        assert late_capture.json()["code"] == "hold_expired"
     assert_invariants(database_url)
 
 

@@ -2,8 +2,9 @@
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Header, Request
 
+from wallet.limits import IDEMPOTENCY_KEY_LENGTH_MAX, IDEMPOTENCY_KEY_PATTERN
 from wallet.service.keys import OPEN_CALLER, Caller
 from wallet.service.wallet import WalletService
 
@@ -23,9 +24,21 @@ def get_caller(request: Request) -> Caller:
     return caller
 
 
-def get_idempotency_scope(request: Request) -> str:
-    """Idempotency keys are scoped to the API key that used them: its id."""
+async def get_idempotency_scope(request: Request) -> str:
+    """Idempotency keys are scoped to the API key that used them: its id. (async: no thread.)"""
     return get_caller(request).key_id
 
 
 IdempotencyScope = Annotated[str, Depends(get_idempotency_scope)]
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=IDEMPOTENCY_KEY_LENGTH_MAX,
+        pattern=IDEMPOTENCY_KEY_PATTERN,
+        description="Makes the request safe to retry: the same key and payload replay the "
+        "first answer and change nothing.",
+    ),
+]

@@ -81,6 +81,10 @@ def settle(
     The transaction ids of the result are left for the caller to fill in.
     """
     assert action is not HoldAction.PLACE, "placing is not a settlement"
+    # A capture of a hold past its expiry is hold_expired whether or not the sweeper has
+    # released it yet: the answer must not depend on the sweeper's timing.
+    if action is HoldAction.CAPTURE and hold.status is HoldStatus.EXPIRED:
+        raise HoldExpired(f"hold {hold.id} expired and can no longer be captured")
     if hold.status is not HoldStatus.PENDING:
         raise HoldNotPending(f"hold {hold.id} is {hold.status.value}, not pending")
     if action is HoldAction.CAPTURE and hold.expired_at(now_us):

@@ -16,6 +16,7 @@ from wallet.domain.money import format_minor
 from wallet.limits import EXPORT_IDLE_TIMEOUT_MS, EXPORT_PAGE_SIZE, EXPORT_STATEMENT_TIMEOUT_MS
 from wallet.storage import Database, Session
 from wallet.storage import export as store
+from wallet.storage.database import read_snapshot
 
 from .clock import format_us
 
@@ -70,7 +71,7 @@ def export_ledger(database: Database, since_us: int, until_us: int) -> Iterator[
     """
     with (
         database.reading() as session,
-        store.snapshot(session, EXPORT_STATEMENT_TIMEOUT_MS, EXPORT_IDLE_TIMEOUT_MS),
+        read_snapshot(session, EXPORT_STATEMENT_TIMEOUT_MS, EXPORT_IDLE_TIMEOUT_MS),
     ):
         yield LedgerExport(session, since_us, until_us)
 

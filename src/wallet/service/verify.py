@@ -23,6 +23,7 @@ from wallet.domain.money import format_minor
 from wallet.limits import VERIFY_PROBLEMS_PER_CHECK_MAX, VERIFY_STATEMENT_TIMEOUT_MS
 from wallet.storage import Database, Session, audit
 from wallet.storage import ledger as store
+from wallet.storage.database import read_snapshot
 
 Finding = TypeVar("Finding")
 
@@ -37,7 +38,7 @@ class VerifyReport:
 
 def verify_ledger(database: Database) -> VerifyReport:
     """Check every invariant of the ledger in one consistent read. Raises Unavailable."""
-    with database.reading() as session, audit.snapshot(session, VERIFY_STATEMENT_TIMEOUT_MS):
+    with database.reading() as session, read_snapshot(session, VERIFY_STATEMENT_TIMEOUT_MS):
         counts = audit.counts(session)
         money = _Money({asset.code: asset.scale for asset in store.list_assets(session)})
         problems = [

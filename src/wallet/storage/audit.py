@@ -1,8 +1,9 @@
 """The ledger audit's SQL: set-based queries that find where the books do not balance.
 
-Every query runs inside ``snapshot``, one read-only unit of work that sees a single instant of the
-ledger (SQLite: a deferred BEGIN, whose first read fixes the WAL snapshot; PostgreSQL: REPEATABLE
-READ), so a write committed while the audit runs can never look like a discrepancy.
+Every query runs inside ``database.read_snapshot``, one read-only unit of work that sees a single
+instant of the ledger (SQLite: a deferred BEGIN, whose first read fixes the WAL snapshot;
+PostgreSQL: REPEATABLE READ), so a write committed while the audit runs can never look like a
+discrepancy.
 
 The database does the work: sums by GROUP BY, the chain of balances by a LAG window over each
 account's entries in id order. Python receives only the counts and the rows that are wrong, at
@@ -10,32 +11,14 @@ most ``limit`` of them per query, so an audit of millions of entries costs a few
 millions of rows in memory.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
-from wallet.config import Backend
 from wallet.domain.ledger import ISSUANCE, OwnerType
 
 from .database import Session
 
 # The one account allowed below zero, as SQL over an accounts row aliased ``acc``.
 _IS_ISSUANCE = f"(acc.owner_type = '{OwnerType.SYSTEM.value}' AND acc.owner_id = '{ISSUANCE}')"
-
-
-@contextmanager
-def snapshot(session: Session, statement_timeout_ms: int) -> Iterator[None]:
-    """Run the caller's reads in one read-only unit of work that sees a single instant."""
-    if session.backend is Backend.POSTGRESQL:
-        session.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        # An audit reads every entry; the service's per-statement bound is for requests.
-        session.run(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
-    else:
-        session.run("BEGIN")
-    try:
-        yield
-    finally:
-        session.run("ROLLBACK")
 
 
 @dataclass(frozen=True, slots=True)

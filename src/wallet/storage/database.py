@@ -391,3 +391,25 @@ def open_database(settings: Settings) -> Database:
     if settings.backend is Backend.SQLITE:
         return SQLiteDatabase(settings)
     return PostgreSQLDatabase(settings)
+
+
+@contextmanager
+def read_snapshot(
+    session: Session, statement_timeout_ms: int, idle_timeout_ms: int | None = None
+) -> Iterator[None]:
+    """Run the caller's reads in one read-only unit of work that sees a single instant.
+
+    SQLite: a deferred BEGIN, whose first read fixes the WAL snapshot. PostgreSQL: REPEATABLE
+    READ, with the bounds of a long read (an audit, an export) instead of those of a request.
+    """
+    if session.backend is Backend.POSTGRESQL:
+        session.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        session.run(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
+        if idle_timeout_ms is not None:
+            session.run(f"SET LOCAL idle_in_transaction_session_timeout = {int(idle_timeout_ms)}")
+    else:
+        session.run("BEGIN")
+    try:
+        yield
+    finally:
+        session.run("ROLLBACK")

@@ -5,16 +5,12 @@ consecutive ranges (one day, then the next) export every entry exactly once.
 
 Pages are found by keyset (``entries.id > last id seen ORDER BY id LIMIT page``), never by
 OFFSET: each page costs the same however deep into the range it starts, and the caller holds one
-page at a time. Every page and the count are read in ``snapshot``, one read-only unit of work
-that sees a single instant of the ledger, so an entry committed during the export neither
-appears in a later page nor makes the count wrong.
+page at a time. Every page and the count are read in ``database.read_snapshot``, one read-only
+unit of work that sees a single instant of the ledger, so an entry committed during the export
+neither appears in a later page nor makes the count wrong.
 """
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-
-from wallet.config import Backend
 
 from .database import Session
 
@@ -36,25 +32,6 @@ class EntryRecord:
     balance_after: int
     user_id: str | None
     description: str | None
-
-
-@contextmanager
-def snapshot(session: Session, statement_timeout_ms: int, idle_timeout_ms: int) -> Iterator[None]:
-    """Run the caller's reads in one read-only unit of work that sees a single instant.
-
-    On PostgreSQL the service's statement and idle bounds are for requests; an export may count a
-    large range, and may wait between pages for as long as its reader takes.
-    """
-    if session.backend is Backend.POSTGRESQL:
-        session.run("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        session.run(f"SET LOCAL statement_timeout = {int(statement_timeout_ms)}")
-        session.run(f"SET LOCAL idle_in_transaction_session_timeout = {int(idle_timeout_ms)}")
-    else:
-        session.run("BEGIN")
-    try:
-        yield
-    finally:
-        session.run("ROLLBACK")
 
 
 def count_entries(session: Session, since_us: int, until_us: int) -> int:

@@ -162,6 +162,26 @@ def user_history(
     return _with_entries(session, rows)
 
 
+def _transaction_of(
+    row: Row, entries: tuple[PostedEntry, ...], refunded_minor: int
+) -> PostedTransaction:
+    """A row of _TRANSACTION_COLUMNS, with its entries and how much of it was refunded."""
+    return PostedTransaction(
+        id=row[0],
+        seq=row[1],
+        transaction_type=row[2],
+        user_id=row[3],
+        asset_code=row[4],
+        amount_minor=row[5],
+        description=row[6],
+        idempotency_key=row[7],
+        created_at_us=row[8],
+        refund_of=row[9],
+        entries=entries,
+        refunded_minor=refunded_minor,
+    )
+
+
 def _with_entries(session: Session, rows: Sequence[Row]) -> list[PostedTransaction]:
     if not rows:
         return []
@@ -178,23 +198,7 @@ def _with_entries(session: Session, rows: Sequence[Row]) -> list[PostedTransacti
     for transaction_id, *entry in entry_rows:
         entries[transaction_id].append(PostedEntry(*entry))
     refunded = refunded_totals(session, ids)
-    return [
-        PostedTransaction(
-            id=row[0],
-            seq=row[1],
-            transaction_type=row[2],
-            user_id=row[3],
-            asset_code=row[4],
-            amount_minor=row[5],
-            description=row[6],
-            idempotency_key=row[7],
-            created_at_us=row[8],
-            refund_of=row[9],
-            entries=tuple(entries[row[0]]),
-            refunded_minor=refunded.get(row[0], 0),
-        )
-        for row in rows
-    ]
+    return [_transaction_of(row, tuple(entries[row[0]]), refunded.get(row[0], 0)) for row in rows]
 
 
 def refunded_totals(session: Session, transaction_ids: Sequence[str]) -> dict[str, int]:
@@ -230,23 +234,7 @@ def lock_transactions(
         wanted,
     )
     refunded = refunded_totals(session, wanted)
-    return {
-        row[0]: PostedTransaction(
-            id=row[0],
-            seq=row[1],
-            transaction_type=row[2],
-            user_id=row[3],
-            asset_code=row[4],
-            amount_minor=row[5],
-            description=row[6],
-            idempotency_key=row[7],
-            created_at_us=row[8],
-            refund_of=row[9],
-            entries=(),
-            refunded_minor=refunded.get(row[0], 0),
-        )
-        for row in rows
-    }
+    return {row[0]: _transaction_of(row, (), refunded.get(row[0], 0)) for row in rows}
 
 
 # --- writing ------------------------------------------------------------------------------------

@@ -3,21 +3,19 @@
 import functools
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
 from wallet.domain.holds import HoldAction
 from wallet.limits import (
     HOLD_PAGE_SIZE_DEFAULT,
     HOLD_PAGE_SIZE_MAX,
-    IDEMPOTENCY_KEY_LENGTH_MAX,
-    IDEMPOTENCY_KEY_PATTERN,
     USER_ID_PATTERN,
 )
 from wallet.service.posting import Outcome
 from wallet.service.wallet import HoldInput, resolve_idempotency_key
 
-from ..deps import IdempotencyScope, Service
+from ..deps import IdempotencyKeyHeader, IdempotencyScope, Service
 from ..docs import COMMON, problems
 from ..jsonbody import ExactJSONRoute
 from ..models import HoldCapture, HoldCreate, HoldRead, HoldRelease, HoldsRead
@@ -26,17 +24,6 @@ from ..responses import json_response
 
 router = APIRouter(tags=["holds"], route_class=ExactJSONRoute)
 
-IdempotencyKeyHeader = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=IDEMPOTENCY_KEY_LENGTH_MAX,
-        pattern=IDEMPOTENCY_KEY_PATTERN,
-        description="Makes the request safe to retry: the same key and payload replay the "
-        "first answer and change nothing.",
-    ),
-]
 HoldIdPath = Annotated[str, Path(min_length=1, max_length=64)]
 _REPLAYABLE = {
     "description": "Done; or, with Idempotent-Replayed: true, the first answer again",

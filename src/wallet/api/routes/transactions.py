@@ -3,20 +3,18 @@
 import functools
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
 from wallet.limits import (
     HISTORY_PAGE_SIZE_DEFAULT,
     HISTORY_PAGE_SIZE_MAX,
-    IDEMPOTENCY_KEY_LENGTH_MAX,
-    IDEMPOTENCY_KEY_PATTERN,
     USER_ID_PATTERN,
 )
 from wallet.service.posting import Outcome
 from wallet.service.wallet import TransactionInput, resolve_idempotency_key
 
-from ..deps import IdempotencyScope, Service
+from ..deps import IdempotencyKeyHeader, IdempotencyScope, Service
 from ..docs import COMMON, problems
 from ..jsonbody import ExactJSONRoute
 from ..models import BatchCreate, BatchRead, HistoryRead, TransactionCreate, TransactionRead
@@ -25,17 +23,6 @@ from ..responses import json_response
 
 router = APIRouter(tags=["transactions"], route_class=ExactJSONRoute)
 
-IdempotencyKeyHeader = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=IDEMPOTENCY_KEY_LENGTH_MAX,
-        pattern=IDEMPOTENCY_KEY_PATTERN,
-        description="Makes the request safe to retry: the same key and payload replay the "
-        "first answer and create nothing.",
-    ),
-]
 
 # Printable ASCII, as every id the service hands out: a NUL, which PostgreSQL cannot even compare
 # with TEXT, is a malformed id (422) on both backends rather than a database error.
