@@ -22,11 +22,8 @@ Shared by the bank, crash, database-fault and overload tests and by ``bench/soak
 from __future__ import annotations
 
 import json
-import os
 import random
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -41,7 +38,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from tests.support.server import START_TIMEOUT_S, ServerProcess
+from tests.support.server import ServerProcess
 from wallet.service.verify import verify_ledger
 
 from .checks import ASSETS, http_client, opened
@@ -605,36 +602,4 @@ class SourceServer(ServerProcess):
     at every start, so that clients reconnect after a kill as they would to a restarted service."""
 
     def __init__(self, root: Path, database_url: str, log_path: Path, **env: str) -> None:
-        super().__init__(database_url, log_path, **env)
-        self.root = root
-
-    def start(self) -> SourceServer:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(self.root / "src"),
-            "DATABASE_URL": self.database_url,
-            "PORT": str(self.port),
-            "WALLET_HOST": "127.0.0.1",
-            "WALLET_LOG_LEVEL": "warning",
-            **self.env,
-        }
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, str(self.root / "main.py")],
-            env=env,
-            stdout=log,
-            stderr=log,
-            cwd=self.root,
-        )
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited at start; see {self.log_path}")
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        self.kill()
-        raise RuntimeError(f"server did not become healthy; see {self.log_path}")
+        super().__init__(database_url, log_path, root=root, **env)

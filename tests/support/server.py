@@ -26,7 +26,10 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, database_url: str, log_path: Path, **env: str) -> None:
+    """``main.py`` of ``root`` (this checkout, or a copy of the source) as a real process."""
+
+    def __init__(self, database_url: str, log_path: Path, *, root: Path = ROOT, **env: str) -> None:
+        self.root = root
         self.database_url = database_url
         self.log_path = log_path
         self.env = env
@@ -44,11 +47,17 @@ class ServerProcess:
             "PORT": str(self.port),
             "WALLET_HOST": "127.0.0.1",
             "WALLET_LOG_LEVEL": "warning",
+            # main.py puts its own src/ first; this makes sure no other copy comes before it.
+            "PYTHONPATH": str(self.root / "src"),
             **self.env,
         }
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, str(ROOT / "main.py")], env=env, stdout=log, stderr=log, cwd=ROOT
+            [sys.executable, str(self.root / "main.py")],
+            env=env,
+            stdout=log,
+            stderr=log,
+            cwd=self.root,
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:

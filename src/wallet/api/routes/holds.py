@@ -12,15 +12,13 @@ from wallet.limits import (
     HOLD_PAGE_SIZE_MAX,
     USER_ID_PATTERN,
 )
-from wallet.service.posting import Outcome
 from wallet.service.wallet import HoldInput, resolve_idempotency_key
 
 from ..deps import IdempotencyKeyHeader, IdempotencyScope, Service
 from ..docs import COMMON, problems
 from ..jsonbody import ExactJSONRoute
 from ..models import HoldCapture, HoldCreate, HoldRead, HoldRelease, HoldsRead
-from ..problems import wallet_error_response
-from ..responses import json_response
+from ..responses import json_response, outcome_response
 
 router = APIRouter(tags=["holds"], route_class=ExactJSONRoute)
 
@@ -37,13 +35,6 @@ _WRITE_PROBLEMS = (
     "overloaded",
     *COMMON,
 )
-
-
-def _answer(outcome: Outcome, status_code: int) -> Response:
-    if outcome.error is not None:
-        return wallet_error_response(outcome.error, replayed=outcome.replayed)
-    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
-    return Response(outcome.body, status_code, media_type="application/json", headers=headers)
 
 
 @router.post(
@@ -70,7 +61,7 @@ async def place_hold(
         description=body.description,
         idempotency_key=resolve_idempotency_key(idempotency_key, body.idempotency_key),
     )
-    return _answer(await service.place_hold(request, scope), 201)
+    return outcome_response(await service.place_hold(request, scope), 201)
 
 
 @router.get(
@@ -121,7 +112,7 @@ async def capture_hold(
     body = body or HoldCapture()
     key = resolve_idempotency_key(idempotency_key, body.idempotency_key)
     outcome = await service.settle_hold(hold_id, HoldAction.CAPTURE, body.amount, key, scope)
-    return _answer(outcome, 200)
+    return outcome_response(outcome, 200)
 
 
 @router.post(
@@ -143,4 +134,4 @@ async def release_hold(
     body = body or HoldRelease()
     key = resolve_idempotency_key(idempotency_key, body.idempotency_key)
     outcome = await service.settle_hold(hold_id, HoldAction.RELEASE, None, key, scope)
-    return _answer(outcome, 200)
+    return outcome_response(outcome, 200)

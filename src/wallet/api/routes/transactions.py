@@ -11,15 +11,13 @@ from wallet.limits import (
     HISTORY_PAGE_SIZE_MAX,
     USER_ID_PATTERN,
 )
-from wallet.service.posting import Outcome
 from wallet.service.wallet import TransactionInput, resolve_idempotency_key
 
 from ..deps import IdempotencyKeyHeader, IdempotencyScope, Service
 from ..docs import COMMON, problems
 from ..jsonbody import ExactJSONRoute
 from ..models import BatchCreate, BatchRead, HistoryRead, TransactionCreate, TransactionRead
-from ..problems import wallet_error_response
-from ..responses import json_response
+from ..responses import json_response, outcome_response
 
 router = APIRouter(tags=["transactions"], route_class=ExactJSONRoute)
 
@@ -80,7 +78,7 @@ async def post_transaction(
         idempotency_key=key,
         refund_of=body.refund_of,
     )
-    return _created(await service.post_transaction(request, scope))
+    return outcome_response(await service.post_transaction(request, scope), 201)
 
 
 @router.post(
@@ -124,14 +122,7 @@ async def post_batch(
         )
         for item in body.transactions
     ]
-    return _created(await service.post_batch(items, key, scope))
-
-
-def _created(outcome: Outcome) -> Response:
-    if outcome.error is not None:
-        return wallet_error_response(outcome.error, replayed=outcome.replayed)
-    headers = {"Idempotent-Replayed": "true"} if outcome.replayed else None
-    return Response(outcome.body, status_code=201, media_type="application/json", headers=headers)
+    return outcome_response(await service.post_batch(items, key, scope), 201)
 
 
 @router.get(
