@@ -25,10 +25,10 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 from starlette.responses import Response
 
+from wallet.api.deps import IdempotencyKeyHeader
 from wallet.api.jsonbody import ExactJSONRoute
 from wallet.api.models import TransactionCreate
 from wallet.api.routes.balances import AssetPath, UserIdPath
-from wallet.api.routes.transactions import IdempotencyKeyHeader
 
 # A transaction as the service answers it (about 530 bytes).
 TRANSACTION = {

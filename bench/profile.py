@@ -198,8 +198,8 @@ def perf_split(perf_data: Path, cpu_us_per_request: float) -> dict[str, Any]:
          "--no-children", "-g", "none", "--percent-limit", "0"],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
-    groups: Counter[str] = Counter()
-    symbols: Counter[str] = Counter()
+    groups: dict[str, float] = {}
+    symbols: dict[str, float] = {}
     for line in report.splitlines():
         fields = line.split()
         if len(fields) < 4 or not fields[0].endswith("%") or line.lstrip().startswith("#"):
@@ -215,8 +215,8 @@ def perf_split(perf_data: Path, cpu_us_per_request: float) -> dict[str, Any]:
             group = PERF_GC
         else:
             group = PERF_PYTHON
-        groups[group] += share
-        symbols[f"{symbol} ({dso})"] += share
+        groups[group] = groups.get(group, 0.0) + share
+        symbols[f"{symbol} ({dso})"] = symbols.get(f"{symbol} ({dso})", 0.0) + share
     total = sum(groups.values()) or 1
     return {
         "groups": {
@@ -224,11 +224,11 @@ def perf_split(perf_data: Path, cpu_us_per_request: float) -> dict[str, Any]:
                 "share": round(share / total, 4),
                 "us_per_request": round(cpu_us_per_request * share / total, 1),
             }
-            for group, share in groups.most_common()
+            for group, share in sorted(groups.items(), key=lambda kv: -kv[1])
         },
         "top_symbols": [
             {"symbol": symbol, "share": round(share / total, 4)}
-            for symbol, share in symbols.most_common(20)
+            for symbol, share in sorted(symbols.items(), key=lambda kv: -kv[1])[:20]
         ],
     }
 

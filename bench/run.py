@@ -687,11 +687,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     for workload in workloads:
         service, baseline = runs[workload.name]["service"], runs[workload.name]["baseline"]
-        result = {
-            "service": {"median": median_of(service), "runs": service},
-            "baseline": {"median": median_of(baseline), "runs": baseline},
+        service_median, baseline_median = median_of(service), median_of(baseline)
+        result: dict[str, Any] = {
+            "service": {"median": service_median, "runs": service},
+            "baseline": {"median": baseline_median, "runs": baseline},
+            "ratio": ratios(service_median, baseline_median),
         }
-        result["ratio"] = ratios(result["service"]["median"], result["baseline"]["median"])
         report["workloads"][workload.name] = result
         print_workload(workload.title, result, args.repeat, args.duration)
     report["peak_rss_mib"] = {
