@@ -62,7 +62,22 @@ TransactionId = Annotated[
 MoneyString = Annotated[str, Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", examples=["75.00"])]
 
 
-class TransactionCreate(BaseModel):
+class BatchItem(BaseModel):
+    """One transaction of a batch: a TransactionCreate without an idempotency key (the batch
+    has one, for all of its items).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    transaction_type: Literal["topup", "bonus", "purchase", "refund"]
+    user_id: UserId | None = None
+    asset_code: AssetCode | None = None
+    amount: Amount | None = None
+    description: Description | None = None
+    refund_of: TransactionId | None = None
+
+
+class TransactionCreate(BatchItem):
     """A top-up, bonus, purchase, or refund of an earlier transaction."""
 
     model_config = ConfigDict(
@@ -94,30 +109,7 @@ class TransactionCreate(BaseModel):
         },
     )
 
-    transaction_type: Literal["topup", "bonus", "purchase", "refund"]
-    # Required but for a refund, where they default to the refunded transaction's.
-    user_id: UserId | None = None
-    asset_code: AssetCode | None = None
-    # Required but for a refund, where it defaults to all that is not refunded yet.
-    amount: Amount | None = None
-    description: Description | None = None
     idempotency_key: IdempotencyKey | None = None
-    refund_of: TransactionId | None = None
-
-
-class BatchItem(BaseModel):
-    """One transaction of a batch: a TransactionCreate without an idempotency key (the batch
-    has one, for all of its items).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    transaction_type: Literal["topup", "bonus", "purchase", "refund"]
-    user_id: UserId | None = None
-    asset_code: AssetCode | None = None
-    amount: Amount | None = None
-    description: Description | None = None
-    refund_of: TransactionId | None = None
 
 
 class BatchCreate(BaseModel):
