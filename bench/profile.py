@@ -55,7 +55,7 @@ GC_SYMBOLS = ("gc_collect", "visit_decref", "visit_reachable", "move_unreachable
 # Stages, as printed.
 HTTP = "HTTP server: uvicorn, uvloop and httptools (socket I/O, HTTP parsing)"
 FRAMEWORK = "framework: Starlette/FastAPI routing, middleware, exception handling"
-MIDDLEWARE = "our middleware: request id, API key check, metrics and log line"
+MIDDLEWARE = "our edge and hot routes: request id, API key, metrics, log line, dispatch"
 VALIDATION = "request parsing and validation: JSON body, pydantic, parameters"
 THREADPOOL = "thread-pool hops (a sync dependency or endpoint)"
 LEDGER = "ledger and service code (wallet.service, wallet.domain, routes)"
@@ -125,7 +125,7 @@ def stage_of_frame(function: str, path: str) -> str | None:
     ) or function.endswith("serialize_response"):
         return RESPONSE
     if path.startswith(
-        ("wallet/api/middleware.py", "wallet/api/observe.py", "wallet/api/auth.py",
+        ("wallet/api/edge.py", "wallet/api/hot.py", "wallet/api/auth.py",
          "prometheus_client/")
     ):  # fmt: skip
         return MIDDLEWARE

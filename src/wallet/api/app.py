@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 from starlette.staticfiles import StaticFiles
-from starlette.types import Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wallet import __version__
 from wallet.config import Settings
@@ -24,9 +24,9 @@ from wallet.limits import HOLD_SWEEP_BATCH_MAX, REQUEST_BODY_BYTES_MAX
 from wallet.service.wallet import WalletService
 from wallet.service.writer import InternalError
 
-from .auth import CONSOLE_PATH, AuthMiddleware, document_security
-from .middleware import BodySizeLimitMiddleware, RequestIdMiddleware
-from .observe import ObserveMiddleware
+from .auth import CONSOLE_PATH, document_security
+from .edge import EdgeMiddleware
+from .hot import HotRoutes
 from .problems import extra_problem_response, wallet_error_response
 from .routes import activity, admin, balances, holds, system, transactions
 
@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
                 await sweeper
             wallet.stop()
 
-    app = FastAPI(
+    app = WalletApp(
         title="Wallet service",
         version=__version__,
         description=DESCRIPTION,
@@ -85,15 +85,34 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
     app.mount(CONSOLE_PATH, ConsoleFiles(directory=CONSOLE_DIR, html=True), name="console")
     _install_error_handlers(app, wallet)
     _install_openapi(app)
-    # Added first, so they run inside RequestIdMiddleware and their 401, 403 and 413 carry
-    # X-Request-ID too; auth runs before the body is read.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=REQUEST_BODY_BYTES_MAX)
-    app.add_middleware(AuthMiddleware, keys=wallet.keys, metrics=wallet.metrics)
-    app.add_middleware(
-        ObserveMiddleware, metrics=wallet.metrics, templates=lambda: app.openapi()["paths"]
+    app.edge = EdgeMiddleware(
+        HotRoutes(app.framework, wallet),
+        keys=wallet.keys,
+        metrics=wallet.metrics,
+        templates=lambda: app.openapi()["paths"],
+        max_body_bytes=REQUEST_BODY_BYTES_MAX,
     )
-    app.add_middleware(RequestIdMiddleware)
     return app
+
+
+class WalletApp(FastAPI):
+    """The FastAPI app, behind the edge middleware and the hot routes (edge.py, hot.py).
+
+    They wrap the whole framework rather than sit in its middleware stack, so the hot routes
+    skip its outer layers too (error, telemetry and body-limit middleware: a coroutine and a
+    wrapped ``send`` each). The edge answers an unexpected error itself (500 problem).
+    """
+
+    edge: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.edge is not None:
+            await self.edge(scope, receive, send)
+        else:
+            await super().__call__(scope, receive, send)
+
+    async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
 
 
 CONSOLE_DIR = Path(__file__).parent / "console"
@@ -210,15 +229,7 @@ def _install_error_handlers(app: FastAPI, service: WalletService) -> None:
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        response = extra_problem_response(
-            "internal_error", "an unexpected error; it has been logged"
-        )
-        # This handler runs in Starlette's ServerErrorMiddleware, outside RequestIdMiddleware, so
-        # it sets the request id itself.
-        request_id = request.scope.get("state", {}).get("request_id")
-        if request_id is not None:
-            response.headers["X-Request-ID"] = request_id
-        return response
+        return extra_problem_response("internal_error", "an unexpected error; it has been logged")
 
 
 def _allowed_methods(request: Request) -> list[str]:

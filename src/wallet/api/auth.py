@@ -1,10 +1,10 @@
-"""Authentication and scopes, as plain ASGI middleware, and their description in OpenAPI.
+"""Authentication and scopes (applied by the edge middleware), and their description in OpenAPI.
 
 Which scope a request needs depends only on its method and path (``required_scope``): the open
 paths and the console's static files (``/console/…``, whose API calls carry a key) need none,
 ``/admin/…`` and ``/metrics`` need ``admin``, every other GET needs ``read`` and every other
-method ``write``. The middleware answers 401 (with ``WWW-Authenticate: Bearer``) or
-403 before the app runs, and leaves the caller in ``scope["state"]["caller"]`` for the routes
+method ``write``. The edge middleware answers 401 (with ``WWW-Authenticate: Bearer``)
+or 403 before the app runs, and leaves the caller in ``scope["state"]["caller"]`` for the routes
 (the idempotency scope) and the request log (the key's name).
 """
 
@@ -13,16 +13,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import anyio.to_thread
-from starlette.types import ASGIApp, Receive, Scope, Send
-
 from wallet.domain.errors import Forbidden, Unauthorized, WalletError
 from wallet.service.keys import OPEN_CALLER, Caller, KeyRing
 from wallet.service.keys import Scope as KeyScope
-from wallet.service.metrics import Metrics
 
 from .docs import problems
-from .problems import wallet_error_response
 
 OPEN_PATHS = frozenset(
     {"/", "/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
@@ -64,53 +59,23 @@ def presented_key(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None if api_key is None else api_key.decode("latin-1")
 
 
-class AuthMiddleware:
-    def __init__(self, app: ASGIApp, keys: KeyRing, metrics: Metrics) -> None:
-        self.app = app
-        self.keys = keys
-        self.metrics = metrics
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        needed = required_scope(scope["method"], scope["path"])
-        if needed is not None:
-            if self.keys.stale():
-                await anyio.to_thread.run_sync(self.keys.refresh)
-            caller, error = self._caller(scope, needed)
-            if error is not None:
-                await self._refuse(error, needed, scope, receive, send)
-                return
-            scope.setdefault("state", {})["caller"] = caller
-        await self.app(scope, receive, send)
-
-    def _caller(self, scope: Scope, needed: KeyScope) -> tuple[Caller | None, WalletError | None]:
-        if not self.keys.enforced:
-            return OPEN_CALLER, None
-        key = presented_key(scope["headers"])
-        if key is None:
-            return None, Unauthorized("send an API key: Authorization: Bearer <key> or X-API-Key")
-        caller = self.keys.caller(key)
-        if caller is None:
-            return None, Unauthorized("the API key is unknown or revoked")
-        scope.setdefault("state", {})["caller"] = caller
-        if needed not in caller.scopes:
-            return None, Forbidden(f"this API key lacks the scope {needed}")
-        return caller, None
-
-    async def _refuse(
-        self, error: WalletError, needed: KeyScope, scope: Scope, receive: Receive, send: Send
-    ) -> None:
-        self.metrics.refusals.labels(error.code).inc()
-        response = wallet_error_response(error)
-        if isinstance(error, Unauthorized):
-            response.headers["WWW-Authenticate"] = 'Bearer realm="wallet"'
-        else:
-            response.headers["WWW-Authenticate"] = (
-                f'Bearer realm="wallet", error="insufficient_scope", scope="{needed}"'
-            )
-        await response(scope, receive, send)
+def caller_for(
+    keys: KeyRing, headers: list[tuple[bytes, bytes]], needed: KeyScope
+) -> tuple[Caller | None, WalletError | None]:
+    """Who presents these headers, and whether they may do what needs ``needed``: the caller
+    (also when it lacks the scope, so that the log names it), and the refusal, if any.
+    """
+    if not keys.enforced:
+        return OPEN_CALLER, None
+    key = presented_key(headers)
+    if key is None:
+        return None, Unauthorized("send an API key: Authorization: Bearer <key> or X-API-Key")
+    caller = keys.caller(key)
+    if caller is None:
+        return None, Unauthorized("the API key is unknown or revoked")
+    if needed not in caller.scopes:
+        return caller, Forbidden(f"this API key lacks the scope {needed}")
+    return caller, None
 
 
 def document_security(schema: dict[str, Any]) -> dict[str, Any]:

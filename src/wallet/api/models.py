@@ -21,6 +21,7 @@ from wallet.limits import (
     SCALE_MAX,
     USER_ID_PATTERN,
 )
+from wallet.service.wallet import TransactionInput
 
 Amount = Annotated[
     Decimal,
@@ -110,6 +111,18 @@ class TransactionCreate(BatchItem):
     )
 
     idempotency_key: IdempotencyKey | None = None
+
+    def to_input(self, idempotency_key: str | None) -> TransactionInput:
+        """The service's input, with the key resolved from the header and the body."""
+        return TransactionInput(
+            transaction_type=self.transaction_type,
+            user_id=self.user_id,
+            asset_code=self.asset_code,
+            amount=self.amount,
+            description=self.description,
+            idempotency_key=idempotency_key,
+            refund_of=self.refund_of,
+        )
 
 
 class BatchCreate(BaseModel):

@@ -1,8 +1,8 @@
 """Time and identifiers, in one place so that both are easy to reason about."""
 
+import functools
 import os
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -13,8 +13,12 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+@functools.lru_cache(maxsize=64)
 def format_us(us: int) -> str:
-    """RFC 3339 in UTC with microseconds: 2026-11-25T08:00:00.123456Z."""
+    """RFC 3339 in UTC with microseconds: 2026-11-25T08:00:00.123456Z.
+
+    Cached: every transaction of a unit of work carries the same instant.
+    """
     return (_EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
@@ -32,4 +36,5 @@ def new_transaction_id() -> str:
     value = (millis & ((1 << 48) - 1)) << 80 | int.from_bytes(os.urandom(10), "big")
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
-    return str(uuid.UUID(int=value))
+    digits = f"{value:032x}"
+    return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"

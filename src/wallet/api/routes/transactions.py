@@ -68,17 +68,9 @@ async def post_transaction(
     scope: IdempotencyScope,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
+    """Served by api/hot.py when the request is well-formed; this route answers the rest."""
     key = resolve_idempotency_key(idempotency_key, body.idempotency_key)
-    request = TransactionInput(
-        transaction_type=body.transaction_type,
-        user_id=body.user_id,
-        asset_code=body.asset_code,
-        amount=body.amount,
-        description=body.description,
-        idempotency_key=key,
-        refund_of=body.refund_of,
-    )
-    return outcome_response(await service.post_transaction(request, scope), 201)
+    return outcome_response(await service.post_transaction(body.to_input(key), scope), 201)
 
 
 @router.post(

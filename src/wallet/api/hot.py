@@ -1,0 +1,209 @@
+"""The two hottest routes, served without the framework's per-request machinery.
+
+``POST /transaction`` and ``GET /balance/{user_id}/{asset_code}`` are most of a game's traffic.
+Through FastAPI each pays for routing over every route, dependency solving, a Request object,
+validation of the header and path parameters one by one, and a Response object: about as much
+CPU as the ledger write itself (bench/README.md, "Where the time goes"). This layer serves
+those two when the request is well-formed, with the same model, the same service call and the
+same answers; anything else about them goes on to the FastAPI route, unchanged:
+
+- POST /transaction is served here when its body is JSON (no Content-Type, or application/json)
+  that ``TransactionCreate`` accepts and its ``Idempotency-Key`` header (at most one) is valid.
+  Otherwise the request, with the body already read, goes to the route, which answers the
+  validation problem exactly as for any other route. So there is one way to validate (the
+  model), one way to refuse (the route's error handlers) and one service call.
+- GET /balance/{user_id}/{asset_code} is served here without a query string and with path
+  parameters of the documented patterns; ``?as_of=`` and malformed ids go to the route.
+
+The routes in routes/transactions.py and routes/balances.py stay the documentation (OpenAPI)
+and the fallback; the API tests run every case through this layer or past it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from wallet.domain.errors import PayloadTooLarge, WalletError
+from wallet.limits import (
+    ASSET_CODE_PATTERN,
+    IDEMPOTENCY_KEY_PATTERN,
+    REQUEST_BODY_BYTES_MAX,
+    USER_ID_PATTERN,
+)
+from wallet.service.keys import OPEN_CALLER
+from wallet.service.posting import Outcome
+from wallet.service.wallet import WalletService, resolve_idempotency_key
+from wallet.service.writer import InternalError
+
+from .jsonbody import loads_exact
+from .models import TransactionCreate
+from .problems import extra_problem_response, wallet_error_response
+
+log = logging.getLogger(__name__)
+
+_USER_ID = re.compile(USER_ID_PATTERN)
+_ASSET_CODE = re.compile(ASSET_CODE_PATTERN)
+_IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
+_JSON = b"application/json"
+
+
+class _Template:
+    """What the edge middleware reads from ``scope["route"]``: the route's template."""
+
+    __slots__ = ("path",)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+
+POST_TRANSACTION = _Template("/transaction")
+GET_BALANCE = _Template("/balance/{user_id}/{asset_code}")
+
+
+class HotRoutes:
+    def __init__(self, app: ASGIApp, service: WalletService) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            method = scope["method"]
+            path = scope["path"]
+            if method == "POST" and path == "/transaction":
+                await self._post_transaction(scope, receive, send)
+                return
+            if method == "GET" and path.startswith("/balance/") and not scope["query_string"]:
+                parts = path.split("/")
+                if (
+                    len(parts) == 4
+                    and _USER_ID.fullmatch(parts[2])
+                    and _ASSET_CODE.fullmatch(parts[3])
+                ):
+                    await self._get_balance(scope, parts[2], parts[3], send)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _post_transaction(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            body = await _read_body(receive)
+        except HTTPException:
+            limit = REQUEST_BODY_BYTES_MAX
+            await self._refuse(PayloadTooLarge(f"the body is larger than {limit} bytes"), send)
+            return
+        if body is None:
+            return  # the client went away before sending its whole body: nothing to do
+        accepted = _accepted(scope["headers"], body)
+        if accepted is None:
+            await self.app(scope, _replay(body, receive), send)
+            return
+        payload, header_key = accepted
+        scope["route"] = POST_TRANSACTION
+        caller = scope.get("state", {}).get("caller", OPEN_CALLER)
+        try:
+            key = resolve_idempotency_key(header_key, payload.idempotency_key)
+            outcome = await self.service.post_transaction(payload.to_input(key), caller.key_id)
+        except (WalletError, InternalError) as error:
+            await self._refuse(error, send)
+            return
+        await _send_outcome(outcome, 201, send)
+
+    async def _get_balance(self, scope: Scope, user_id: str, asset_code: str, send: Send) -> None:
+        scope["route"] = GET_BALANCE
+        service = self.service
+        try:
+            view = await service.read(service.balance, user_id, asset_code, None)
+        except WalletError as error:
+            await self._refuse(error, send)
+            return
+        await _send(200, orjson.dumps(view), send)
+
+    async def _refuse(self, error: WalletError | InternalError, send: Send) -> None:
+        """Answer as the app's error handlers do (app.py)."""
+        if isinstance(error, WalletError):
+            self.service.metrics.refusals.labels(error.code).inc()
+            response = wallet_error_response(error)
+        else:
+            response = extra_problem_response(
+                "internal_error", "an unexpected error; it has been logged"
+            )
+        await response({"type": "http"}, _no_body, send)
+
+
+def _accepted(
+    headers: list[tuple[bytes, bytes]], body: bytes
+) -> tuple[TransactionCreate, str | None] | None:
+    """The body and the Idempotency-Key header, when both are as the route would accept them;
+    None when the route must see the request (it will refuse it, in its own words).
+    """
+    header_key: str | None = None
+    keys = 0
+    for name, value in headers:
+        if name == b"content-type":
+            if value.split(b";", 1)[0].strip().lower() != _JSON:
+                return None
+        elif name == b"idempotency-key":
+            keys += 1
+            header_key = value.decode("latin-1")
+    if keys > 1 or (header_key is not None and not _IDEMPOTENCY_KEY.fullmatch(header_key)):
+        return None
+    if not body:
+        return None
+    try:
+        data: Any = loads_exact(body)
+        return TransactionCreate.model_validate(data), header_key
+    except (ValueError, ValidationError):
+        # json.JSONDecodeError is a ValueError.
+        return None
+
+
+async def _read_body(receive: Receive) -> bytes | None:
+    """The whole body; None if the client disconnected first."""
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands the route the body already read, then goes on with the connection."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+async def _send_outcome(outcome: Outcome, status: int, send: Send) -> None:
+    if outcome.error is not None:
+        response = wallet_error_response(outcome.error, replayed=outcome.replayed)
+        await response({"type": "http"}, _no_body, send)
+        return
+    await _send(status, outcome.body, send, replayed=outcome.replayed)
+
+
+async def _send(status: int, body: bytes, send: Send, *, replayed: bool = False) -> None:
+    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", _JSON)]
+    if replayed:
+        headers.append((b"idempotent-replayed", b"true"))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,113 @@
+"""The hot routes (api/hot.py) serve well-formed POST /transaction and GET balance requests
+themselves and hand everything else to the FastAPI routes: whichever serves a request, the
+client gets the contract's answer, and a request that is refused changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.support.factories import balance, body, problem, topup, validation_locations
+from tests.support.server import ServerProcess
+from wallet.service.wallet import WalletService
+
+
+def test_a_body_that_is_not_declared_json_is_refused_by_the_route(client: TestClient) -> None:
+    topup(client, "hot_ct", "10")
+    raw = json.dumps(body("purchase", "hot_ct", "4")).encode()
+    for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+        response = client.post("/transaction", content=raw, headers={"Content-Type": content_type})
+        problem(response, 422, "validation_error")
+    assert balance(client, "hot_ct") == "10.00"
+    # Declared JSON with parameters is still JSON.
+    declared = {"Content-Type": "Application/JSON; charset=utf-8"}
+    assert client.post("/transaction", content=raw, headers=declared).status_code == 201
+    assert balance(client, "hot_ct") == "6.00"
+
+
+def test_a_malformed_idempotency_key_header_is_refused_and_changes_nothing(
+    client: TestClient,
+) -> None:
+    topup(client, "hot_key", "10")
+    payload = body("purchase", "hot_key", "4")
+    for bad in ("", " leading-space", "x" * 256):
+        response = client.post("/transaction", json=payload, headers={"Idempotency-Key": bad})
+        problem(response, 422, "validation_error")
+        assert ["header", "Idempotency-Key"] in validation_locations(response)
+    assert balance(client, "hot_key") == "10.00"
+
+
+def test_the_header_and_body_keys_must_agree(client: TestClient) -> None:
+    topup(client, "hot_agree", "10")
+    payload = body("purchase", "hot_agree", "4", idempotency_key="k-body")
+    response = client.post("/transaction", json=payload, headers={"Idempotency-Key": "k-header"})
+    problem(response, 400, "idempotency_key_mismatch")
+    assert balance(client, "hot_agree") == "10.00"
+
+
+def test_balance_reads_with_a_query_or_a_malformed_path_go_to_the_route(
+    client: TestClient,
+) -> None:
+    topup(client, "hot_read", "10")
+    now = client.get("/balance/hot_read/GC")
+    assert now.status_code == 200
+    assert now.json() == {
+        "user_id": "hot_read",
+        "asset_code": "GC",
+        "balance": "10.00",
+        "held": "0.00",
+    }
+    past = client.get("/balance/hot_read/GC", params={"as_of": "2000-01-01T00:00:00Z"})
+    assert past.status_code == 200
+    assert past.json()["balance"] == "0.00"
+    assert past.json()["as_of"].startswith("2000-01-01T00:00:00")
+    problem(client.get("/balance/hot_read/gc"), 422, "validation_error")
+    problem(client.get("/balance/hot_read/XYZ"), 404, "asset_not_found")
+    problem(client.get("/balance/nobody_here/GC"), 404, "user_not_found")
+    # HEAD and other methods are the framework's to answer: not allowed here.
+    assert client.request("DELETE", "/balance/hot_read/GC").status_code == 405
+
+
+def test_a_bug_in_a_hot_route_is_a_problem_with_the_request_id(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service: WalletService = client.app.state.service  # type: ignore[attr-defined]
+
+    def broken(*args: object) -> dict[str, str]:
+        raise RuntimeError("a bug in the balance read")
+
+    monkeypatch.setattr(service, "balance", broken)
+    response = client.get("/balance/user_001/GC", headers={"X-Request-ID": "trace-hot"})
+    problem(response, 500, "internal_error")
+    assert response.headers["x-request-id"] == "trace-hot"
+    assert "a bug" not in response.text
+    metrics = client.get("/metrics").text
+    assert (
+        'wallet_http_requests_total{method="GET",route="/balance/{user_id}/{asset_code}",'
+        'status="500"} 1.0' in metrics
+    )
+
+
+def test_a_client_that_leaves_in_the_middle_of_its_body_posts_nothing(
+    server: ServerProcess,
+) -> None:
+    """The body read so far is valid JSON, but the client never sent the rest it declared."""
+    with httpx.Client(base_url=server.url) as http:
+        assert http.post("/transaction", json=body("topup", "hot_gone", "10")).status_code == 201
+        part = json.dumps(body("purchase", "hot_gone", "4")).encode()
+        with socket.create_connection(("127.0.0.1", server.port)) as raw:
+            raw.sendall(
+                b"POST /transaction HTTP/1.1\r\nHost: wallet\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n%s" % (len(part) + 10, part)
+            )
+            time.sleep(0.3)
+        time.sleep(0.3)
+        assert http.get("/balance/hot_gone/GC").json()["balance"] == "10.00"
+        history = http.get("/transaction/hot_gone/history").json()
+        assert [item["transaction_type"] for item in history["items"]] == ["topup"]
