@@ -67,6 +67,9 @@ class Metrics:
             "wallet_holds_pending", "Pending holds", ["asset_code"], registry=r
         )
         self.holds_expired = Counter("wallet_holds_expired", "Holds released on expiry", registry=r)
+        # labels() takes a lock and checks its arguments each call; the children are kept (the
+        # label sets are bounded: transaction types by assets).
+        self._committed: dict[tuple[str, str], Counter] = {}
 
     def watch_queue(self, depth: Callable[[], int]) -> None:
         self.queue_depth.set_function(depth)
@@ -78,8 +81,11 @@ class Metrics:
         elif outcome.error is not None:
             self.refusals.labels(outcome.error.code).inc()
         else:
-            for transaction_type, asset_code in _transactions_of(command):
-                self.transactions.labels(transaction_type, asset_code).inc()
+            for labels in _transactions_of(command):
+                counted = self._committed.get(labels)
+                if counted is None:
+                    counted = self._committed[labels] = self.transactions.labels(*labels)
+                counted.inc()
 
     def set_holds_pending(self, counts: Iterable[tuple[str, int]]) -> None:
         self.holds_pending.clear()
