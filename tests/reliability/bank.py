@@ -112,11 +112,17 @@ class Journal:
 
     @property
     def acknowledged(self) -> dict[str, Sent]:
-        return {k: s for k, s in self.sent.items() if s.status in (200, 201)}
+        return {k: s for k, s in self._sent_now() if s.status in (200, 201)}
 
     @property
     def unanswered(self) -> list[str]:
-        return [k for k, s in self.sent.items() if s.status is None]
+        return [k for k, s in self._sent_now() if s.status is None]
+
+    def _sent_now(self) -> list[tuple[str, Sent]]:
+        """A copy, under the lock the client threads take to record a request: the test reads
+        these while the load is still running."""
+        with self.lock:
+            return list(self.sent.items())
 
     def summary(self) -> str:
         answered = sum(self.statuses.values())
