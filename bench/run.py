@@ -5,7 +5,9 @@
 Each round (``--repeat`` of them; medians are reported):
 1. creates a fresh database (a SQLite file in a temporary directory, or a PostgreSQL database it
    creates and drops at the end) and gives each of the 10,000 bench users an opening top-up of
-   100.00 GC (bench/populate.py: the service's own ledger code, without HTTP);
+   100.00 GC (bench/populate.py: the service's own ledger code, without HTTP); with
+   ``--bulk-entries N``, builds instead a history of N entries for them (bench/bulkload.py: the
+   same opening top-ups, then the POST workload's mix, written in bulk and verified);
 2. starts the service (``python main.py``; N processes on one database with ``--processes N``)
    pinned to the server CPU;
 3. for each workload in turn (POST /transaction mix, GET balance, GET history: the reads see what
@@ -284,6 +286,23 @@ def populate(python: str, database_url: str, users: int, cpu: int) -> None:
          "--users", str(users)],
         cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
+
+
+def bulkload(python: str, database_url: str, users: int, entries: int) -> str:
+    """Migrate and seed the database, and write a history of ``entries`` entries for the bench
+    users (their opening top-ups first); the loader's report (it has verified the ledger).
+
+    On every CPU (this script is pinned to one): nothing is measured yet, and the loader
+    computes and writes in two processes."""
+    every_cpu = f"0-{(os.cpu_count() or 1) - 1}"
+    result = subprocess.run(
+        ["taskset", "-c", every_cpu, python, str(ROOT / "bench" / "bulkload.py"), database_url,
+         "--users", str(users), "--entries", str(entries)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise RuntimeError(f"bulkload.py failed ({result.returncode}):\n{result.stdout}")
+    return result.stdout.strip()
 
 
 def mean_history_items(url: str, users: int, seed: int) -> int:
@@ -607,6 +626,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--threads", type=int, default=2, help="wrk threads (at least one per process)"
     )
     parser.add_argument("--users", type=int, default=USERS)
+    parser.add_argument(
+        "--bulk-entries",
+        type=int,
+        default=0,
+        help="build each round's database with bench/bulkload.py: this many entries of history"
+        " for the users (default 0: bench/populate.py's opening top-ups only)",
+    )
     parser.add_argument("--seed", type=int, default=1, help="base of wrk's per-thread random seeds")
     parser.add_argument(
         "--server-cpus",
@@ -673,6 +699,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "repeat": args.repeat,
         "connections": args.connections,
         "users": args.users,
+        "bulk_entries": args.bulk_entries,
         "machine": machine_notes(args),
         "rounds": [],
         "workloads": {},
@@ -729,7 +756,14 @@ def run_round(
     try:
         with fresh_database(args.backend, workdir, args.pg_admin_url) as database_url:
             clock = time.monotonic()
-            populate(args.python, database_url, args.users, args.load_cpu)
+            if args.bulk_entries:
+                loaded = bulkload(args.python, database_url, args.users, args.bulk_entries)
+                round_notes["bulkload"] = loaded.splitlines()
+                print(loaded)
+                contents = f"{args.bulk_entries:,} entries of history for {args.users:,} users"
+            else:
+                populate(args.python, database_url, args.users, args.load_cpu)
+                contents = f"{args.users:,} users populated"
             round_notes["populate_s"] = round(time.monotonic() - clock, 2)
             env = {"DATABASE_URL": database_url, "WALLET_LOG_LEVEL": "warning"}
             database = database_url.rsplit("/", 1)[1] if args.backend == "postgresql" else None
@@ -742,8 +776,8 @@ def run_round(
                 services.append(server.start())
             print(
                 f"{args.processes} service process(es) on {args.backend}, CPUs {args.server_cpus};"
-                f" wrk on CPU {args.load_cpu}; {args.users:,} users populated in"
-                f" {round_notes['populate_s']} s; storage: {round_notes['sqlite_commits_per_s']:,}"
+                f" wrk on CPU {args.load_cpu}; {contents} in {round_notes['populate_s']} s;"
+                f" storage: {round_notes['sqlite_commits_per_s']:,}"
                 " SQLite commits/s"
             )
             for workload in workloads:
