@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -15,6 +16,7 @@ from fastapi.testclient import TestClient
 
 from tests.support.factories import balance, body, problem, topup, validation_locations
 from tests.support.server import ServerProcess
+from wallet.limits import REQUEST_BODY_BYTES_MAX
 from wallet.service.wallet import WalletService
 
 
@@ -24,6 +26,9 @@ def test_a_body_that_is_not_declared_json_is_refused_by_the_route(client: TestCl
     for content_type in ("text/plain", "application/x-www-form-urlencoded"):
         response = client.post("/transaction", content=raw, headers={"Content-Type": content_type})
         problem(response, 422, "validation_error")
+    assert balance(client, "hot_ct") == "10.00"
+    # Without a Content-Type the body is not read as JSON, as on every route (and the batch).
+    problem(client.post("/transaction", content=raw), 422, "validation_error")
     assert balance(client, "hot_ct") == "10.00"
     # Declared JSON with parameters is still JSON.
     declared = {"Content-Type": "Application/JSON; charset=utf-8"}
@@ -111,3 +116,26 @@ def test_a_client_that_leaves_in_the_middle_of_its_body_posts_nothing(
         assert http.get("/balance/hot_gone/GC").json()["balance"] == "10.00"
         history = http.get("/transaction/hot_gone/history").json()
         assert [item["transaction_type"] for item in history["items"]] == ["topup"]
+        # Counted as the client's leaving (499), not as an error of the service.
+        metrics = http.get("/metrics").text
+        assert 'route="/transaction",status="499"} 1.0' in metrics
+        assert 'status="500"' not in metrics
+
+
+def test_every_too_large_body_is_counted_as_a_refusal(client: TestClient) -> None:
+    """Declared or streamed, on a hot route or a framework route: one payload_too_large each."""
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(REQUEST_BODY_BYTES_MAX // 1024 + 2):
+            yield b" " * 1024
+
+    json_type = {"Content-Type": "application/json"}
+    too_large = b" " * (REQUEST_BODY_BYTES_MAX + 1)
+    answers = [
+        client.post("/transaction", content=too_large, headers=json_type),
+        client.post("/transaction", content=chunks(), headers=json_type),
+        client.post("/transaction/batch", content=chunks(), headers=json_type),
+    ]
+    for answer in answers:
+        problem(answer, 413, "payload_too_large")
+    assert 'wallet_refusals_total{code="payload_too_large"} 3.0' in client.get("/metrics").text

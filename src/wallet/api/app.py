@@ -100,7 +100,9 @@ class WalletApp(FastAPI):
 
     They wrap the whole framework rather than sit in its middleware stack, so the hot routes
     skip its outer layers too (error, telemetry and body-limit middleware: a coroutine and a
-    wrapped ``send`` each). The edge answers an unexpected error itself (500 problem).
+    wrapped ``send`` each). The edge answers an unexpected error itself (500 problem). Note: a
+    middleware added with ``app.add_middleware`` (CORS, GZip, …) would apply only to what the
+    hot routes hand on; add such a layer to the edge instead.
     """
 
     edge: ASGIApp | None = None
@@ -205,6 +207,7 @@ def _install_error_handlers(app: FastAPI, service: WalletService) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         if error.status_code == 413:
+            refusals.labels(PayloadTooLarge.code).inc()
             limit = REQUEST_BODY_BYTES_MAX
             return wallet_error_response(PayloadTooLarge(f"the body is larger than {limit} bytes"))
         if error.status_code == 405:

@@ -49,6 +49,8 @@ log = logging.getLogger("wallet.request")
 errors_log = logging.getLogger(__name__)
 
 UNMATCHED = "unmatched"
+# nginx's "client closed request": counted, never sent.
+CLIENT_GONE = 499
 OTHER_METHOD = "other"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
@@ -127,6 +129,9 @@ class EdgeMiddleware:
             errors_log.exception("unexpected error on %s %s", scope["method"], scope["path"])
             detail = "an unexpected error; it has been logged"
             await extra_problem_response("internal_error", detail)(scope, receive, send_edge)
+        else:
+            if not status:
+                status = CLIENT_GONE  # nobody to answer: the client left before its request ended
         finally:
             request_notes.reset(token)
             self._observe(scope, status or 500, time.perf_counter() - started, notes)

@@ -7,8 +7,9 @@ CPU as the ledger write itself (bench/README.md, "Where the time goes"). This la
 those two when the request is well-formed, with the same model, the same service call and the
 same answers; anything else about them goes on to the FastAPI route, unchanged:
 
-- POST /transaction is served here when its body is JSON (no Content-Type, or application/json)
-  that ``TransactionCreate`` accepts and its ``Idempotency-Key`` header (at most one) is valid.
+- POST /transaction is served here when its body is declared ``application/json`` (FastAPI's
+  strict content type: without the header the route refuses the body) and ``TransactionCreate``
+  accepts it, and its ``Idempotency-Key`` header (at most one) is valid.
   Otherwise the request, with the body already read, goes to the route, which answers the
   validation problem exactly as for any other route. So there is one way to validate (the
   model), one way to refuse (the route's error handlers) and one service call.
@@ -98,7 +99,7 @@ class HotRoutes:
             await self._refuse(PayloadTooLarge(f"the body is larger than {limit} bytes"), send)
             return
         if body is None:
-            return  # the client went away before sending its whole body: nothing to do
+            return  # the client went away before sending its whole body: nothing to do (499)
         accepted = _accepted(scope["headers"], body)
         if accepted is None:
             await self.app(scope, _replay(body, receive), send)
@@ -144,14 +145,18 @@ def _accepted(
     """
     header_key: str | None = None
     keys = 0
+    declared_json = False
     for name, value in headers:
         if name == b"content-type":
             if value.split(b";", 1)[0].strip().lower() != _JSON:
                 return None
+            declared_json = True
         elif name == b"idempotency-key":
             keys += 1
             header_key = value.decode("latin-1")
-    if keys > 1 or (header_key is not None and not _IDEMPOTENCY_KEY.fullmatch(header_key)):
+    if not declared_json or keys > 1:
+        return None
+    if header_key is not None and not _IDEMPOTENCY_KEY.fullmatch(header_key):
         return None
     if not body:
         return None
