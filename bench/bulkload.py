@@ -80,7 +80,7 @@ from wallet.service import clock
 from wallet.service.commands import PostingCommand
 from wallet.service.posting import CREATED
 from wallet.service.render import transaction_view
-from wallet.service.verify import VerifyReport, verify_ledger
+from wallet.service.verify import verify_ledger
 from wallet.service.wallet import WalletService
 from wallet.storage import open_database
 from wallet.storage.database import postgresql_conninfo, sqlite_path
@@ -816,21 +816,11 @@ def load(args: argparse.Namespace) -> int:
         report = verify_ledger(database)
     finally:
         database.close()
-    print(f"{verdict(report)} (wallet verify, {time.monotonic() - checked_at:.1f} s)")
+    print(f"{report.verdict()} (wallet verify, {time.monotonic() - checked_at:.1f} s)")
     for problem in problems:
         print(f"  - loader check: {problem}")
     print(f"total {time.monotonic() - started:.1f} s")
     return 0 if report.ok and not problems else 1
-
-
-def verdict(report: VerifyReport) -> str:
-    """The verdict as `wallet verify` prints it."""
-    checked = f"{report.accounts_checked} accounts and {report.transactions_checked} transactions"
-    if report.ok:
-        return f"The books balance: {checked} checked."
-    lines = [f"The books do NOT balance: {len(report.problems)} problems in {checked}:"]
-    lines.extend(f"  - {problem}" for problem in report.problems)
-    return "\n".join(lines)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:

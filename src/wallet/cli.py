@@ -39,7 +39,7 @@ from wallet.service.assets import add_asset, list_assets
 from wallet.service.clock import format_us, parse_instant_us
 from wallet.service.export import EXPORT_FIELDS, ExportRow, export_ledger
 from wallet.service.keys import Scope, create_api_key, list_api_keys, revoke_api_key
-from wallet.service.verify import VerifyReport, verify_ledger
+from wallet.service.verify import verify_ledger
 from wallet.storage import Database, open_database
 from wallet.storage.keys import StoredKey
 
@@ -143,7 +143,7 @@ def verify(database_url: str | None, as_json: bool) -> None:
         report = _run(lambda: verify_ledger(database))
     finally:
         database.close()
-    click.echo(json.dumps(dataclasses.asdict(report), indent=2) if as_json else _text(report))
+    click.echo(json.dumps(dataclasses.asdict(report), indent=2) if as_json else report.verdict())
     if not report.ok:
         raise SystemExit(EXIT_BOOKS_DO_NOT_BALANCE)
 
@@ -384,15 +384,6 @@ def _write_jsonl(rows: Iterable[ExportRow], stream: IO[bytes]) -> int:
 
 def _scopes(record: StoredKey) -> str:
     return ",".join(sorted(record.scopes))
-
-
-def _text(report: VerifyReport) -> str:
-    checked = f"{report.accounts_checked} accounts and {report.transactions_checked} transactions"
-    if report.ok:
-        return f"The books balance: {checked} checked."
-    lines = [f"The books do NOT balance: {len(report.problems)} problems in {checked}:"]
-    lines.extend(f"  - {problem}" for problem in report.problems)
-    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,15 @@ class VerifyReport:
     transactions_checked: int
     problems: list[str]
 
+    def verdict(self) -> str:
+        """The verdict as `wallet verify` prints it."""
+        checked = f"{self.accounts_checked} accounts and {self.transactions_checked} transactions"
+        if self.ok:
+            return f"The books balance: {checked} checked."
+        lines = [f"The books do NOT balance: {len(self.problems)} problems in {checked}:"]
+        lines.extend(f"  - {problem}" for problem in self.problems)
+        return "\n".join(lines)
+
 
 def verify_ledger(database: Database) -> VerifyReport:
     """Check every invariant of the ledger in one consistent read. Raises Unavailable."""
