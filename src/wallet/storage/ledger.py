@@ -141,7 +141,9 @@ def user_history(
     asset_code: str | None,
     transaction_type: str | None,
 ) -> list[PostedTransaction]:
-    """A page of a user's transactions, newest first, by an index on (user_id, …, seq)."""
+    """A page of a user's transactions, newest first, by the index on (user_id, seq, asset_code,
+    transaction_type): the filters are checked in the index.
+    """
     conditions = ["user_id = ?"]
     params: list[object] = [user_id]
     if asset_code is not None:
