@@ -36,6 +36,7 @@ from wallet.domain.ledger import (
     ISSUANCE,
     TREASURY,
     AccountRef,
+    OwnerType,
     PostedTransaction,
     TransactionType,
     Transfer,
@@ -201,9 +202,13 @@ def open_book(session: Session, commands: Sequence[Command], now_us: int) -> Boo
     debtors = {
         c.user_id for c in postings if c.user_id is not None and c.transaction_type in DEBITS_USER
     } | {c.user_id for c in holding if c.action is HoldAction.PLACE}
-    known_users = store.existing_users(session, sorted(debtors))
-    opened = store.open_accounts(session, to_open, now_us)
-    accounts = store.lock_accounts(session, touched)
+    accounts, opened = store.open_and_lock_accounts(session, touched, to_open, now_us)
+    # A user with an account that existed before this unit of work has been credited; ask the
+    # database only about the others.
+    known_users = {
+        a.owner_id for a in accounts if a.owner_type is OwnerType.USER and a not in opened
+    }
+    known_users |= store.existing_users(session, sorted(debtors - known_users))
     return Book(
         balances={account: locked.balance_minor for account, locked in accounts.items()},
         known_users=known_users,

@@ -33,6 +33,7 @@ from wallet.limits import (
     DB_LOCK_TIMEOUT_MS,
     DB_READ_POOL_SIZE_MAX,
     DB_STATEMENT_TIMEOUT_MS,
+    DB_WRITER_PAGE_CACHE_MIB,
 )
 
 Row = tuple[Any, ...]
@@ -62,6 +63,8 @@ class Session:
         self._connection.execute(self._sql(sql), params)
 
     def run_many(self, sql: str, rows: Sequence[Params]) -> None:
+        if not rows:
+            return
         if self.backend is Backend.POSTGRESQL:
             with self._connection.cursor() as cursor:
                 cursor.executemany(self._sql(sql), rows)
@@ -165,6 +168,8 @@ def _connect_sqlite(path: str, *, read_only: bool) -> sqlite3.Connection:
 class SQLiteWriterConnection(WriterConnection):
     def __init__(self, path: str) -> None:
         self._connection = _connect_sqlite(path, read_only=False)
+        # A negative cache_size is in KiB.
+        self._connection.execute(f"PRAGMA cache_size = -{DB_WRITER_PAGE_CACHE_MIB * 1024}")
         self.session = Session(self._connection, Backend.SQLITE)
 
     def begin(self) -> None:

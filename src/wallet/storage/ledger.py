@@ -248,27 +248,42 @@ class LockedAccount:
     balance_minor: int
 
 
-def open_accounts(session: Session, accounts: Iterable[AccountRef], now_us: int) -> set[AccountRef]:
-    """Open the accounts that do not exist yet, at a zero balance, in a fixed order.
+def open_and_lock_accounts(
+    session: Session, touched: Iterable[AccountRef], to_open: Iterable[AccountRef], now_us: int
+) -> tuple[dict[AccountRef, LockedAccount], set[AccountRef]]:
+    """Open the accounts of ``to_open`` that do not exist yet, at a zero balance, then read (and
+    on PostgreSQL lock) every account of ``touched`` that exists.
 
-    Returns the accounts that this unit of work opened, so that it can close again those that
-    it ends up not using (a batch that failed must leave no trace, not even an empty account).
+    Returns the accounts read and those that this unit of work opened, so that it can close again
+    the ones it ends up not using (a batch that failed must leave no trace, not even an empty
+    account).
     """
-    wanted = sorted(set(accounts))
-    existing = _find_accounts(session, wanted, lock=False)
-    opened: set[AccountRef] = set()
-    for account in wanted:
-        if account in existing:
-            continue
-        row = session.one(
-            "INSERT INTO accounts (owner_type, owner_id, asset_code, balance_minor, created_at_us)"
-            " VALUES (?, ?, ?, 0, ?) ON CONFLICT (owner_type, owner_id, asset_code) DO NOTHING"
-            " RETURNING id",
-            (account.owner_type.value, account.owner_id, account.asset_code, now_us),
-        )
-        if row is not None:
+    wanted = sorted(set(touched) | set(to_open))
+    if session.backend is Backend.POSTGRESQL:
+        existing = _find_accounts(session, sorted(set(to_open)), lock=False)
+        opened = {a for a in sorted(set(to_open) - existing.keys()) if _open(session, a, now_us)}
+        return lock_accounts(session, wanted), opened
+    # SQLite: the unit of work holds the database's one write lock (BEGIN IMMEDIATE), so nothing
+    # can change between reading the accounts and opening the missing ones: one read does both.
+    accounts = _find_accounts(session, wanted, lock=False)
+    opened = set()
+    for account in sorted(set(to_open) - accounts.keys()):
+        account_id = _open(session, account, now_us)
+        if account_id is not None:
+            accounts[account] = LockedAccount(account_id, 0)
             opened.add(account)
-    return opened
+    return accounts, opened
+
+
+def _open(session: Session, account: AccountRef, now_us: int) -> int | None:
+    """Open an account at zero; its id, or None when another unit of work opened it first."""
+    row = session.one(
+        "INSERT INTO accounts (owner_type, owner_id, asset_code, balance_minor, created_at_us)"
+        " VALUES (?, ?, ?, 0, ?) ON CONFLICT (owner_type, owner_id, asset_code) DO NOTHING"
+        " RETURNING id",
+        (account.owner_type.value, account.owner_id, account.asset_code, now_us),
+    )
+    return None if row is None else int(row[0])
 
 
 def close_unused_accounts(session: Session, account_ids: Sequence[int]) -> None:
