@@ -39,8 +39,8 @@ class Settings(BaseSettings):
     auth: Literal["auto", "required"] = "auto"
     # How often the sweeper looks for expired pending holds to release.
     hold_sweep_interval_s: float = Field(default=2.0, gt=0)
-    # How many nice steps (Linux) the event loop's thread yields to the writer thread, which is
-    # on every write's critical path (service/writer.py, yield_to_writer). 0 keeps them equal.
+    # How many nice steps (Linux) the event loop's thread yields to the writer thread, which is on
+    # every write's critical path (priority.py). 0 keeps them equal.
     loop_nice: int = Field(default=10, ge=0, le=19)
 
     @field_validator("log_level", "log_format", "auth", mode="before")

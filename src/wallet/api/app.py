@@ -21,8 +21,9 @@ from wallet import __version__
 from wallet.config import Settings
 from wallet.domain.errors import PayloadTooLarge, ValidationFailed, WalletError
 from wallet.limits import HOLD_SWEEP_BATCH_MAX, REQUEST_BODY_BYTES_MAX
+from wallet.priority import lower_thread_priority
 from wallet.service.wallet import WalletService
-from wallet.service.writer import InternalError, yield_to_writer
+from wallet.service.writer import InternalError
 
 from .auth import CONSOLE_PATH, document_security
 from .edge import EdgeMiddleware
@@ -54,7 +55,8 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         wallet.start()
         wallet.database.bind_event_loop_thread()
-        yield_to_writer(settings.loop_nice)
+        # The writer thread has started: from here on, the loop yields to it (priority.py).
+        lower_thread_priority(settings.loop_nice)
         _announce_auth(wallet)
         # Everything built so far (modules, the app, caches) lives as long as the process: move
         # it out of the collector's sight, so that collections triggered by per-request garbage

@@ -18,9 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -284,30 +282,6 @@ class GroupCommitWriter:
             except Exception:  # noqa: S110 - a broken connection is being thrown away
                 pass
             self._connection = None
-
-
-def yield_to_writer(nice: int) -> None:
-    """Lower the calling thread's scheduling priority by ``nice`` steps, after the writer thread
-    has started (a thread inherits its creator's priority, so the writer keeps the process's).
-
-    Why: the event loop and the writer share one interpreter lock. Every SQL statement of the
-    writer lets go of the lock, and at equal priority the busy event loop takes it back before
-    the writer is scheduled, so a unit of work waits for the loop again and again, and every
-    request behind it waits longer (bench/README.md, "The writer's priority"). At a lower
-    priority, the loop hands the lock over as soon as the writer is runnable. Lowering the
-    loop's priority needs no privilege, where raising the writer's would.
-
-    Linux only: elsewhere a thread id is not a valid target of setpriority, and nothing is done.
-    """
-    if nice <= 0 or sys.platform != "linux":
-        return
-    thread_id = threading.get_native_id()
-    try:
-        os.setpriority(
-            os.PRIO_PROCESS, thread_id, os.getpriority(os.PRIO_PROCESS, thread_id) + nice
-        )
-    except OSError as error:
-        log.warning("could not lower the event loop's priority: %s", error)
 
 
 def _resolve(pending: list[_Pending], outcomes: Sequence[Outcome | BaseException]) -> None:
