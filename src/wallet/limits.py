@@ -44,12 +44,6 @@ DB_LOCK_TIMEOUT_MS = 5_000
 DB_STATEMENT_TIMEOUT_MS = 10_000
 DB_CONNECT_TIMEOUT_S = 5
 DB_READ_POOL_SIZE_MAX = 8
-# SQLite: the writer connection's page cache. A write reads the index and table pages of the
-# accounts and users it touches; with SQLite's default 2 MiB those are read back from the
-# operating system on almost every write once the ledger outgrows it (measured at 10 million
-# entries: 67 KiB read per write). A fixed bound: the process's memory stops growing with the
-# database at this size. Readers keep SQLite's default.
-DB_WRITER_PAGE_CACHE_MIB = 64
 
 # Ledger audit (`wallet verify`): how many problems of one kind are listed before the report
 # says "and more", and how long one of its statements may run on PostgreSQL (it reads every entry).

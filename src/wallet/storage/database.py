@@ -33,7 +33,6 @@ from wallet.limits import (
     DB_LOCK_TIMEOUT_MS,
     DB_READ_POOL_SIZE_MAX,
     DB_STATEMENT_TIMEOUT_MS,
-    DB_WRITER_PAGE_CACHE_MIB,
 )
 
 Row = tuple[Any, ...]
@@ -168,8 +167,6 @@ def _connect_sqlite(path: str, *, read_only: bool) -> sqlite3.Connection:
 class SQLiteWriterConnection(WriterConnection):
     def __init__(self, path: str) -> None:
         self._connection = _connect_sqlite(path, read_only=False)
-        # A negative cache_size is in KiB.
-        self._connection.execute(f"PRAGMA cache_size = -{DB_WRITER_PAGE_CACHE_MIB * 1024}")
         self.session = Session(self._connection, Backend.SQLITE)
 
     def begin(self) -> None:
