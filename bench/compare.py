@@ -1,0 +1,157 @@
+"""Interleaved A/B of builds of the service: the POST mix on each in turn, round after round.
+
+    .venv/bin/python bench/compare.py /tmp/before /tmp/after --rounds 3
+    .venv/bin/python bench/compare.py . .@/tmp/wallet-10m.db --rounds 3 --history
+
+Each argument is a checkout of this repository (``git worktree add /tmp/before <commit>``),
+optionally followed by ``@`` and a SQLite file to start from instead of a fresh database (a
+database built by bulkload.py: it is copied, never changed). Every run gets its own database: a
+fresh one populated by that build's own ``bench/populate.py``, or the copy. Then the build's
+``main.py`` is started on CPU 0 as run.py does, warmed up for 2 s, and loaded by wrk on CPU 1
+(32 connections, the POST mix of run.py, measured as run.py measures: taken again when other
+processes were busy). ``--history`` adds GET history pages after the writes, with one connection
+and with 32. Builds alternate within each round, so a machine that speeds up or slows down
+during the comparison affects them alike: compare the rounds' ratios, and the medians.
+
+Printed per run: throughput, p50 and p99 latency, the server's CPU per request and its CPU share,
+and from the service's own metrics the mean unit of work (commands, milliseconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+import run
+
+WARMUP_S = 2.0
+HISTORY_S = 5.0
+
+
+def mean_of(metrics: str, name: str) -> float:
+    """A Prometheus histogram's mean, from its _sum and _count."""
+    total = re.search(rf"^{name}_sum (\S+)", metrics, re.M)
+    count = re.search(rf"^{name}_count (\S+)", metrics, re.M)
+    if total is None or count is None or float(count.group(1)) == 0:
+        return 0.0
+    return float(total.group(1)) / float(count.group(1))
+
+
+def prepare(build: Path, database: Path, start_from: str, python: str, users: int) -> None:
+    if start_from:
+        shutil.copyfile(start_from, database)
+        os.sync()
+        return
+    populate = build / "bench" / "populate.py"
+    subprocess.run(
+        [
+            "taskset",
+            "-c",
+            "1",
+            python,
+            str(populate),
+            f"sqlite:///{database}",
+            "--users",
+            str(users),
+        ],
+        check=True,
+        capture_output=True,
+    )
+
+
+def measure(target: str, args: argparse.Namespace, round_number: int) -> dict[str, Any]:
+    build_text, _, start_from = target.partition("@")
+    build = Path(build_text).resolve()
+    workdir = Path(tempfile.mkdtemp(prefix="wallet-compare-"))
+    load = run.LoadSettings(2, 32, 1, args.users)
+    posts = next(w for w in run.WORKLOADS if w.name == "post_transaction")
+    try:
+        database = workdir / "wallet.db"
+        prepare(build, database, start_from, args.python, args.users)
+        env = {"DATABASE_URL": f"sqlite:///{database}", "WALLET_LOG_LEVEL": "warning"}
+        argv = [args.python, str(build / "main.py")]
+        server = run.Server(target, argv, env, 0, workdir / "server.log").start()
+        try:
+            run.run_wrk(load, posts, [server], WARMUP_S, args.seed)
+            result = run.measure_quietly(
+                load, posts, [server], args.duration, args.seed + round_number
+            )
+            if args.history:
+                pages = next(w for w in run.WORKLOADS if w.name == "get_history")
+                alone = run.LoadSettings(1, 1, 1, args.users)
+                result["history_1"] = run.measure_quietly(alone, pages, [server], HISTORY_S, 3)
+                result["history_32"] = run.measure_quietly(load, pages, [server], HISTORY_S, 3)
+            metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+            result["batch"] = mean_of(metrics, "wallet_write_batch_size")
+            result["unit_of_work_ms"] = 1000 * mean_of(metrics, "wallet_db_unit_of_work_seconds")
+            result["peak_rss_mib"] = (server.read_peak_rss() or 0) / 1024
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+def line(name: str, result: dict[str, Any]) -> str:
+    latency = result["latency_ms"]
+    text = (
+        f"{name[-40:]:40s} {result['throughput_rps']:7,.0f} req/s  p50 {latency['p50']:5.1f}"
+        f"  p99 {latency['p99']:5.1f} ms  CPU {result['server_cpu_us_per_request']:4.0f} µs/req"
+        f"  busy {100 * result['server_cpu_share']:3.0f} %  unit of work"
+        f" {result['batch']:4.1f} cmds {result['unit_of_work_ms']:4.2f} ms"
+    )
+    for key in ("history_1", "history_32"):
+        if key in result:
+            pages = result[key]["latency_ms"]
+            text += f"  {key} p50/p99 {pages['p50']:.2f}/{pages['p99']:.2f} ms"
+    if "history_1" in result:
+        text += f"  RSS {result['peak_rss_mib']:.1f} MiB"
+    return text
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("targets", nargs="+", help="BUILD_DIR or BUILD_DIR@DATABASE_FILE")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--history", action="store_true")
+    parser.add_argument("--python", default=sys.executable)
+    args = parser.parse_args()
+    os.sched_setaffinity(0, {1})
+    results: dict[str, list[dict[str, Any]]] = {target: [] for target in args.targets}
+    for number in range(args.rounds):
+        for target in args.targets:
+            result = measure(target, args, number)
+            results[target].append(result)
+            print(f"round {number + 1}  {line(target, result)}", flush=True)
+    first = args.targets[0]
+    for target in args.targets:
+        runs = results[target]
+        ratios = [
+            mine["throughput_rps"] / theirs["throughput_rps"]
+            for mine, theirs in zip(runs, results[first], strict=True)
+        ]
+        print(
+            f"median {target[-40:]:40s}"
+            f" {statistics.median(r['throughput_rps'] for r in runs):7,.0f} req/s"
+            f"  p99 {statistics.median(r['latency_ms']['p99'] for r in runs):5.1f} ms"
+            f"  CPU {statistics.median(r['server_cpu_us_per_request'] for r in runs):4.0f} µs/req"
+            f"  against {first[-30:]}: rounds {', '.join(f'{r:.2f}' for r in ratios)}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
