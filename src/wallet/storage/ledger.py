@@ -261,7 +261,8 @@ def open_and_lock_accounts(
     wanted = sorted(set(touched) | set(to_open))
     if session.backend is Backend.POSTGRESQL:
         existing = _find_accounts(session, sorted(set(to_open)), lock=False)
-        opened = {a for a in sorted(set(to_open) - existing.keys()) if _open(session, a, now_us)}
+        missing = sorted(set(to_open) - existing.keys())
+        opened = {a for a in missing if _open(session, a, now_us) is not None}
         return lock_accounts(session, wanted), opened
     # SQLite: the unit of work holds the database's one write lock (BEGIN IMMEDIATE), so nothing
     # can change between reading the accounts and opening the missing ones: one read does both.
