@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -52,21 +51,7 @@ def prepare(build: Path, database: Path, start_from: str, python: str, users: in
         shutil.copyfile(start_from, database)
         os.sync()
         return
-    populate = build / "bench" / "populate.py"
-    subprocess.run(
-        [
-            "taskset",
-            "-c",
-            "1",
-            python,
-            str(populate),
-            f"sqlite:///{database}",
-            "--users",
-            str(users),
-        ],
-        check=True,
-        capture_output=True,
-    )
+    run.populate(python, f"sqlite:///{database}", users, cpu=1, root=build)
 
 
 def measure(target: str, args: argparse.Namespace, round_number: int) -> dict[str, Any]:

@@ -279,12 +279,13 @@ def user_id(number: int) -> str:
     return f"bench_{number:05d}"
 
 
-def populate(python: str, database_url: str, users: int, cpu: int) -> None:
-    """Migrate and seed the database, and give every bench user an opening top-up."""
+def populate(python: str, database_url: str, users: int, cpu: int, root: Path = ROOT) -> None:
+    """Migrate and seed the database, and give every bench user an opening top-up, with the
+    ``populate.py`` of the checkout at ``root`` (compare.py passes each build its own)."""
     subprocess.run(
-        ["taskset", "-c", str(cpu), python, str(ROOT / "bench" / "populate.py"), database_url,
+        ["taskset", "-c", str(cpu), python, str(root / "bench" / "populate.py"), database_url,
          "--users", str(users)],
-        cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+        cwd=root, check=True, stdout=subprocess.DEVNULL,
     )  # fmt: skip
 
 

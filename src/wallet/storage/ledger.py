@@ -260,10 +260,15 @@ def open_and_lock_accounts(
     """
     wanted = sorted(set(touched) | set(to_open))
     if session.backend is Backend.POSTGRESQL:
-        existing = _find_accounts(session, sorted(set(to_open)), lock=False)
-        missing = sorted(set(to_open) - existing.keys())
-        opened = {a for a in missing if _open(session, a, now_us) is not None}
-        return lock_accounts(session, wanted), opened
+        # Open first, then lock everything: ``FOR UPDATE`` in ascending id order makes every
+        # writer take its row locks in the same order, so two units of work never wait on each
+        # other in a cycle.
+        openable = sorted(set(to_open))
+        existing = _find_accounts(session, openable, lock=False)
+        opened = {
+            a for a in openable if a not in existing and _open(session, a, now_us) is not None
+        }
+        return _find_accounts(session, wanted, lock=True), opened
     # SQLite: the unit of work holds the database's one write lock (BEGIN IMMEDIATE), so nothing
     # can change between reading the accounts and opening the missing ones: one read does both.
     accounts = _find_accounts(session, wanted, lock=False)
@@ -296,18 +301,6 @@ def close_unused_accounts(session: Session, account_ids: Sequence[int]) -> None:
         f"DELETE FROM accounts WHERE id IN ({placeholders}) AND balance_minor = 0",
         list(account_ids),
     )
-
-
-def lock_accounts(
-    session: Session, accounts: Iterable[AccountRef]
-) -> dict[AccountRef, LockedAccount]:
-    """Read (and on PostgreSQL lock, in id order) the accounts that exist among ``accounts``.
-
-    On SQLite the unit of work already holds the database's single write lock (BEGIN IMMEDIATE).
-    On PostgreSQL ``FOR UPDATE`` in ascending id order makes every writer take row locks in the
-    same order, so two units of work never wait on each other in a cycle.
-    """
-    return _find_accounts(session, sorted(set(accounts)), lock=True)
 
 
 def _find_accounts(
