@@ -5,8 +5,9 @@
 
 Each argument is a checkout of this repository (``git worktree add /tmp/before <commit>``),
 optionally followed by ``@`` and a SQLite file to start from instead of a fresh database (a
-database built by bulkload.py: it is copied, never changed). Every run gets its own database: a
-fresh one populated by that build's own ``bench/populate.py``, or the copy. Then the build's
+database built by bulkload.py). Every run gets its own database: a fresh one populated by that
+build's own ``bench/populate.py``, or a copy of the file (``--in-place``: the file itself, which
+saves copying and syncing 3.5 GB per run; each run then adds its writes to it). Then the build's
 ``main.py`` is started on CPU 0 as run.py does, warmed up for 2 s, and loaded by wrk on CPU 1
 (32 connections, the POST mix of run.py, measured as run.py measures: taken again when other
 processes were busy). ``--history`` adds GET history pages after the writes, with one connection
@@ -61,8 +62,11 @@ def measure(target: str, args: argparse.Namespace, round_number: int) -> dict[st
     load = run.LoadSettings(2, 32, 1, args.users)
     posts = next(w for w in run.WORKLOADS if w.name == "post_transaction")
     try:
-        database = workdir / "wallet.db"
-        prepare(build, database, start_from, args.python, args.users)
+        if start_from and args.in_place:
+            database = Path(start_from)
+        else:
+            database = workdir / "wallet.db"
+            prepare(build, database, start_from, args.python, args.users)
         env = {"DATABASE_URL": f"sqlite:///{database}", "WALLET_LOG_LEVEL": "warning"}
         argv = [args.python, str(build / "main.py")]
         server = run.Server(target, argv, env, 0, workdir / "server.log").start()
@@ -112,6 +116,12 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--history", action="store_true")
+    parser.add_argument(
+        "--in-place",
+        action="store_true",
+        help="run on each @DATABASE_FILE itself, not on a copy: no 3.5 GB copy and sync per run,"
+        " but every run adds its writes to the file",
+    )
     parser.add_argument("--python", default=sys.executable)
     args = parser.parse_args()
     os.sched_setaffinity(0, {1})
