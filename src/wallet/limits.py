@@ -44,6 +44,15 @@ DB_LOCK_TIMEOUT_MS = 5_000
 DB_STATEMENT_TIMEOUT_MS = 10_000
 DB_CONNECT_TIMEOUT_S = 5
 DB_READ_POOL_SIZE_MAX = 8
+# SQLite: the group-commit writer's WAL is copied into the database file by a checkpointer thread
+# (storage/database.py, WalCheckpointer), one pass per SQLITE_CHECKPOINT_INTERVAL_S at most while
+# the WAL is under half of SQLITE_WAL_PAGES_MAX, back to back beyond. At SQLITE_WAL_PAGES_MAX the
+# writer checkpoints what is left itself after its commits (SQLite's own automatic checkpoint,
+# 1,000 pages by default). After a spike (a long read holds the WAL back) the WAL file is cut back
+# to SQLITE_WAL_FILE_BYTES_MAX.
+SQLITE_CHECKPOINT_INTERVAL_S = 0.1
+SQLITE_WAL_PAGES_MAX = 4_000
+SQLITE_WAL_FILE_BYTES_MAX = 64 * 1024 * 1024
 
 # Ledger audit (`wallet verify`): how many problems of one kind are listed before the report
 # says "and more", and how long one of its statements may run on PostgreSQL (it reads every entry).

@@ -263,7 +263,7 @@ class GroupCommitWriter:
 
     def _writer_connection(self) -> WriterConnection:
         if self._connection is None:
-            self._connection = self._database.connect_writer()
+            self._connection = self._database.connect_writer(sustained=True)
         return self._connection
 
     def _rollback(self) -> None:

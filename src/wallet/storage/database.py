@@ -12,9 +12,11 @@ SQL is written once with ``?`` placeholders; the PostgreSQL session rewrites the
 
 from __future__ import annotations
 
+import logging
 import queue
 import sqlite3
 import threading
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -33,7 +35,12 @@ from wallet.limits import (
     DB_LOCK_TIMEOUT_MS,
     DB_READ_POOL_SIZE_MAX,
     DB_STATEMENT_TIMEOUT_MS,
+    SQLITE_CHECKPOINT_INTERVAL_S,
+    SQLITE_WAL_FILE_BYTES_MAX,
+    SQLITE_WAL_PAGES_MAX,
 )
+
+log = logging.getLogger(__name__)
 
 Row = tuple[Any, ...]
 Params = Sequence[Any]
@@ -100,8 +107,10 @@ class Database(ABC):
         """Called once on the event loop's thread, before it serves (see reads_inline)."""
 
     @abstractmethod
-    def connect_writer(self) -> WriterConnection:
-        """A dedicated connection for the one writer of this process."""
+    def connect_writer(self, *, sustained: bool = False) -> WriterConnection:
+        """A dedicated connection for the one writer of this process. ``sustained``: it will
+        carry a stream of units of work (the group-commit writer's), not a few (a CLI command).
+        On SQLite such a connection has its WAL checkpointed by a thread of its own."""
 
     @abstractmethod
     def is_transient(self, error: BaseException) -> bool:
@@ -164,10 +173,75 @@ def _connect_sqlite(path: str, *, read_only: bool) -> sqlite3.Connection:
     return connection
 
 
-class SQLiteWriterConnection(WriterConnection):
+class WalCheckpointer:
+    """Copies a writer's committed pages from the WAL into the database file, on its own thread.
+
+    Why: a checkpoint ends with an fsync of the database file, and SQLite runs it by default on
+    the writer's thread, inside the COMMIT that takes the WAL past 1,000 pages, so the writer and
+    every request behind it wait for it. On a large database the pages are scattered and that
+    fsync is slow: at 10 million entries the writer spent a fifth of its time in it
+    (bench/README.md, "The database file's fsync, off the writer's path"). Here each commit wakes
+    this thread, which runs a PASSIVE checkpoint (it never blocks the writer or a reader) at most
+    once per SQLITE_CHECKPOINT_INTERVAL_S while the WAL is short. The WAL starts over from its
+    beginning at the writer's next unit of work after a pass has caught up; at
+    SQLITE_WAL_PAGES_MAX pages the writer checkpoints what is left itself (little, after the
+    passes), and should this thread stop, that automatic checkpoint still bounds the WAL.
+    """
+
     def __init__(self, path: str) -> None:
+        self._path = path
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="wallet-checkpointer", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        connection: sqlite3.Connection | None = None
+        while True:
+            self._wake.wait()
+            if self._stopping:
+                break
+            self._wake.clear()
+            started = time.monotonic()
+            pause = SQLITE_CHECKPOINT_INTERVAL_S
+            try:
+                if connection is None:
+                    connection = _connect_sqlite(self._path, read_only=False)
+                _, wal_pages, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                # Spaced out while the WAL is short: a pass then copies more pages, and a page
+                # written many times is copied once. Half-way to the writer's bound they follow
+                # each other, so that little is left to copy when the writer checkpoints itself.
+                if wal_pages >= SQLITE_WAL_PAGES_MAX // 2:
+                    pause = 0.0
+            except sqlite3.Error as error:
+                # The writer's own checkpoints keep the WAL bounded meanwhile.
+                log.warning("background checkpoint failed: %s", error)
+                if connection is not None:
+                    connection.close()
+                    connection = None
+                pause = 1.0
+            time.sleep(max(0.0, pause - (time.monotonic() - started)))
+        if connection is not None:
+            connection.close()
+
+
+class SQLiteWriterConnection(WriterConnection):
+    def __init__(self, path: str, *, sustained: bool = False) -> None:
         self._connection = _connect_sqlite(path, read_only=False)
         self.session = Session(self._connection, Backend.SQLITE)
+        self.checkpointer: WalCheckpointer | None = None
+        if sustained:
+            self._connection.execute(f"PRAGMA wal_autocheckpoint = {SQLITE_WAL_PAGES_MAX}")
+            self._connection.execute(f"PRAGMA journal_size_limit = {SQLITE_WAL_FILE_BYTES_MAX}")
+            self.checkpointer = WalCheckpointer(path)
 
     def begin(self) -> None:
         # IMMEDIATE takes the write lock now, so the balances read in this unit of work cannot
@@ -176,12 +250,17 @@ class SQLiteWriterConnection(WriterConnection):
 
     def commit(self) -> None:
         self._connection.execute("COMMIT")
+        if self.checkpointer is not None:
+            self.checkpointer.wake()
 
     def rollback(self) -> None:
         if self._connection.in_transaction:
             self._connection.execute("ROLLBACK")
 
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.stop()
+            self.checkpointer = None
         self._connection.close()
 
 
@@ -257,9 +336,9 @@ class SQLiteDatabase(Database):
         except queue.Empty:
             raise Unavailable("no database connection became free in time") from None
 
-    def connect_writer(self) -> WriterConnection:
+    def connect_writer(self, *, sustained: bool = False) -> WriterConnection:
         try:
-            return SQLiteWriterConnection(self.path)
+            return SQLiteWriterConnection(self.path, sustained=sustained)
         except sqlite3.Error as error:
             raise Unavailable(f"the database cannot be opened: {error}") from error
 
@@ -367,7 +446,7 @@ class PostgreSQLDatabase(Database):
                     self._pool.open(wait=False)
                     self._pool_opened = True
 
-    def connect_writer(self) -> WriterConnection:
+    def connect_writer(self, *, sustained: bool = False) -> WriterConnection:
         try:
             return PostgreSQLWriterConnection(self.conninfo)
         except psycopg.OperationalError as error:
