@@ -49,8 +49,10 @@ DB_READ_POOL_SIZE_MAX = 8
 # the WAL is under half of SQLITE_WAL_PAGES_MAX, back to back beyond. At SQLITE_WAL_PAGES_MAX the
 # writer checkpoints what is left itself after its commits (SQLite's own automatic checkpoint,
 # 1,000 pages by default). After a spike (a long read holds the WAL back) the WAL file is cut back
-# to SQLITE_WAL_FILE_BYTES_MAX.
+# to SQLITE_WAL_FILE_BYTES_MAX. A pass that failed is tried again after
+# SQLITE_CHECKPOINT_ERROR_PAUSE_S.
 SQLITE_CHECKPOINT_INTERVAL_S = 0.1
+SQLITE_CHECKPOINT_ERROR_PAUSE_S = 1.0
 SQLITE_WAL_PAGES_MAX = 4_000
 SQLITE_WAL_FILE_BYTES_MAX = 64 * 1024 * 1024
 

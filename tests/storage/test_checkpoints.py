@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from wallet.limits import SQLITE_WAL_PAGES_MAX
+from tests.reliability.checks import opened
+from wallet.limits import SQLITE_WAL_FILE_BYTES_MAX, SQLITE_WAL_PAGES_MAX
 from wallet.storage.database import sqlite_path
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -45,12 +46,17 @@ def transactions_in_file_alone(database: Path, scratch: Path) -> int | None:
 
 
 def wal_pages(database: Path) -> int:
+    """The WAL file's size in frames (a 32-byte header, then a 24-byte header per page)."""
     wal = database.with_name(database.name + "-wal")
-    return (wal.stat().st_size - 32) // (4096 + 24) if wal.exists() else 0
+    if not wal.exists():
+        return 0
+    with closing(sqlite3.connect(database)) as connection:
+        (page_size,) = connection.execute("PRAGMA page_size").fetchone()
+    return (wal.stat().st_size - 32) // (page_size + 24)
 
 
-def checkpointers() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name == "wallet-checkpointer"]
+def checkpointers() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name == "wallet-checkpointer"}
 
 
 def test_committed_pages_reach_the_database_file_without_the_writer(
@@ -81,6 +87,26 @@ def test_committed_pages_reach_the_database_file_without_the_writer(
 def test_the_checkpointer_ends_with_the_service(client: TestClient) -> None:
     body = {"transaction_type": "topup", "user_id": "p1", "asset_code": "GC", "amount": "1"}
     assert client.post("/transaction", json=body).status_code == 201
-    assert len(checkpointers()) == 1
+    serving = checkpointers()
+    assert serving
     client.__exit__(None, None, None)
-    assert checkpointers() == []
+    assert not serving & checkpointers()
+
+
+def test_the_writer_checkpoints_itself_only_as_a_bound(database_url: str) -> None:
+    with opened(database_url) as database:
+        writer = database.connect_writer(sustained=True)
+        try:
+            assert writer.session.one("PRAGMA wal_autocheckpoint") == (SQLITE_WAL_PAGES_MAX,)
+            limit = writer.session.one("PRAGMA journal_size_limit")
+            assert limit == (SQLITE_WAL_FILE_BYTES_MAX,)
+        finally:
+            writer.close()
+        # A connection for a few units of work (the CLI's) keeps SQLite's defaults, no thread.
+        before = checkpointers()
+        writer = database.connect_writer()
+        try:
+            assert writer.session.one("PRAGMA wal_autocheckpoint") == (1000,)
+            assert checkpointers() == before
+        finally:
+            writer.close()

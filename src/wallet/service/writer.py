@@ -87,12 +87,12 @@ class GroupCommitWriter:
         self._thread.start()
 
     def stop(self) -> None:
-        """Finish every queued write, then stop."""
-        if self._thread is None:
-            return
-        self._queue.put(_STOP)
-        self._thread.join()
-        self._thread = None
+        """Finish every queued write, then stop, and close the connection (apply_now may have
+        opened it without the thread ever starting)."""
+        if self._thread is not None:
+            self._queue.put(_STOP)
+            self._thread.join()
+            self._thread = None
         if self._connection is not None:
             self._connection.close()
             self._connection = None
@@ -276,11 +276,12 @@ class GroupCommitWriter:
 
     def _drop_connection(self) -> None:
         if self._connection is not None:
-            try:
+            # A broken connection is being thrown away: errors are expected, and whatever the
+            # rollback raises, the close (which stops a SQLite checkpointer thread) must run.
+            with contextlib.suppress(Exception):
                 self._connection.rollback()
+            with contextlib.suppress(Exception):
                 self._connection.close()
-            except Exception:  # noqa: S110 - a broken connection is being thrown away
-                pass
             self._connection = None
 
 

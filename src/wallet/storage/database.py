@@ -35,6 +35,7 @@ from wallet.limits import (
     DB_LOCK_TIMEOUT_MS,
     DB_READ_POOL_SIZE_MAX,
     DB_STATEMENT_TIMEOUT_MS,
+    SQLITE_CHECKPOINT_ERROR_PAUSE_S,
     SQLITE_CHECKPOINT_INTERVAL_S,
     SQLITE_WAL_FILE_BYTES_MAX,
     SQLITE_WAL_PAGES_MAX,
@@ -191,7 +192,7 @@ class WalCheckpointer:
     def __init__(self, path: str) -> None:
         self._path = path
         self._wake = threading.Event()
-        self._stopping = False
+        self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wallet-checkpointer", daemon=True)
         self._thread.start()
 
@@ -199,36 +200,46 @@ class WalCheckpointer:
         self._wake.set()
 
     def stop(self) -> None:
-        self._stopping = True
+        """Stop after the pass in progress, if any (a pass copies at most a few thousand pages)."""
+        self._stopping.set()
         self._wake.set()
         self._thread.join()
 
     def _run(self) -> None:
         connection: sqlite3.Connection | None = None
+        copied_before = 0
+        caught_up = True
         while True:
-            self._wake.wait()
-            if self._stopping:
+            # Woken by a commit; or, while a reader holds back part of the WAL, again soon after.
+            self._wake.wait(None if caught_up else SQLITE_CHECKPOINT_INTERVAL_S)
+            self._wake.clear()  # before the check, so that a stop() is never cleared unseen
+            if self._stopping.is_set():
                 break
-            self._wake.clear()
             started = time.monotonic()
             pause = SQLITE_CHECKPOINT_INTERVAL_S
             try:
                 if connection is None:
                     connection = _connect_sqlite(self._path, read_only=False)
-                _, wal_pages, _ = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                row = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                _, wal_pages, copied = row
+                caught_up = copied >= wal_pages
                 # Spaced out while the WAL is short: a pass then copies more pages, and a page
-                # written many times is copied once. Half-way to the writer's bound they follow
-                # each other, so that little is left to copy when the writer checkpoints itself.
-                if wal_pages >= SQLITE_WAL_PAGES_MAX // 2:
+                # written many times is copied once. Half-way to the writer's bound, passes that
+                # make progress follow each other, so that little is left when the writer
+                # checkpoints itself.
+                if wal_pages >= SQLITE_WAL_PAGES_MAX // 2 and copied > copied_before:
                     pause = 0.0
-            except sqlite3.Error as error:
+                copied_before = copied
+            except Exception:  # the thread must outlive any one failure
                 # The writer's own checkpoints keep the WAL bounded meanwhile.
-                log.warning("background checkpoint failed: %s", error)
+                log.exception("background checkpoint failed")
                 if connection is not None:
                     connection.close()
                     connection = None
-                pause = 1.0
-            time.sleep(max(0.0, pause - (time.monotonic() - started)))
+                caught_up = False
+                pause = SQLITE_CHECKPOINT_ERROR_PAUSE_S
+            if self._stopping.wait(max(0.0, pause - (time.monotonic() - started))):
+                break
         if connection is not None:
             connection.close()
 
