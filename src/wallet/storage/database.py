@@ -19,7 +19,7 @@ import threading
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -234,7 +234,8 @@ class WalCheckpointer:
                 # The writer's own checkpoints keep the WAL bounded meanwhile.
                 log.exception("background checkpoint failed")
                 if connection is not None:
-                    connection.close()
+                    with suppress(sqlite3.Error):
+                        connection.close()
                     connection = None
                 caught_up = False
                 pause = SQLITE_CHECKPOINT_ERROR_PAUSE_S
