@@ -259,25 +259,24 @@ def open_and_lock_accounts(
     account).
     """
     wanted = sorted(set(touched) | set(to_open))
-    if session.backend is Backend.POSTGRESQL:
-        # Open first, then lock everything: ``FOR UPDATE`` in ascending id order makes every
-        # writer take its row locks in the same order, so two units of work never wait on each
-        # other in a cycle.
-        openable = sorted(set(to_open))
-        existing = _find_accounts(session, openable, lock=False)
-        opened = {
-            a for a in openable if a not in existing and _open(session, a, now_us) is not None
-        }
-        return _find_accounts(session, wanted, lock=True), opened
-    # SQLite: the unit of work holds the database's one write lock (BEGIN IMMEDIATE), so nothing
-    # can change between reading the accounts and opening the missing ones: one read does both.
-    accounts = _find_accounts(session, wanted, lock=False)
-    opened = set()
-    for account in sorted(set(to_open) - accounts.keys()):
+    openable = sorted(set(to_open))
+    # PostgreSQL: open first, then lock everything below: ``FOR UPDATE`` in ascending id order
+    # makes every writer take its row locks in the same order, so two units of work never wait
+    # on each other in a cycle. SQLite: the unit of work holds the database's one write lock
+    # (BEGIN IMMEDIATE), so nothing can change between reading the accounts and opening the
+    # missing ones: one read does both.
+    postgresql = session.backend is Backend.POSTGRESQL
+    accounts = _find_accounts(session, openable if postgresql else wanted, lock=False)
+    opened: set[AccountRef] = set()
+    for account in openable:
+        if account in accounts:
+            continue
         account_id = _open(session, account, now_us)
         if account_id is not None:
             accounts[account] = LockedAccount(account_id, 0)
             opened.add(account)
+    if postgresql:
+        accounts = _find_accounts(session, wanted, lock=True)
     return accounts, opened
 
 
