@@ -42,6 +42,13 @@ def test_decimal_round_trips_exactly(amount: tuple[int, int]) -> None:
     assert Decimal(format_minor(minor, scale)) == number
 
 
+@given(SCALES, st.integers(min_value=-(10**20), max_value=10**20))
+def test_printed_as_decimal_prints_it(scale: int, minor: int) -> None:
+    """Any balance, the issuance account's negative one and zero included, prints as Decimal
+    prints the same number with exactly ``scale`` decimals."""
+    assert format_minor(minor, scale) == format(Decimal(minor).scaleb(-scale), "f")
+
+
 @given(SCALES, st.integers(min_value=1, max_value=AMOUNT_MAJOR_MAX))
 def test_integer_round_trips_exactly(scale: int, major: int) -> None:
     minor = to_minor(parse_amount(major), scale)

@@ -130,8 +130,9 @@ def apply_commands(
     hold_store.insert_holds(session, book.placed)
     hold_store.settle_holds(session, [book.holds[hold_id] for hold_id in book.settled])
     store.insert_outcomes(session, decided, now_us)
-    used = {entry.account(t.asset_code) for t in book.posted for entry in t.entries}
-    store.close_unused_accounts(session, [book.account_ids[a] for a in book.opened - used])
+    if book.opened:
+        used = {entry.account(t.asset_code) for t in book.posted for entry in t.entries}
+        store.close_unused_accounts(session, [book.account_ids[a] for a in book.opened - used])
 
     # A key repeated within this batch gets the outcome of its first use.
     for index, command in enumerate(commands):
