@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import Decimal, localcontext
 
 import pytest
 from hypothesis import given
@@ -46,7 +46,10 @@ def test_decimal_round_trips_exactly(amount: tuple[int, int]) -> None:
 def test_printed_as_decimal_prints_it(scale: int, minor: int) -> None:
     """Any balance, the issuance account's negative one and zero included, prints as Decimal
     prints the same number with exactly ``scale`` decimals."""
-    assert format_minor(minor, scale) == format(Decimal(minor).scaleb(-scale), "f")
+    with localcontext() as exact:
+        exact.prec = 60  # scaleb rounds to the context's precision (28 digits by default)
+        expected = format(Decimal(minor).scaleb(-scale), "f")
+    assert format_minor(minor, scale) == expected
 
 
 @given(SCALES, st.integers(min_value=1, max_value=AMOUNT_MAJOR_MAX))

@@ -61,7 +61,8 @@ class AccountRef(NamedTuple):
 
     A named tuple, not a dataclass: it is a dict key on the writer's hot path (the unit of
     work's balances and account ids), and a tuple's hash and equality run in C, a frozen
-    dataclass's in Python. Ordered and compared as (owner_type, owner_id, asset_code).
+    dataclass's in Python. Ordered and compared as (owner_type, owner_id, asset_code), so it
+    also equals a plain tuple of the same three values: keep the two out of the same dict.
     """
 
     owner_type: OwnerType
