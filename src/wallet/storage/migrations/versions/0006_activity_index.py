@@ -10,7 +10,7 @@ Revises: 0005
 Create Date: 2026-11-27
 """
 
-from alembic import op
+from wallet.storage.migrations.online import create_index
 
 revision = "0006"
 down_revision = "0005"
@@ -19,9 +19,9 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute(
-        "CREATE INDEX transactions_asset_time"
-        " ON transactions (asset_code, created_at_us, transaction_type, amount_minor)"
+    create_index(
+        "transactions_asset_time",
+        "ON transactions (asset_code, created_at_us, transaction_type, amount_minor)",
     )
 
 

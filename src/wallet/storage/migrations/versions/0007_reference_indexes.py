@@ -12,7 +12,7 @@ Revises: 0006
 Create Date: 2026-11-25
 """
 
-from alembic import op
+from wallet.storage.migrations.online import create_index
 
 revision = "0007"
 down_revision = "0006"
@@ -20,16 +20,16 @@ branch_labels = None
 depends_on = None
 
 _INDEXES = [
-    "CREATE INDEX idempotency_keys_transaction ON idempotency_keys (transaction_id)",
-    "CREATE INDEX holds_hold_transaction ON holds (hold_transaction_id)",
-    "CREATE INDEX holds_capture_transaction ON holds (capture_transaction_id)",
-    "CREATE INDEX holds_release_transaction ON holds (release_transaction_id)",
+    ("idempotency_keys_transaction", "ON idempotency_keys (transaction_id)"),
+    ("holds_hold_transaction", "ON holds (hold_transaction_id)"),
+    ("holds_capture_transaction", "ON holds (capture_transaction_id)"),
+    ("holds_release_transaction", "ON holds (release_transaction_id)"),
 ]
 
 
 def upgrade() -> None:
-    for statement in _INDEXES:
-        op.execute(statement)
+    for name, definition in _INDEXES:
+        create_index(name, definition)
 
 
 def downgrade() -> None:

@@ -18,7 +18,7 @@ Revises: 0007
 Create Date: 2026-11-30
 """
 
-from alembic import op
+from wallet.storage.migrations.online import create_index, drop_index
 
 revision = "0008"
 down_revision = "0007"
@@ -27,16 +27,15 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.execute(
-        "CREATE INDEX transactions_user_history"
-        " ON transactions (user_id, seq, asset_code, transaction_type)"
+    create_index(
+        "transactions_user_history", "ON transactions (user_id, seq, asset_code, transaction_type)"
     )
     for name in (
         "transactions_user_seq",
         "transactions_user_asset_seq",
         "transactions_user_type_seq",
     ):
-        op.execute(f"DROP INDEX {name}")
+        drop_index(name)
 
 
 def downgrade() -> None:
