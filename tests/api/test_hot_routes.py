@@ -1,21 +1,32 @@
-"""The hot routes (api/hot.py) serve well-formed POST /transaction and GET balance requests
-themselves and hand everything else to the FastAPI routes: whichever serves a request, the
-client gets the contract's answer, and a request that is refused changes nothing.
+"""The hot routes (api/hot.py) serve well-formed POST /transaction, GET balance and GET history
+requests themselves and hand everything else to the FastAPI routes: whichever serves a request,
+the client gets the contract's answer, and a request that is refused changes nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.support.factories import balance, body, problem, topup, validation_locations
+from tests.support.factories import (
+    balance,
+    body,
+    bonus,
+    problem,
+    purchase,
+    topup,
+    validation_locations,
+)
 from tests.support.server import ServerProcess
+from wallet.api.hot import HotRoutes
 from wallet.limits import REQUEST_BODY_BYTES_MAX
 from wallet.service.wallet import WalletService
 
@@ -139,3 +150,109 @@ def test_every_too_large_body_is_counted_as_a_refusal(client: TestClient) -> Non
     for answer in answers:
         problem(answer, 413, "payload_too_large")
     assert 'wallet_refusals_total{code="payload_too_large"} 3.0' in client.get("/metrics").text
+
+
+def _history_pages(client: TestClient, user_id: str) -> dict[str, str]:
+    """A user with transactions of two assets and three kinds; query strings to page them."""
+    topup(client, user_id, "50")
+    topup(client, user_id, "7", asset="DI")
+    bonus(client, user_id, "2")
+    purchase(client, user_id, "5")
+    purchase(client, user_id, "1", asset="DI")
+    first = client.get(f"/transaction/{user_id}/history", params={"limit": 2}).json()
+    assert first["next_cursor"], "five transactions make more than one page of two"
+    return {
+        "the first page": "",
+        "two per page": "limit=2",
+        "the second page": f"limit=2&cursor={first['next_cursor']}",
+        "one asset": "asset_code=DI",
+        "one kind": "transaction_type=purchase",
+        "everything at once": "asset_code=GC&transaction_type=topup&limit=1",
+        "the largest page": "limit=500",
+        "a cursor we never gave out": "cursor=bm90LWEtY3Vyc29y",
+        "an asset that does not exist": "asset_code=XYZ",
+    }
+
+
+def test_history_pages_are_the_same_whichever_route_serves_them(client: TestClient) -> None:
+    """A parameter the hot route does not know (``via``, which FastAPI ignores) sends the same
+    request to the FastAPI route: both answers must be the same, refusals included."""
+    queries = _history_pages(client, "hot_history")
+    queries["a user never credited"] = ""
+    for case, query in queries.items():
+        user = "nobody_here" if case == "a user never credited" else "hot_history"
+        hot = client.get(f"/transaction/{user}/history?{query}")
+        framework = client.get(
+            f"/transaction/{user}/history?{query}&via=framework".replace("?&", "?")
+        )
+        assert hot.status_code == framework.status_code, case
+        assert hot.headers["content-type"] == framework.headers["content-type"], case
+        if hot.status_code == 200:
+            assert hot.content == framework.content, case
+        else:
+            hot_problem, framework_problem = hot.json(), framework.json()
+            for field in ("code", "detail", "status", "errors"):
+                assert hot_problem.get(field) == framework_problem.get(field), (case, field)
+    everything = client.get("/transaction/hot_history/history").json()["items"]
+    assert [item["transaction_type"] for item in everything] == [
+        "purchase",
+        "purchase",
+        "bonus",
+        "topup",
+        "topup",
+    ]
+
+
+def test_the_hot_route_serves_plain_history_queries_and_hands_on_the_rest(
+    client: TestClient,
+) -> None:
+    """Which requests the hot route keeps: called directly, with a stand-in for the framework."""
+    service: WalletService = client.app.state.service  # type: ignore[attr-defined]
+    queries = _history_pages(client, "hot_which")
+    handed_on: list[str] = []
+
+    async def framework(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        handed_on.append(scope["query_string"].decode())
+        await send({"type": "http.response.start", "status": 299, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def call(query: str) -> int:
+        scope = {
+            "type": "http",
+            "method": "GET",
+            "path": "/transaction/hot_which/history",
+            "query_string": query.encode(),
+            "headers": [],
+        }
+        sent: list[dict[str, Any]] = []
+
+        async def receive() -> dict[str, Any]:
+            return {"type": "http.request", "body": b"", "more_body": False}
+
+        async def send(message: dict[str, Any]) -> None:
+            sent.append(message)
+
+        await HotRoutes(framework, service)(scope, receive, send)
+        status: int = sent[0]["status"]
+        return status
+
+    for case, query in queries.items():
+        expected = 404 if case == "an asset that does not exist" else None
+        expected = 422 if case == "a cursor we never gave out" else expected
+        assert asyncio.run(call(query)) == (expected or 200), case
+    assert handed_on == []
+    for query in (
+        "limit=501",
+        "limit=0",
+        "limit=020",
+        "limit=",
+        "limit=2&limit=3",
+        "as_of=2026-01-01",
+        "asset_code=gc",
+        "transaction_type=issuance",
+        "cursor=a%3D",
+        "cursor=a+b",
+        "limit=2&",
+    ):
+        assert asyncio.run(call(query)) == 299, query
+    assert len(handed_on) == 11

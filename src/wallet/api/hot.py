@@ -1,6 +1,7 @@
 """The two hottest routes, served without the framework's per-request machinery.
 
-``POST /transaction`` and ``GET /balance/{user_id}/{asset_code}`` are most of a game's traffic.
+``POST /transaction``, ``GET /balance/{user_id}/{asset_code}`` and a player's history page are
+most of a game's traffic.
 Through FastAPI each pays for routing over every route, dependency solving, a Request object,
 validation of the header and path parameters one by one, and a Response object: about as much
 CPU as the ledger write itself (bench/README.md, "Where the time goes"). This layer serves
@@ -15,6 +16,12 @@ same answers; anything else about them goes on to the FastAPI route, unchanged:
   model), one way to refuse (the route's error handlers) and one service call.
 - GET /balance/{user_id}/{asset_code} is served here without a query string and with path
   parameters of the documented patterns; ``?as_of=`` and malformed ids go to the route.
+- GET /transaction/{user_id}/history is served here when its user id has the documented pattern
+  and its query string holds only ``limit``, ``cursor``, ``asset_code`` and
+  ``transaction_type``, each at most once, unencoded (no ``%`` or ``+``), with values the route
+  accepts as they are: a limit of plain digits within bounds, a cursor in the alphabet cursors
+  are given out in, a known kind. Anything else (an unknown parameter, a repeated one, an
+  encoded or empty value, a limit of ``020``) goes to the route, which decides it.
 
 The routes in routes/transactions.py and routes/balances.py stay the documentation (OpenAPI)
 and the fallback; the API tests run every case through this layer or past it.
@@ -22,6 +29,7 @@ and the fallback; the API tests run every case through this layer or past it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from typing import Any
@@ -32,8 +40,11 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from wallet.domain.errors import PayloadTooLarge, WalletError
+from wallet.domain.ledger import POSTABLE_TRANSACTION_TYPES
 from wallet.limits import (
     ASSET_CODE_PATTERN,
+    HISTORY_PAGE_SIZE_DEFAULT,
+    HISTORY_PAGE_SIZE_MAX,
     IDEMPOTENCY_KEY_PATTERN,
     REQUEST_BODY_BYTES_MAX,
     USER_ID_PATTERN,
@@ -53,6 +64,10 @@ _USER_ID = re.compile(USER_ID_PATTERN)
 _ASSET_CODE = re.compile(ASSET_CODE_PATTERN)
 _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _JSON = b"application/json"
+# A history page's query, as the route would take it unchanged (see the module's docstring).
+_LIMIT = re.compile(r"[1-9][0-9]{0,5}")
+_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,200}")  # base64url without padding, as encode_cursor's
+_HISTORY_KINDS = frozenset(kind.value for kind in POSTABLE_TRANSACTION_TYPES)
 
 
 class _Template:
@@ -66,6 +81,7 @@ class _Template:
 
 POST_TRANSACTION = _Template("/transaction")
 GET_BALANCE = _Template("/balance/{user_id}/{asset_code}")
+GET_HISTORY = _Template("/transaction/{user_id}/history")
 
 
 class HotRoutes:
@@ -89,6 +105,13 @@ class HotRoutes:
                 ):
                     await self._get_balance(scope, parts[2], parts[3], send)
                     return
+            if method == "GET" and path.startswith("/transaction/"):
+                parts = path.split("/")
+                if len(parts) == 4 and parts[3] == "history" and _USER_ID.fullmatch(parts[2]):
+                    query = _history_query(scope["query_string"])
+                    if query is not None:
+                        await self._get_history(scope, parts[2], query, send)
+                        return
         await self.app(scope, receive, send)
 
     async def _post_transaction(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -124,6 +147,19 @@ class HotRoutes:
             await self._refuse(error, send)
             return
         await _send(200, orjson.dumps(view), send)
+
+    async def _get_history(
+        self, scope: Scope, user_id: str, query: dict[str, Any], send: Send
+    ) -> None:
+        scope["route"] = GET_HISTORY
+        service = self.service
+        try:
+            page = await service.read(functools.partial(service.history, user_id, **query))
+        except WalletError as error:
+            await self._refuse(error, send)
+            return
+        body = {"user_id": user_id, "items": page.items, "next_cursor": page.next_cursor}
+        await _send(200, orjson.dumps(body), send)
 
     async def _refuse(self, error: WalletError | InternalError, send: Send) -> None:
         """Answer as the app's error handlers do (app.py)."""
@@ -166,6 +202,45 @@ def _accepted(
     except (ValueError, ValidationError):
         # json.JSONDecodeError is a ValueError.
         return None
+
+
+def _history_query(raw: bytes) -> dict[str, Any] | None:
+    """The history page's parameters, when the query string is one the route would take as it
+    is; None when the route must see it.
+    """
+    query: dict[str, Any] = {
+        "limit": HISTORY_PAGE_SIZE_DEFAULT,
+        "cursor": None,
+        "asset_code": None,
+        "transaction_type": None,
+    }
+    if not raw:
+        return query
+    if b"%" in raw or b"+" in raw:
+        return None
+    seen: set[str] = set()
+    for pair in raw.decode("latin-1").split("&"):
+        name, separator, value = pair.partition("=")
+        if not separator or name not in query or name in seen:
+            return None
+        seen.add(name)
+        if name == "limit":
+            if not _LIMIT.fullmatch(value) or int(value) > HISTORY_PAGE_SIZE_MAX:
+                return None
+            query["limit"] = int(value)
+        elif name == "cursor":
+            if not _CURSOR.fullmatch(value):
+                return None
+            query["cursor"] = value
+        elif name == "asset_code":
+            if not _ASSET_CODE.fullmatch(value):
+                return None
+            query["asset_code"] = value
+        elif value in _HISTORY_KINDS:
+            query["transaction_type"] = value
+        else:
+            return None
+    return query
 
 
 async def _read_body(receive: Receive) -> bytes | None:
