@@ -43,6 +43,10 @@ ASSET_REFRESH_INTERVAL_S = 1.0
 DB_LOCK_TIMEOUT_MS = 5_000
 DB_STATEMENT_TIMEOUT_MS = 10_000
 DB_CONNECT_TIMEOUT_S = 5
+# PostgreSQL: how long a starting process waits for another one's migrations (an index built
+# concurrently on a large ledger may take minutes), asking again every MIGRATION_LOCK_POLL_S.
+MIGRATION_LOCK_WAIT_S = 1800.0
+MIGRATION_LOCK_POLL_S = 0.2
 DB_READ_POOL_SIZE_MAX = 8
 # SQLite: the group-commit writer's WAL is copied into the database file by a checkpointer thread
 # (storage/database.py, WalCheckpointer), one pass per SQLITE_CHECKPOINT_INTERVAL_S at most while

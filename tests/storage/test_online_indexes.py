@@ -65,7 +65,7 @@ def test_inserts_go_on_while_a_migration_waits_to_build_its_index(database_url: 
         except BaseException as error:  # reported by the test below
             failures.append(error)
 
-    migration = threading.Thread(target=migrate)
+    migration = threading.Thread(target=migrate, daemon=True)
     migration.start()
     try:
         with psycopg.connect(database_url, autocommit=True) as watcher:
@@ -119,3 +119,41 @@ def test_an_index_left_invalid_by_an_interrupted_upgrade_is_built_again(
     assert index_state(database_url, "transactions_user_history") is True
     assert index_state(database_url, "transactions_user_seq") is None
     assert schema_version(database_url) == "0008"
+
+
+def test_processes_that_start_together_on_an_old_schema_migrate_it_once(
+    database_url: str,
+) -> None:
+    """The second process waits for the first one's migrations without holding a snapshot that
+    the first one's concurrent index builds would wait for (they would deadlock)."""
+    back_to(
+        database_url,
+        "0005",
+        "DROP INDEX transactions_asset_time",
+        "DROP INDEX idempotency_keys_transaction",
+        "DROP INDEX holds_hold_transaction",
+        "DROP INDEX holds_capture_transaction",
+        "DROP INDEX holds_release_transaction",
+    )
+    failures: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            upgrade(database_url)
+        except BaseException as error:  # reported by the test below
+            failures.append(error)
+
+    starts = [threading.Thread(target=start, daemon=True) for _ in range(3)]
+    for thread in starts:
+        thread.start()
+    for thread in starts:
+        thread.join(WAIT_S * 2)
+    assert not any(thread.is_alive() for thread in starts), "a start is stuck"
+    assert failures == []
+    assert schema_version(database_url) == "0008"
+    for name in (
+        "transactions_asset_time",
+        "idempotency_keys_transaction",
+        "holds_hold_transaction",
+    ):
+        assert index_state(database_url, name) is True, name

@@ -515,7 +515,10 @@ def decode_cursor(cursor: str, kind: str = "seq") -> str:
         prefix, _, value = text.partition(":")
         if prefix != kind or not value or len(value) > 64:
             raise ValueError(cursor)
-        if kind == "seq" and (not value.isdigit() or len(value) > 19):
+        # ASCII digits only (str.isdigit also takes "²"), and within a BIGINT's range.
+        if kind == "seq" and not (
+            value.isascii() and value.isdigit() and len(value) <= 19 and int(value) < 2**63
+        ):
             raise ValueError(cursor)
         return value
     except (ValueError, binascii.Error, UnicodeDecodeError):

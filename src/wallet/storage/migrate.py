@@ -1,9 +1,13 @@
 """Schema migrations with Alembic, applied on start and by ``wallet migrate``.
 
 On PostgreSQL an advisory lock makes concurrent starts of several processes take turns, so the
-migrations run once.
+migrations run once. A process waiting for it asks again and again (``pg_try_advisory_lock``)
+rather than block in ``pg_advisory_lock``: a blocked statement keeps a snapshot open, and an
+index built ``CONCURRENTLY`` by the process migrating waits for every older snapshot to end, so
+the two would deadlock (migrations/online.py).
 """
 
+import time
 from pathlib import Path
 
 from alembic import command
@@ -13,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from wallet.domain.errors import Unavailable
+from wallet.limits import MIGRATION_LOCK_POLL_S, MIGRATION_LOCK_WAIT_S
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _ADVISORY_LOCK_ID = 0x57A11E7  # "wallet"
@@ -41,8 +46,7 @@ def _upgrade(connection: Connection) -> None:
     config.set_main_option("script_location", str(MIGRATIONS))
     postgresql = connection.dialect.name == "postgresql"
     if postgresql:
-        connection.execute(text(f"SELECT pg_advisory_lock({_ADVISORY_LOCK_ID})"))
-        connection.commit()
+        _take_migration_lock(connection)
     try:
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
@@ -51,3 +55,22 @@ def _upgrade(connection: Connection) -> None:
         if postgresql:
             connection.execute(text(f"SELECT pg_advisory_unlock({_ADVISORY_LOCK_ID})"))
             connection.commit()
+
+
+def _take_migration_lock(connection: Connection) -> None:
+    """The session's advisory lock, asked for until granted; between two asks no transaction of
+    this session is open, so it holds no snapshot that a concurrent index build waits for."""
+    deadline = time.monotonic() + MIGRATION_LOCK_WAIT_S
+    while True:
+        granted = connection.execute(
+            text(f"SELECT pg_try_advisory_lock({_ADVISORY_LOCK_ID})")
+        ).scalar()
+        connection.commit()
+        if granted:
+            return
+        if time.monotonic() > deadline:
+            raise Unavailable(
+                f"another process has been migrating the database for over"
+                f" {MIGRATION_LOCK_WAIT_S:.0f} s"
+            )
+        time.sleep(MIGRATION_LOCK_POLL_S)

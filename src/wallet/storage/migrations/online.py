@@ -6,8 +6,10 @@ PostgreSQL these helpers build and drop indexes ``CONCURRENTLY``, which PostgreS
 outside a transaction, so they run in Alembic's autocommit block (the migrations before them
 are committed first). They are safe to run again: an upgrade interrupted half-way leaves either
 no index, a valid one (kept), or an invalid one from an interrupted concurrent build (dropped and
-built again). On SQLite, where a schema change takes the one write lock anyway and a build is
-seconds, they are the plain statements.
+built again). A concurrent build also waits for every transaction of the database that began
+before it (a long ``wallet export`` among them), without blocking anyone meanwhile. On SQLite,
+where a schema change takes the one write lock anyway and a build is seconds, they are the plain
+statements.
 
 The migrations that use them are history: change these helpers only in ways that leave the
 schema they produce the same.
@@ -28,7 +30,7 @@ def create_index(name: str, definition: str) -> None:
             .execute(
                 text(
                     "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-                    " WHERE c.relname = :name AND pg_table_is_visible(c.oid)"
+                    " WHERE c.relname = :name AND c.relnamespace = current_schema()::regnamespace"
                 ),
                 {"name": name},
             )
