@@ -287,7 +287,9 @@ class SQLiteDatabase(Database):
         self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._opened = 0
         self._lock = threading.Lock()
-        self._all: list[sqlite3.Connection] = []
+        # Set by close(): a connection a reader still holds is closed when it is given back,
+        # never under the reader (closing a connection another thread is stepping crashes).
+        self._closed = False
         self._loop_thread: int | None = None
         self._loop_connection: sqlite3.Connection | None = None
 
@@ -317,18 +319,28 @@ class SQLiteDatabase(Database):
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
             if not on_loop:
-                self._idle.put(connection)
+                self._give_back(connection)
 
     def _loop_connection_(self) -> sqlite3.Connection:
         if self._loop_connection is None:
+            if self._closed:
+                raise Unavailable("the database is closed")
             try:
                 self._loop_connection = _connect_sqlite(self.path, read_only=True)
             except sqlite3.Error as error:
                 raise Unavailable(f"the database cannot be opened: {error}") from error
-            self._all.append(self._loop_connection)
         return self._loop_connection
 
+    def _give_back(self, connection: sqlite3.Connection) -> None:
+        with self._lock:
+            if self._closed:
+                connection.close()
+            else:
+                self._idle.put(connection)
+
     def _checkout(self) -> sqlite3.Connection:
+        if self._closed:
+            raise Unavailable("the database is closed")
         try:
             return self._idle.get_nowait()
         except queue.Empty:
@@ -341,7 +353,6 @@ class SQLiteDatabase(Database):
                 except sqlite3.Error as error:
                     self._opened -= 1
                     raise Unavailable(f"the database cannot be opened: {error}") from error
-                self._all.append(connection)
                 return connection
         try:
             return self._idle.get(timeout=DB_LOCK_TIMEOUT_MS / 1000)
@@ -360,11 +371,18 @@ class SQLiteDatabase(Database):
         return isinstance(error, sqlite3.OperationalError)
 
     def close(self) -> None:
+        """Close the idle connections and the event loop's (the loop has stopped reading by
+        now); those that readers on other threads still hold are closed as they come back."""
         with self._lock:
-            for connection in self._all:
-                connection.close()
-            self._all.clear()
-            self._loop_connection = None
+            self._closed = True
+            while True:
+                try:
+                    self._idle.get_nowait().close()
+                except queue.Empty:
+                    break
+            if self._loop_connection is not None:
+                self._loop_connection.close()
+                self._loop_connection = None
 
 
 # --- PostgreSQL ---------------------------------------------------------------------------------
