@@ -52,20 +52,26 @@ def back_to(url: str, version: str, *statements: str) -> None:
         connection.execute("UPDATE alembic_version SET version_num = %s", (version,))
 
 
+def upgrading(url: str, failures: list[BaseException]) -> threading.Thread:
+    """A thread (not started) that migrates ``url`` as a starting process does; what it raises
+    goes to ``failures``, for the test to report."""
+
+    def run() -> None:
+        try:
+            upgrade(url)
+        except BaseException as error:
+            failures.append(error)
+
+    return threading.Thread(target=run, daemon=True)
+
+
 def test_inserts_go_on_while_a_migration_waits_to_build_its_index(database_url: str) -> None:
     back_to(database_url, "0006", "DROP INDEX idempotency_keys_transaction")
     # A transaction that has inserted and not committed yet: the index build must wait for it.
     holder = psycopg.connect(database_url)
     holder.execute(INSERT_KEY, ("before-the-upgrade",))
     failures: list[BaseException] = []
-
-    def migrate() -> None:
-        try:
-            upgrade(database_url)
-        except BaseException as error:  # reported by the test below
-            failures.append(error)
-
-    migration = threading.Thread(target=migrate, daemon=True)
+    migration = upgrading(database_url, failures)
     migration.start()
     try:
         with psycopg.connect(database_url, autocommit=True) as watcher:
@@ -136,14 +142,7 @@ def test_processes_that_start_together_on_an_old_schema_migrate_it_once(
         "DROP INDEX holds_release_transaction",
     )
     failures: list[BaseException] = []
-
-    def start() -> None:
-        try:
-            upgrade(database_url)
-        except BaseException as error:  # reported by the test below
-            failures.append(error)
-
-    starts = [threading.Thread(target=start, daemon=True) for _ in range(3)]
+    starts = [upgrading(database_url, failures) for _ in range(3)]
     for thread in starts:
         thread.start()
     for thread in starts:
