@@ -1,4 +1,4 @@
-"""The two hottest routes, served without the framework's per-request machinery.
+"""The hottest routes, served without the framework's per-request machinery.
 
 ``POST /transaction``, ``GET /balance/{user_id}/{asset_code}`` and a player's history page are
 most of a game's traffic.
@@ -24,7 +24,9 @@ same answers; anything else about them goes on to the FastAPI route, unchanged:
   encoded or empty value, a limit of ``020``) goes to the route, which decides it.
 
 The routes in routes/transactions.py and routes/balances.py stay the documentation (OpenAPI)
-and the fallback; the API tests run every case through this layer or past it.
+and the fallback; the API tests run every case through this layer or past it. The history
+route's ``transaction_type`` literal and ``POSTABLE_TRANSACTION_TYPES`` (used here) must name the
+same kinds.
 """
 
 from __future__ import annotations
