@@ -22,6 +22,8 @@ ASSET_CODE_PATTERN = r"^[A-Z]{2,10}$"
 REQUEST_BODY_BYTES_MAX = 64 * 1024
 HISTORY_PAGE_SIZE_DEFAULT = 50
 HISTORY_PAGE_SIZE_MAX = 500
+# A page cursor as a query parameter (the service hands out far shorter ones).
+CURSOR_LENGTH_MAX = 200
 # POST /transaction/batch: how many transactions one batch may carry.
 BATCH_SIZE_MAX = 100
 

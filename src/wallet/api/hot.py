@@ -45,6 +45,7 @@ from wallet.domain.errors import PayloadTooLarge, WalletError
 from wallet.domain.ledger import POSTABLE_TRANSACTION_TYPES
 from wallet.limits import (
     ASSET_CODE_PATTERN,
+    CURSOR_LENGTH_MAX,
     HISTORY_PAGE_SIZE_DEFAULT,
     HISTORY_PAGE_SIZE_MAX,
     IDEMPOTENCY_KEY_PATTERN,
@@ -68,7 +69,8 @@ _IDEMPOTENCY_KEY = re.compile(IDEMPOTENCY_KEY_PATTERN)
 _JSON = b"application/json"
 # A history page's query, as the route would take it unchanged (see the module's docstring).
 _LIMIT = re.compile(r"[1-9][0-9]{0,5}")
-_CURSOR = re.compile(r"[A-Za-z0-9_-]{1,200}")  # base64url without padding, as encode_cursor's
+# base64url without padding, as encode_cursor gives out, at most as long as the route takes
+_CURSOR = re.compile(rf"[A-Za-z0-9_-]{{1,{CURSOR_LENGTH_MAX}}}")
 _HISTORY_KINDS = frozenset(kind.value for kind in POSTABLE_TRANSACTION_TYPES)
 
 

@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from wallet.domain.holds import HoldAction
 from wallet.limits import (
+    CURSOR_LENGTH_MAX,
     HOLD_PAGE_SIZE_DEFAULT,
     HOLD_PAGE_SIZE_MAX,
     USER_ID_PATTERN,
@@ -75,7 +76,7 @@ async def list_holds(
     user_id: Annotated[str, Query(pattern=USER_ID_PATTERN)],
     status: Literal["pending", "captured", "released", "expired"] | None = None,
     limit: Annotated[int, Query(ge=1, le=HOLD_PAGE_SIZE_MAX)] = HOLD_PAGE_SIZE_DEFAULT,
-    cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=CURSOR_LENGTH_MAX)] = None,
 ) -> Response:
     page = await service.read(
         functools.partial(service.holds, user_id, status=status, limit=limit, cursor=cursor)

@@ -7,6 +7,7 @@ from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
 from wallet.limits import (
+    CURSOR_LENGTH_MAX,
     HISTORY_PAGE_SIZE_DEFAULT,
     HISTORY_PAGE_SIZE_MAX,
     USER_ID_PATTERN,
@@ -137,7 +138,7 @@ async def get_history(
     user_id: Annotated[str, Path(pattern=USER_ID_PATTERN)],
     service: Service,
     limit: Annotated[int, Query(ge=1, le=HISTORY_PAGE_SIZE_MAX)] = HISTORY_PAGE_SIZE_DEFAULT,
-    cursor: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=CURSOR_LENGTH_MAX)] = None,
     asset_code: Annotated[str | None, Query(pattern=r"^[A-Z]{2,10}$")] = None,
     transaction_type: Literal["topup", "bonus", "purchase", "refund"] | None = None,
 ) -> Response:
