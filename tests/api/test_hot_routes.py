@@ -28,7 +28,8 @@ from tests.support.factories import (
 from tests.support.server import ServerProcess
 from wallet.api.hot import HotRoutes
 from wallet.limits import REQUEST_BODY_BYTES_MAX
-from wallet.service.wallet import WalletService, encode_cursor
+from wallet.service.cursors import encode_cursor
+from wallet.service.wallet import WalletService
 
 
 def test_a_body_that_is_not_declared_json_is_refused_by_the_route(client: TestClient) -> None:
@@ -98,7 +99,7 @@ def test_a_bug_in_a_hot_route_is_a_problem_with_the_request_id(
     def broken(*args: object) -> dict[str, str]:
         raise RuntimeError("a bug in the balance read")
 
-    monkeypatch.setattr(service, "balance", broken)
+    monkeypatch.setattr(service.balances, "get", broken)
     response = client.get("/balance/user_001/GC", headers={"X-Request-ID": "trace-hot"})
     problem(response, 500, "internal_error")
     assert response.headers["x-request-id"] == "trace-hot"

@@ -47,5 +47,4 @@ def test_the_openapi_document_shows_the_new_flows(client: TestClient) -> None:
     assert set(capture["409"]["content"]["application/problem+json"]["examples"]) == {
         "hold_expired",
         "hold_not_pending",
-        "idempotency_key_in_flight",
     }

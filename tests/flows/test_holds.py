@@ -21,7 +21,9 @@ from tests.support.server import ServerProcess
 from wallet.api import create_app
 from wallet.config import Settings
 from wallet.domain.holds import HoldAction
-from wallet.service.wallet import HoldInput, TransactionInput, WalletService
+from wallet.service.holds import HoldInput
+from wallet.service.transactions import TransactionInput
+from wallet.service.wallet import WalletService
 
 from .factories import assert_invariants, balance, count_transactions, query, topup
 
@@ -277,7 +279,7 @@ def test_races_in_one_process_have_one_winner(settings: Settings) -> None:
     try:
 
         async def race() -> list[list[str | None]]:
-            await service.post_transaction(TransactionInput("topup", "alice", "GC", Decimal(100)))
+            await service.transactions.post(TransactionInput("topup", "alice", "GC", Decimal(100)))
             results = []
             pairs = [
                 (HoldAction.CAPTURE, HoldAction.RELEASE),
@@ -285,10 +287,10 @@ def test_races_in_one_process_have_one_winner(settings: Settings) -> None:
                 (HoldAction.CAPTURE, HoldAction.CAPTURE),
             ]
             for first, second in pairs * 2:
-                hold = await service.place_hold(HoldInput("alice", "GC", Decimal(5), 600))
+                hold = await service.holds.place(HoldInput("alice", "GC", Decimal(5), 600))
                 hold_id = orjson.loads(hold.body)["id"]
                 outcomes = await asyncio.gather(
-                    service.settle_hold(hold_id, first), service.settle_hold(hold_id, second)
+                    service.holds.settle(hold_id, first), service.holds.settle(hold_id, second)
                 )
                 results.append([o.error.code if o.error else None for o in outcomes])
             return results
@@ -306,17 +308,19 @@ def test_a_capture_racing_the_expiry_has_one_winner(settings: Settings) -> None:
     try:
 
         async def race() -> tuple[list[Any], int]:
-            topped = service.command_for(TransactionInput("topup", "alice", "GC", Decimal(100)))
+            topped = service.transactions.command_for(
+                TransactionInput("topup", "alice", "GC", Decimal(100))
+            )
             await service.writer.submit(topped)
             holds = [
                 orjson.loads(
-                    (await service.place_hold(HoldInput("alice", "GC", Decimal(5), 1))).body
+                    (await service.holds.place(HoldInput("alice", "GC", Decimal(5), 1))).body
                 )["id"]
                 for _ in range(4)
             ]
             await asyncio.sleep(0.95)
-            captures = [service.settle_hold(h, HoldAction.CAPTURE) for h in holds]
-            outcomes = await asyncio.gather(*captures, service.expire_holds())
+            captures = [service.holds.settle(h, HoldAction.CAPTURE) for h in holds]
+            outcomes = await asyncio.gather(*captures, service.holds.expire_due())
             return list(outcomes[:-1]), int(outcomes[-1])
 
         captures, expired = asyncio.run(race())
@@ -326,7 +330,8 @@ def test_a_capture_racing_the_expiry_has_one_winner(settings: Settings) -> None:
         assert len(won) + len(lost) == 4
         assert expired <= len(lost)
         statuses = [
-            h["status"] for h in service.holds("alice", status=None, limit=10, cursor=None).items
+            h["status"]
+            for h in service.holds.of_user("alice", status=None, limit=10, cursor=None).items
         ]
         assert statuses.count("captured") == len(won)
     finally:

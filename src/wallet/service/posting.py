@@ -19,7 +19,6 @@ Within a process the single writer thread serialises everything anyway.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -50,21 +49,11 @@ from wallet.storage import ledger as store
 
 from .book import DEBITS_USER, Book, check_user_known
 from .clock import new_transaction_id
-from .commands import BatchCommand, Command, HoldCommand, PostingCommand, postings_of
+from .commands import BatchCommand, Command, HoldCommand, Outcome, PostingCommand, postings_of
 from .holding import apply_hold, hold_accounts
 from .render import hold_view, transaction_view
 
 CREATED = "created"
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The answer to one command: a transaction's JSON body, or an error."""
-
-    body: bytes
-    transaction_id: str | None = None
-    error: WalletError | None = None
-    replayed: bool = False
 
 
 def transfer_of(command: PostingCommand) -> Transfer:
