@@ -6,7 +6,6 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.support.clock import ManualClock
 from tests.support.server import ServerProcess
 from wallet.api import create_app
 from wallet.config import Settings
@@ -214,28 +214,30 @@ def test_the_schema_allows_each_hold_one_move(client: TestClient, database_url: 
             query(database_url, sql)
 
 
-@pytest.fixture
-def no_sweeper(database_url: str) -> Iterator[TestClient]:
-    settings = Settings(database_url=database_url, hold_sweep_interval_s=3600)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
-        yield test_client
+def _app(database_url: str, clock: ManualClock, sweep_interval_s: float) -> TestClient:
+    settings = Settings(database_url=database_url, hold_sweep_interval_s=sweep_interval_s)
+    service = WalletService(settings, clock=clock)
+    return TestClient(create_app(settings, service), raise_server_exceptions=False)
 
 
 def test_an_expired_hold_cannot_be_captured_and_is_released_after_a_restart(
-    no_sweeper: TestClient, database_url: str
+    database_url: str,
 ) -> None:
-    topup(no_sweeper, "alice", 100)
-    hold = placed(no_sweeper, "alice", 30, expires_in_seconds=1)
-    time.sleep(1.05)
-    # The sweeper has not run (its first pass came before the expiry), yet the capture is late.
-    response = no_sweeper.post(f"/holds/{hold['id']}/capture")
-    assert response.status_code == 409
-    assert response.json()["code"] == "hold_expired"
-    assert no_sweeper.get(f"/holds/{hold['id']}").json()["status"] == "pending"
-    no_sweeper.__exit__(None, None, None)
+    clock = ManualClock()
+    with _app(database_url, clock, sweep_interval_s=3600) as no_sweeper:
+        topup(no_sweeper, "alice", 100)
+        hold = placed(no_sweeper, "alice", 30, expires_in_seconds=60)
+        clock.advance(59)
+        assert no_sweeper.get(f"/holds/{hold['id']}").json()["status"] == "pending"
+        clock.advance(1)
+        # The sweeper has not run (its first pass came before the expiry), yet the capture is
+        # late: expiry is decided by the clock, not by the sweeper.
+        response = no_sweeper.post(f"/holds/{hold['id']}/capture")
+        assert response.status_code == 409
+        assert response.json()["code"] == "hold_expired"
+        assert no_sweeper.get(f"/holds/{hold['id']}").json()["status"] == "pending"
 
-    settings = Settings(database_url=database_url, hold_sweep_interval_s=0.1)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as restarted:
+    with _app(database_url, clock, sweep_interval_s=0.1) as restarted:
         expired = _wait_for_status(restarted, hold["id"], "expired")
         assert expired["captured_amount"] == "0.00"
         assert len(expired["transactions"]) == 2
@@ -251,6 +253,7 @@ def test_an_expired_hold_cannot_be_captured_and_is_released_after_a_restart(
 
 
 def test_the_sweeper_releases_expired_holds_without_anyone_calling(database_url: str) -> None:
+    """The one test of holds that waits for a real expiry, end to end on the system clock."""
     settings = Settings(database_url=database_url, hold_sweep_interval_s=0.1)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         topup(client, "alice", 100)

@@ -19,12 +19,12 @@ async def get_service(request: Request) -> WalletService:
 Service = Annotated[WalletService, Depends(get_service)]
 
 
-async def get_idempotency_scope(request: Request) -> str:
-    """Idempotency keys are scoped to the API key that used them: its id. (async: no thread.)"""
+async def get_key_owner(request: Request) -> str:
+    """Idempotency keys belong to the API key that sent them: its id. (async: no thread.)"""
     return caller_of(request.scope).key_id
 
 
-IdempotencyScope = Annotated[str, Depends(get_idempotency_scope)]
+KeyOwner = Annotated[str, Depends(get_key_owner)]
 
 IdempotencyKeyHeader = Annotated[
     str | None,

@@ -27,8 +27,9 @@ from .clock import SYSTEM_CLOCK, Clock
 from .commands import PostingCommand
 from .posting import apply_commands
 
-# The idempotency scope of what the service posts by itself (issuance, the seed's openings).
-SYSTEM_SCOPE = "system:seed"
+# The owner of the idempotency keys of what the service posts by itself (issuance, the seed's
+# openings): no API key's id looks like it.
+SYSTEM_KEY_OWNER = "system:seed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +72,7 @@ def issuance_command(asset: Asset) -> PostingCommand:
         amount_minor=asset.supply_minor,
         description=f"Supply of {asset.name}",
         idempotency_key=f"issuance:{asset.code}",
-        scope=SYSTEM_SCOPE,
+        key_owner=SYSTEM_KEY_OWNER,
     )
 
 

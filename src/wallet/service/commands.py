@@ -24,8 +24,9 @@ class PostingCommand:
     description: str | None = None
     idempotency_key: str | None = None
     refund_of: str | None = None
-    # Whose key it is: idempotency keys are scoped to the caller that used them.
-    scope: str = ""
+    # Whose idempotency key it is: the id of the API key that sent it (keys of different
+    # callers never collide).
+    key_owner: str = ""
     fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -50,7 +51,7 @@ class BatchCommand:
 
     items: tuple[PostingCommand, ...]
     idempotency_key: str | None = None
-    scope: str = ""
+    key_owner: str = ""
     fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -75,7 +76,7 @@ class HoldCommand:
     expires_in_s: int = 0
     description: str | None = None
     idempotency_key: str | None = None
-    scope: str = ""
+    key_owner: str = ""
     fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:

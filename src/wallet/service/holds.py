@@ -56,7 +56,7 @@ class Holds:
         self._clock = clock
         self._metrics = metrics
 
-    async def place(self, request: HoldInput, scope: str = "") -> Outcome:
+    async def place(self, request: HoldInput, key_owner: str = "") -> Outcome:
         asset = self._assets.cached(request.asset_code)
         try:
             if asset is None:
@@ -71,7 +71,7 @@ class Holds:
             expires_in_s=request.expires_in_s,
             description=request.description,
             idempotency_key=request.idempotency_key,
-            scope=scope,
+            key_owner=key_owner,
         )
         return await self._writer.submit(command)
 
@@ -81,7 +81,7 @@ class Holds:
         action: HoldAction,
         amount: Decimal | None = None,
         idempotency_key: str | None = None,
-        scope: str = "",
+        key_owner: str = "",
     ) -> Outcome:
         """Capture (all or ``amount``, the rest released) or release a hold.
 
@@ -100,7 +100,7 @@ class Holds:
             amount_minor=amount_minor,
             hold_id=hold.id,
             idempotency_key=idempotency_key,
-            scope=scope,
+            key_owner=key_owner,
         )
         return await self._writer.submit(command)
 

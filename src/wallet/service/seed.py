@@ -3,7 +3,7 @@
 Assets GC, DI and LP (scale 2), each with a treasury holding a supply of a trillion, issued from
 the asset's issuance account (``AssetCatalog.add``, as any asset is added); users user_001 and
 user_002 with opening balances that are themselves top-ups, so every balance is explained by
-entries. Every opening carries an idempotency key of the system's own scope, so running the seed
+entries. Every opening carries an idempotency key the system owns, so running the seed
 again changes nothing.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from wallet.domain.ledger import Asset, TransactionType
 from wallet.limits import SEED_SUPPLY_MAJOR
 
-from .assets import SYSTEM_SCOPE, AssetCatalog
+from .assets import SYSTEM_KEY_OWNER, AssetCatalog
 from .commands import PostingCommand
 from .writer import GroupCommitWriter
 
@@ -40,7 +40,7 @@ def seed_demo_ledger(assets: AssetCatalog, writer: GroupCommitWriter) -> None:
             amount_minor=amount_minor,
             description="Opening balance",
             idempotency_key=f"opening:{user_id}:{asset_code}",
-            scope=SYSTEM_SCOPE,
+            key_owner=SYSTEM_KEY_OWNER,
         )
         for user_id, balances in SEED_USERS.items()
         for asset_code, amount_minor in balances.items()

@@ -66,15 +66,15 @@ class Transactions:
         self._assets = assets
         self._writer = writer
 
-    async def post(self, request: TransactionInput, scope: str = "") -> Outcome:
+    async def post(self, request: TransactionInput, key_owner: str = "") -> Outcome:
         if self._needs_database(request):
-            command = await anyio.to_thread.run_sync(self.command_for, request, scope)
+            command = await anyio.to_thread.run_sync(self.command_for, request, key_owner)
         else:
-            command = self.command_for(request, scope)
+            command = self.command_for(request, key_owner)
         return await self._writer.submit(command)
 
     async def post_batch(
-        self, items: Sequence[TransactionInput], idempotency_key: str | None, scope: str = ""
+        self, items: Sequence[TransactionInput], idempotency_key: str | None, key_owner: str = ""
     ) -> Outcome:
         """Apply ``items`` in order in one unit of work, all or none (one queued command).
 
@@ -82,10 +82,10 @@ class Transactions:
         ledger refuses fails the batch with batch_failed, naming the item by its index.
         """
         if any(self._needs_database(item) for item in items):
-            commands = await anyio.to_thread.run_sync(self._batch_commands, items, scope)
+            commands = await anyio.to_thread.run_sync(self._batch_commands, items, key_owner)
         else:
-            commands = self._batch_commands(items, scope)
-        return await self._writer.submit(BatchCommand(tuple(commands), idempotency_key, scope))
+            commands = self._batch_commands(items, key_owner)
+        return await self._writer.submit(BatchCommand(tuple(commands), idempotency_key, key_owner))
 
     def get(self, transaction_id: str) -> dict[str, Any]:
         with self._database.reading() as session:
@@ -123,7 +123,7 @@ class Transactions:
         scales = self._assets.scales()
         return Page([transaction_view(t, scales[t.asset_code]) for t in page], next_cursor)
 
-    def command_for(self, request: TransactionInput, scope: str = "") -> PostingCommand:
+    def command_for(self, request: TransactionInput, key_owner: str = "") -> PostingCommand:
         """Check a request against the ledger's assets and bounds; raise ValidationFailed."""
         kind = _POSTABLE.get(request.transaction_type)
         if kind is None:
@@ -132,7 +132,7 @@ class Transactions:
                 "transaction_type", f"transaction_type must be one of {allowed}"
             )
         if kind is TransactionType.REFUND:
-            return self._refund_command(request, scope)
+            return self._refund_command(request, key_owner)
         if request.refund_of is not None:
             raise ValidationFailed.at("refund_of", "refund_of is only for a refund")
         for name in ("user_id", "asset_code", "amount"):
@@ -151,10 +151,10 @@ class Transactions:
             amount_minor=to_minor(request.amount, asset.scale),
             description=request.description,
             idempotency_key=request.idempotency_key,
-            scope=scope,
+            key_owner=key_owner,
         )
 
-    def _refund_command(self, request: TransactionInput, scope: str) -> PostingCommand:
+    def _refund_command(self, request: TransactionInput, key_owner: str) -> PostingCommand:
         """A refund names its original, which fixes the user and the asset: a client may repeat
         them, and they must match. The original never changes, so reading it before the unit of
         work is safe; how much of it is left to refund is decided inside.
@@ -182,16 +182,16 @@ class Transactions:
             description=request.description,
             idempotency_key=request.idempotency_key,
             refund_of=original.id,
-            scope=scope,
+            key_owner=key_owner,
         )
 
     def _batch_commands(
-        self, items: Sequence[TransactionInput], scope: str
+        self, items: Sequence[TransactionInput], key_owner: str
     ) -> list[PostingCommand]:
         commands: list[PostingCommand] = []
         for index, item in enumerate(items):
             try:
-                commands.append(self.command_for(item, scope))
+                commands.append(self.command_for(item, key_owner))
             except ValidationFailed as error:
                 located = [
                     {**problem, "loc": ["body", "transactions", index, *problem["loc"][1:]]}

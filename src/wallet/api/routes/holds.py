@@ -16,7 +16,7 @@ from wallet.limits import (
 from wallet.service.holds import HoldInput
 from wallet.service.transactions import resolve_idempotency_key
 
-from ..deps import IdempotencyKeyHeader, IdempotencyScope, Service
+from ..deps import IdempotencyKeyHeader, KeyOwner, Service
 from ..docs import COMMON, problems
 from ..jsonbody import ExactJSONRoute
 from ..models import HoldCapture, HoldCreate, HoldRead, HoldRelease, HoldsRead
@@ -51,7 +51,7 @@ _WRITE_PROBLEMS = (
 async def place_hold(
     body: HoldCreate,
     service: Service,
-    scope: IdempotencyScope,
+    key_owner: KeyOwner,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     request = HoldInput(
@@ -62,7 +62,7 @@ async def place_hold(
         description=body.description,
         idempotency_key=resolve_idempotency_key(idempotency_key, body.idempotency_key),
     )
-    return outcome_response(await service.holds.place(request, scope), 201)
+    return outcome_response(await service.holds.place(request, key_owner), 201)
 
 
 @router.get(
@@ -106,13 +106,13 @@ async def get_hold(hold_id: HoldIdPath, service: Service) -> Response:
 async def capture_hold(
     hold_id: HoldIdPath,
     service: Service,
-    scope: IdempotencyScope,
+    key_owner: KeyOwner,
     body: HoldCapture | None = None,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     body = body or HoldCapture()
     key = resolve_idempotency_key(idempotency_key, body.idempotency_key)
-    outcome = await service.holds.settle(hold_id, HoldAction.CAPTURE, body.amount, key, scope)
+    outcome = await service.holds.settle(hold_id, HoldAction.CAPTURE, body.amount, key, key_owner)
     return outcome_response(outcome, 200)
 
 
@@ -128,11 +128,11 @@ async def capture_hold(
 async def release_hold(
     hold_id: HoldIdPath,
     service: Service,
-    scope: IdempotencyScope,
+    key_owner: KeyOwner,
     body: HoldRelease | None = None,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     body = body or HoldRelease()
     key = resolve_idempotency_key(idempotency_key, body.idempotency_key)
-    outcome = await service.holds.settle(hold_id, HoldAction.RELEASE, None, key, scope)
+    outcome = await service.holds.settle(hold_id, HoldAction.RELEASE, None, key, key_owner)
     return outcome_response(outcome, 200)

@@ -15,7 +15,7 @@ from wallet.limits import (
 )
 from wallet.service.transactions import TransactionInput, resolve_idempotency_key
 
-from ..deps import IdempotencyKeyHeader, IdempotencyScope, Service
+from ..deps import IdempotencyKeyHeader, KeyOwner, Service
 from ..docs import COMMON, problems
 from ..jsonbody import ExactJSONRoute
 from ..models import (
@@ -73,12 +73,12 @@ TransactionIdPath = Annotated[
 async def post_transaction(
     body: TransactionCreate,
     service: Service,
-    scope: IdempotencyScope,
+    key_owner: KeyOwner,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Served by api/hot.py when the request is well-formed; this route answers the rest."""
     key = resolve_idempotency_key(idempotency_key, body.idempotency_key)
-    return outcome_response(await service.transactions.post(body.to_input(key), scope), 201)
+    return outcome_response(await service.transactions.post(body.to_input(key), key_owner), 201)
 
 
 @router.post(
@@ -106,7 +106,7 @@ async def post_transaction(
 async def post_batch(
     body: BatchCreate,
     service: Service,
-    scope: IdempotencyScope,
+    key_owner: KeyOwner,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     key = resolve_idempotency_key(idempotency_key, body.idempotency_key)
@@ -121,7 +121,7 @@ async def post_batch(
         )
         for item in body.transactions
     ]
-    return outcome_response(await service.transactions.post_batch(items, key, scope), 201)
+    return outcome_response(await service.transactions.post_batch(items, key, key_owner), 201)
 
 
 @router.get(
