@@ -1,1 +1,4 @@
-"""Use cases: one function is one unit of work. The service owns idempotency and the write path."""
+"""Use cases, one module per noun (ARCHITECTURE.md, "Where a use case lives"); the facade in
+wallet.py wires them. The service decides where a unit of work begins and ends, and owns
+idempotency and the write path.
+"""
