@@ -17,6 +17,12 @@ IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$"
 IDEMPOTENCY_KEY_LENGTH_MAX = 255
 DESCRIPTION_LENGTH_MAX = 500
 ASSET_CODE_PATTERN = r"^[A-Z]{2,10}$"
+# Metadata: the caller's references on a transaction or a hold (the schema checks the lengths
+# again), and how many of them one list request may filter by.
+METADATA_MEMBERS_MAX = 20
+METADATA_KEY_PATTERN = r"^[A-Za-z0-9_.-]{1,40}$"
+METADATA_VALUE_LENGTH_MAX = 500
+METADATA_FILTERS_MAX = 3
 
 # HTTP.
 REQUEST_BODY_BYTES_MAX = 64 * 1024

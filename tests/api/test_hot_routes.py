@@ -181,16 +181,17 @@ def _history_pages(client: TestClient, user_id: str) -> dict[str, str]:
 
 
 def test_history_pages_are_the_same_whichever_route_serves_them(client: TestClient) -> None:
-    """A parameter the hot route does not know (``via``, which FastAPI ignores) sends the same
-    request to the FastAPI route: both answers must be the same, refusals included."""
+    """The same query with one character percent-encoded (which the hot route hands on, and
+    which means the same once decoded) goes to the FastAPI route: both answers must be the same,
+    refusals included."""
     queries = _history_pages(client, "hot_history")
     queries["a user never credited"] = ""
     for case, query in queries.items():
         user = "nobody_here" if case == "a user never credited" else "hot_history"
         hot = client.get(f"/transaction/{user}/history?{query}")
-        framework = client.get(
-            f"/transaction/{user}/history?{query}&via=framework".replace("?&", "?")
-        )
+        # An empty query is the default limit, spelled out and encoded.
+        encoded = f"%{ord(query[0]):02X}{query[1:]}" if query else "limit=%350"
+        framework = client.get(f"/transaction/{user}/history?{encoded}")
         assert hot.status_code == framework.status_code, case
         assert hot.headers["content-type"] == framework.headers["content-type"], case
         if hot.status_code == 200:

@@ -31,11 +31,7 @@ def topup(user_id: str, amount: str = "5.00") -> TransactionInput:
 
 def count_transactions(service: WalletService, user_id: str) -> int:
     with service.database.reading() as session:
-        return len(
-            store.user_history(
-                session, user_id, limit=100, before_seq=None, asset_code=None, transaction_type=None
-            )
-        )
+        return len(store.find_transactions(session, limit=100, user_id=user_id))
 
 
 @pytest.fixture

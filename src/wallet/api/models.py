@@ -7,9 +7,16 @@ strings with exactly the asset's scale of decimals.
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    WithJsonSchema,
+)
 
-from wallet.domain.ledger import POSTABLE_TRANSACTION_TYPES
+from wallet.domain.ledger import POSTABLE_TRANSACTION_TYPES, TransactionType
 from wallet.domain.money import parse_amount
 from wallet.limits import (
     ASSET_CODE_PATTERN,
@@ -19,6 +26,9 @@ from wallet.limits import (
     HOLD_EXPIRES_IN_S_MAX,
     IDEMPOTENCY_KEY_LENGTH_MAX,
     IDEMPOTENCY_KEY_PATTERN,
+    METADATA_KEY_PATTERN,
+    METADATA_MEMBERS_MAX,
+    METADATA_VALUE_LENGTH_MAX,
     SCALE_MAX,
     USER_ID_PATTERN,
 )
@@ -28,10 +38,14 @@ from wallet.service.transactions import TransactionInput
 # The kinds a client may post (and filter a history by), from the domain's one list: a Literal
 # built from it validates and documents them (OpenAPI's enum) exactly as a written one would.
 POSTABLE_TYPES: tuple[str, ...] = tuple(kind.value for kind in POSTABLE_TRANSACTION_TYPES)
+# Every kind a transaction may have (a filter of GET /transactions), from the same enum.
+TRANSACTION_TYPES: tuple[str, ...] = tuple(kind.value for kind in TransactionType)
 if TYPE_CHECKING:
     PostableType = str
+    AnyTransactionType = str
 else:
     PostableType = Literal[POSTABLE_TYPES]
+    AnyTransactionType = Literal[TRANSACTION_TYPES]
 
 Amount = Annotated[
     Decimal,
@@ -71,6 +85,21 @@ TransactionId = Annotated[
     ),
 ]
 MoneyString = Annotated[str, Field(pattern=r"^-?[0-9]+(\.[0-9]+)?$", examples=["75.00"])]
+MetadataKey = Annotated[str, StringConstraints(pattern=METADATA_KEY_PATTERN)]
+MetadataValue = Annotated[
+    str, StringConstraints(max_length=METADATA_VALUE_LENGTH_MAX, pattern=r"^[^\x00]*$")
+]
+Metadata = Annotated[
+    dict[MetadataKey, MetadataValue],
+    Field(
+        max_length=METADATA_MEMBERS_MAX,
+        description="The caller's references (an order id, a receipt): at most "
+        f"{METADATA_MEMBERS_MAX} members, keys of 1 to 40 characters of A-Z a-z 0-9 _ . -, values "
+        f"strings of at most {METADATA_VALUE_LENGTH_MAX} characters. Kept with the transaction "
+        "forever, and searchable: GET /transactions?metadata[KEY]=VALUE.",
+        examples=[{"order_id": "A-1042", "store": "ios"}],
+    ),
+]
 
 
 class BatchItem(BaseModel):
@@ -86,6 +115,7 @@ class BatchItem(BaseModel):
     amount: Amount | None = None
     description: Description | None = None
     refund_of: TransactionId | None = None
+    metadata: Metadata | None = None
 
 
 class TransactionCreate(BatchItem):
@@ -132,6 +162,7 @@ class TransactionCreate(BatchItem):
             description=self.description,
             idempotency_key=idempotency_key,
             refund_of=self.refund_of,
+            metadata=self.metadata,
         )
 
 
@@ -194,6 +225,7 @@ class TransactionRead(BaseModel):
                     "refunded_amount": "0.00",
                     "refund_of": None,
                     "created_at": "2026-11-25T08:00:00.123456Z",
+                    "metadata": {"order_id": "A-1042"},
                     "entries": [
                         {
                             "account_type": "user",
@@ -227,12 +259,20 @@ class TransactionRead(BaseModel):
     refunded_amount: MoneyString
     refund_of: str | None
     created_at: str
+    metadata: dict[str, str]
     entries: list[EntryRead]
 
 
 class BatchRead(BaseModel):
     id: str
     transactions: list[TransactionRead]
+
+
+class TransactionsRead(BaseModel):
+    """A page of transactions across users, newest first."""
+
+    items: list[TransactionRead]
+    next_cursor: str | None
 
 
 class HistoryRead(BaseModel):
@@ -342,6 +382,7 @@ class HoldCreate(BaseModel):
         HOLD_EXPIRES_IN_S_DEFAULT
     )
     idempotency_key: IdempotencyKey | None = None
+    metadata: Metadata | None = None
 
 
 class HoldCapture(BaseModel):
@@ -384,6 +425,7 @@ class HoldRead(BaseModel):
                         "019abf3f-0a1b-7c2d-8e3f-4a5b6c7d8e9f",
                         "019abf3f-0a1b-7c2d-8e3f-4a5b6c7d8ea0",
                     ],
+                    "metadata": {"order_id": "7f3a"},
                 }
             ]
         }
@@ -399,6 +441,7 @@ class HoldRead(BaseModel):
     expires_at: str
     created_at: str
     transactions: list[str]
+    metadata: dict[str, str]
 
 
 class HoldsRead(BaseModel):

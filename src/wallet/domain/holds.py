@@ -46,6 +46,9 @@ class Hold:
     settled_at_us: int | None = None
     capture_transaction_id: str | None = None
     release_transaction_id: str | None = None
+    # The caller's references: a JSON object with its keys sorted, None when there are none. The
+    # transactions the hold makes carry the same.
+    metadata: str | None = None
 
     @property
     def user(self) -> AccountRef:

@@ -228,6 +228,8 @@ class PostedTransaction(NamedTuple):
     refund_of: str | None = None
     # The sum of this transaction's refunds when it was read.
     refunded_minor: int = 0
+    # The caller's references: a JSON object with its keys sorted, None when there are none.
+    metadata: str | None = None
 
     @property
     def user_balance_after(self) -> int | None:

@@ -72,6 +72,7 @@ class Book:
         description: str | None = None,
         idempotency_key: str | None = None,
         refund_of: str | None = None,
+        metadata: str | None = None,
     ) -> PostedTransaction:
         """Post a transfer against the book's balances (raising InsufficientFunds, changing
         nothing) and keep the transaction to write.
@@ -93,6 +94,7 @@ class Book:
             created_at_us=now_us,
             entries=tuple(PostedEntry.of(entry) for entry in entries),
             refund_of=refund_of,
+            metadata=metadata,
         )
         self.posted.append(transaction)
         return transaction

@@ -7,7 +7,10 @@ command failed for a reason that is not the caller's.
 """
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+import orjson
 
 from wallet.domain.errors import WalletError
 from wallet.domain.holds import HoldAction
@@ -27,6 +30,8 @@ class PostingCommand:
     # Whose idempotency key it is: the id of the API key that sent it (keys of different
     # callers never collide).
     key_owner: str = ""
+    # The caller's references as a JSON object with sorted keys (metadata_json), None when none.
+    metadata: str | None = None
     fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -41,6 +46,8 @@ class PostingCommand:
         # stay what they were.
         if self.refund_of is not None:
             parts.append(self.refund_of)
+        if self.metadata is not None:
+            parts.append(self.metadata)
         payload = "\x1f".join(parts)
         object.__setattr__(self, "fingerprint", hashlib.sha256(payload.encode()).hexdigest())
 
@@ -77,6 +84,8 @@ class HoldCommand:
     description: str | None = None
     idempotency_key: str | None = None
     key_owner: str = ""
+    # Placing: the caller's references, as in PostingCommand.
+    metadata: str | None = None
     fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -90,11 +99,24 @@ class HoldCommand:
             str(self.expires_in_s),
             self.description or "",
         ]
+        # Appended only when present, as in PostingCommand.
+        if self.metadata is not None:
+            parts.append(self.metadata)
         payload = "\x1f".join(parts)
         object.__setattr__(self, "fingerprint", hashlib.sha256(payload.encode()).hexdigest())
 
 
 Command = PostingCommand | BatchCommand | HoldCommand
+
+
+def metadata_json(metadata: Mapping[str, str] | None) -> str | None:
+    """The caller's references as they are fingerprinted, stored and shown: a JSON object with
+    its keys sorted (so the same members in another order are the same payload), None when
+    there are none (so an empty object and none are the same payload too).
+    """
+    if not metadata:
+        return None
+    return orjson.dumps(dict(metadata), option=orjson.OPT_SORT_KEYS).decode()
 
 
 def postings_of(command: Command) -> tuple[PostingCommand, ...]:

@@ -44,6 +44,7 @@ def apply_hold(book: Book, command: HoldCommand, scale: int, now_us: int) -> tup
             now_us,
             description=note,
             idempotency_key=command.idempotency_key,
+            metadata=hold.metadata,
         ).id
     if release is not None:
         release_id = book.record(
@@ -54,6 +55,7 @@ def apply_hold(book: Book, command: HoldCommand, scale: int, now_us: int) -> tup
             now_us,
             description=note,
             idempotency_key=None if capture is not None else command.idempotency_key,
+            metadata=hold.metadata,
         ).id
     settled = replace(settled, capture_transaction_id=capture_id, release_transaction_id=release_id)
     book.holds[hold.id] = settled
@@ -74,6 +76,7 @@ def _place(book: Book, command: HoldCommand, scale: int, now_us: int) -> tuple[H
         now_us,
         description=command.description,
         idempotency_key=command.idempotency_key,
+        metadata=command.metadata,
     )
     hold = Hold(
         id=new_transaction_id(),
@@ -86,6 +89,7 @@ def _place(book: Book, command: HoldCommand, scale: int, now_us: int) -> tuple[H
         expires_at_us=now_us + command.expires_in_s * _MICROS_PER_S,
         created_at_us=now_us,
         hold_transaction_id=transaction.id,
+        metadata=command.metadata,
     )
     book.holds[hold.id] = hold
     book.placed.append(hold)

@@ -7,6 +7,7 @@ holding.py; this module prepares the commands and reads holds back.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -22,7 +23,7 @@ from wallet.storage import holds as hold_store
 
 from .assets import AssetCatalog
 from .clock import Clock
-from .commands import HoldCommand, Outcome
+from .commands import HoldCommand, Outcome, metadata_json
 from .cursors import Page, decode_cursor, encode_cursor
 from .metrics import Metrics
 from .render import hold_view
@@ -39,6 +40,7 @@ class HoldInput:
     expires_in_s: int
     description: str | None = None
     idempotency_key: str | None = None
+    metadata: Mapping[str, str] | None = None
 
 
 class Holds:
@@ -72,6 +74,7 @@ class Holds:
             description=request.description,
             idempotency_key=request.idempotency_key,
             key_owner=key_owner,
+            metadata=metadata_json(request.metadata),
         )
         return await self._writer.submit(command)
 

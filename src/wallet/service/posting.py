@@ -234,6 +234,7 @@ def apply_command(
         description=command.description,
         idempotency_key=command.idempotency_key,
         refund_of=command.refund_of,
+        metadata=command.metadata,
     )
     if command.refund_of is not None:
         book.refunded[command.refund_of] = refunded + transfer.amount_minor

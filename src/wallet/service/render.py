@@ -6,6 +6,8 @@ that body is decided inside the unit of work that stores it.
 
 from typing import Any
 
+import orjson
+
 from wallet.domain.holds import Hold
 from wallet.domain.ledger import PostedTransaction
 from wallet.domain.money import format_minor
@@ -28,6 +30,7 @@ def transaction_view(transaction: PostedTransaction, scale: int) -> dict[str, An
         "refunded_amount": format_minor(transaction.refunded_minor, scale),
         "refund_of": transaction.refund_of,
         "created_at": format_us(transaction.created_at_us),
+        "metadata": metadata_view(transaction.metadata),
         "entries": [
             {
                 "account_type": entry.owner_type,
@@ -53,4 +56,13 @@ def hold_view(hold: Hold, scale: int) -> dict[str, Any]:
         "expires_at": format_us(hold.expires_at_us),
         "created_at": format_us(hold.created_at_us),
         "transactions": hold.transaction_ids,
+        "metadata": metadata_view(hold.metadata),
     }
+
+
+def metadata_view(metadata: str | None) -> dict[str, str]:
+    """The caller's references as the API shows them: an object, ``{}`` when none."""
+    if metadata is None:
+        return {}
+    members: dict[str, str] = orjson.loads(metadata)
+    return members

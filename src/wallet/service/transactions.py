@@ -9,7 +9,7 @@ slow or absent database cannot stall other requests.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -30,7 +30,7 @@ from wallet.storage import Database
 from wallet.storage import ledger as store
 
 from .assets import AssetCatalog
-from .commands import BatchCommand, Outcome, PostingCommand
+from .commands import BatchCommand, Outcome, PostingCommand, metadata_json
 from .cursors import Page, decode_cursor, encode_cursor
 from .render import transaction_view
 from .writer import GroupCommitWriter
@@ -49,6 +49,7 @@ class TransactionInput:
     description: str | None = None
     idempotency_key: str | None = None
     refund_of: str | None = None
+    metadata: Mapping[str, str] | None = None
 
 
 def resolve_idempotency_key(header: str | None, body: str | None) -> str | None:
@@ -102,26 +103,58 @@ class Transactions:
         cursor: str | None,
         asset_code: str | None,
         transaction_type: str | None,
+        metadata: Sequence[tuple[str, str]] = (),
     ) -> Page:
-        """A user's transactions, newest first; a page costs the same whatever the history."""
+        """A user's transactions, newest first; a page costs the same whatever the history.
+        Raises UserNotFound for a user never credited.
+        """
+        page = self.search(
+            limit=limit,
+            cursor=cursor,
+            user_id=user_id,
+            asset_code=asset_code,
+            transaction_type=transaction_type,
+            metadata=metadata,
+        )
+        if not page.items and cursor is None:
+            with self._database.reading() as session:
+                if not store.user_exists(session, user_id):
+                    raise UserNotFound(f"user {user_id} has never been credited")
+        return page
+
+    def search(
+        self,
+        *,
+        limit: int,
+        cursor: str | None,
+        user_id: str | None = None,
+        asset_code: str | None = None,
+        transaction_type: str | None = None,
+        metadata: Sequence[tuple[str, str]] = (),
+    ) -> Page:
+        """Transactions across users, newest first, matching every filter given (each metadata
+        pair included); paged by an opaque cursor, so that a reader paging on while writes go
+        on sees every transaction that existed when it began, once.
+        """
         if asset_code is not None:
             asset_code = self._assets.get(asset_code).code
         before_seq = int(decode_cursor(cursor)) if cursor is not None else None
         with self._database.reading() as session:
-            transactions = store.user_history(
+            transactions = store.find_transactions(
                 session,
-                user_id,
                 limit=limit + 1,
                 before_seq=before_seq,
+                user_id=user_id,
                 asset_code=asset_code,
                 transaction_type=transaction_type,
+                metadata=metadata,
             )
-            if not transactions and before_seq is None and not store.user_exists(session, user_id):
-                raise UserNotFound(f"user {user_id} has never been credited")
         page = transactions[:limit]
         next_cursor = encode_cursor(page[-1].seq) if len(transactions) > limit else None
-        scales = self._assets.scales()
-        return Page([transaction_view(t, scales[t.asset_code]) for t in page], next_cursor)
+        assets = self._assets
+        return Page(
+            [transaction_view(t, assets.get(t.asset_code).scale) for t in page], next_cursor
+        )
 
     def command_for(self, request: TransactionInput, key_owner: str = "") -> PostingCommand:
         """Check a request against the ledger's assets and bounds; raise ValidationFailed."""
@@ -152,6 +185,7 @@ class Transactions:
             description=request.description,
             idempotency_key=request.idempotency_key,
             key_owner=key_owner,
+            metadata=metadata_json(request.metadata),
         )
 
     def _refund_command(self, request: TransactionInput, key_owner: str) -> PostingCommand:
@@ -183,6 +217,7 @@ class Transactions:
             idempotency_key=request.idempotency_key,
             refund_of=original.id,
             key_owner=key_owner,
+            metadata=metadata_json(request.metadata),
         )
 
     def _batch_commands(

@@ -14,7 +14,7 @@ from .database import Row, Session
 _COLUMNS = (
     "id, user_id, asset_code, amount_minor, status, description, idempotency_key,"
     " expires_at_us, created_at_us, hold_transaction_id, captured_minor, settled_at_us,"
-    " capture_transaction_id, release_transaction_id"
+    " capture_transaction_id, release_transaction_id, metadata"
 )
 
 
@@ -34,6 +34,7 @@ def _hold(row: Row) -> Hold:
         settled_at_us=row[11],
         capture_transaction_id=row[12],
         release_transaction_id=row[13],
+        metadata=row[14],
     )
 
 
@@ -111,8 +112,8 @@ def expired_pending(session: Session, now_us: int, limit: int) -> list[Hold]:
 def insert_holds(session: Session, holds: Sequence[Hold]) -> None:
     session.run_many(
         "INSERT INTO holds (id, user_id, asset_code, amount_minor, status, description,"
-        " idempotency_key, expires_at_us, created_at_us, hold_transaction_id)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " idempotency_key, expires_at_us, created_at_us, hold_transaction_id, metadata)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 h.id,
@@ -125,6 +126,7 @@ def insert_holds(session: Session, holds: Sequence[Hold]) -> None:
                 h.expires_at_us,
                 h.created_at_us,
                 h.hold_transaction_id,
+                h.metadata,
             )
             for h in holds
         ],

@@ -115,8 +115,11 @@ def account_balance_at(session: Session, account: AccountRef, at_us: int) -> int
 
 _TRANSACTION_COLUMNS = (
     "id, seq, transaction_type, user_id, asset_code, amount_minor, description,"
-    " idempotency_key, created_at_us, refund_of"
+    " idempotency_key, created_at_us, refund_of, metadata"
 )
+
+
+_COLUMNS_OF_T = ", ".join(f"t.{column.strip()}" for column in _TRANSACTION_COLUMNS.split(","))
 
 
 def transaction_exists(session: Session, transaction_id: str) -> bool:
@@ -132,34 +135,56 @@ def get_transaction(session: Session, transaction_id: str) -> PostedTransaction 
     return _with_entries(session, [row])[0]
 
 
-def user_history(
+def find_transactions(
     session: Session,
-    user_id: str,
     *,
     limit: int,
-    before_seq: int | None,
-    asset_code: str | None,
-    transaction_type: str | None,
+    before_seq: int | None = None,
+    user_id: str | None = None,
+    asset_code: str | None = None,
+    transaction_type: str | None = None,
+    metadata: Sequence[tuple[str, str]] = (),
 ) -> list[PostedTransaction]:
-    """A page of a user's transactions, newest first, by the index on (user_id, seq, asset_code,
-    transaction_type): the filters are checked in the index.
+    """A page of transactions, newest first, matching every filter given.
+
+    With a metadata filter, the page is a range of ``transaction_metadata``'s primary key (key,
+    value, seq), read backwards, and every other filter is checked on the rows it names (another
+    metadata pair by its primary key): its cost follows the transactions with that reference,
+    not the ledger. Without one, a user's page is a range of the index on (user_id, seq,
+    asset_code, transaction_type), whose last two columns check those filters in the index; and
+    a page across users reads the transactions backwards by seq.
     """
-    conditions = ["user_id = ?"]
-    params: list[object] = [user_id]
-    if asset_code is not None:
-        conditions.append("asset_code = ?")
-        params.append(asset_code)
-    if transaction_type is not None:
-        conditions.append("transaction_type = ?")
-        params.append(transaction_type)
+    params: list[object] = []
+    conditions: list[str] = []
+    if metadata:
+        (first_key, first_value), others = metadata[0], metadata[1:]
+        source = "transaction_metadata m JOIN transactions t ON t.seq = m.seq"
+        order = "m.seq"
+        conditions += ["m.key = ?", "m.value = ?"]
+        params += [first_key, first_value]
+        for key, value in others:
+            conditions.append(
+                "EXISTS (SELECT 1 FROM transaction_metadata o"
+                " WHERE o.key = ? AND o.value = ? AND o.seq = m.seq)"
+            )
+            params += [key, value]
+    else:
+        source, order = "transactions t", "t.seq"
+    for column, wanted in (
+        ("t.user_id", user_id),
+        ("t.asset_code", asset_code),
+        ("t.transaction_type", transaction_type),
+    ):
+        if wanted is not None:
+            conditions.append(f"{column} = ?")
+            params.append(wanted)
     if before_seq is not None:
-        conditions.append("seq < ?")
+        conditions.append(f"{order} < ?")
         params.append(before_seq)
     params.append(limit)
+    where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     rows = session.all(
-        f"SELECT {_TRANSACTION_COLUMNS} FROM transactions WHERE {' AND '.join(conditions)}"
-        " ORDER BY seq DESC LIMIT ?",
-        params,
+        f"SELECT {_COLUMNS_OF_T} FROM {source}{where} ORDER BY {order} DESC LIMIT ?", params
     )
     return _with_entries(session, rows)
 
@@ -181,6 +206,7 @@ def _transaction_of(
         refund_of=row[9],
         entries=entries,
         refunded_minor=refunded_minor,
+        metadata=row[10],
     )
 
 
@@ -369,8 +395,8 @@ def insert_transactions(
     )
     session.run_many(
         "INSERT INTO transactions (id, transaction_type, user_id, asset_code, amount_minor,"
-        " description, idempotency_key, created_at_us, refund_of)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " description, idempotency_key, created_at_us, refund_of, metadata)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             (
                 transaction.id,
@@ -382,10 +408,25 @@ def insert_transactions(
                 transaction.idempotency_key,
                 transaction.created_at_us,
                 transaction.refund_of,
+                transaction.metadata,
             )
             for transaction in transactions
         ],
     )
+    references = [
+        (key, value, transaction.id)
+        for transaction in transactions
+        if transaction.metadata is not None
+        for key, value in orjson.loads(transaction.metadata).items()
+    ]
+    if references:
+        # One row per member, under the transaction's seq (given by the insert above), so that
+        # a page of the transactions with a reference is a range of this table's primary key.
+        session.run_many(
+            "INSERT INTO transaction_metadata (key, value, seq)"
+            " SELECT ?, ?, seq FROM transactions WHERE id = ?",
+            references,
+        )
 
 
 # --- idempotency --------------------------------------------------------------------------------

@@ -61,6 +61,7 @@ async def place_hold(
         expires_in_s=body.expires_in_seconds,
         description=body.description,
         idempotency_key=resolve_idempotency_key(idempotency_key, body.idempotency_key),
+        metadata=body.metadata,
     )
     return outcome_response(await service.holds.place(request, key_owner), 201)
 

@@ -3,7 +3,7 @@
 import functools
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from wallet.limits import (
@@ -19,13 +19,16 @@ from ..deps import IdempotencyKeyHeader, KeyOwner, Service
 from ..docs import COMMON, problems
 from ..jsonbody import ExactJSONRoute
 from ..models import (
+    AnyTransactionType,
     BatchCreate,
     BatchRead,
     HistoryRead,
     PostableType,
     TransactionCreate,
     TransactionRead,
+    TransactionsRead,
 )
+from ..queries import METADATA_FILTER_DOC, metadata_filters
 from ..responses import json_response, outcome_response, page_response
 
 router = APIRouter(tags=["transactions"], route_class=ExactJSONRoute)
@@ -118,6 +121,7 @@ async def post_batch(
             amount=item.amount,
             description=item.description,
             refund_of=item.refund_of,
+            metadata=item.metadata,
         )
         for item in body.transactions
     ]
@@ -134,20 +138,31 @@ async def get_transaction(transaction_id: TransactionIdPath, service: Service) -
     return json_response(await service.read(service.transactions.get, transaction_id))
 
 
+_HISTORY_TAKES = frozenset({"limit", "cursor", "asset_code", "transaction_type"})
+_SEARCH_TAKES = _HISTORY_TAKES | {"user_id"}
+Limit = Annotated[int, Query(ge=1, le=HISTORY_PAGE_SIZE_MAX)]
+Cursor = Annotated[str | None, Query(min_length=1, max_length=CURSOR_LENGTH_MAX)]
+AssetCodeQuery = Annotated[str | None, Query(pattern=ASSET_CODE_PATTERN)]
+
+
 @router.get(
     "/transaction/{user_id}/history",
     response_model=HistoryRead,
     summary="A user's transactions, newest first, a page at a time",
     responses=problems("user_not_found", "asset_not_found", *COMMON),
+    openapi_extra={"parameters": [METADATA_FILTER_DOC]},
 )
 async def get_history(
+    request: Request,
     user_id: Annotated[str, Path(pattern=USER_ID_PATTERN)],
     service: Service,
-    limit: Annotated[int, Query(ge=1, le=HISTORY_PAGE_SIZE_MAX)] = HISTORY_PAGE_SIZE_DEFAULT,
-    cursor: Annotated[str | None, Query(min_length=1, max_length=CURSOR_LENGTH_MAX)] = None,
-    asset_code: Annotated[str | None, Query(pattern=ASSET_CODE_PATTERN)] = None,
+    limit: Limit = HISTORY_PAGE_SIZE_DEFAULT,
+    cursor: Cursor = None,
+    asset_code: AssetCodeQuery = None,
     transaction_type: PostableType | None = None,
 ) -> Response:
+    """Served by api/hot.py when the query is plain; this route answers the rest."""
+    metadata = metadata_filters(request, _HISTORY_TAKES)
     page = await service.read(
         functools.partial(
             service.transactions.history,
@@ -156,6 +171,41 @@ async def get_history(
             cursor=cursor,
             asset_code=asset_code,
             transaction_type=transaction_type,
+            metadata=metadata,
         )
     )
     return page_response(page, user_id=user_id)
+
+
+@router.get(
+    "/transactions",
+    response_model=TransactionsRead,
+    summary="Transactions across users, newest first: find them by user, kind or reference",
+    responses=problems("asset_not_found", *COMMON),
+    openapi_extra={"parameters": [METADATA_FILTER_DOC]},
+)
+async def list_transactions(
+    request: Request,
+    service: Service,
+    limit: Limit = HISTORY_PAGE_SIZE_DEFAULT,
+    cursor: Cursor = None,
+    user_id: Annotated[str | None, Query(pattern=USER_ID_PATTERN)] = None,
+    asset_code: AssetCodeQuery = None,
+    transaction_type: AnyTransactionType | None = None,
+) -> Response:
+    """``GET /transactions?metadata[order_id]=A-1042`` finds an order's transactions at the cost
+    of an index lookup, whatever the ledger's size.
+    """
+    metadata = metadata_filters(request, _SEARCH_TAKES)
+    page = await service.read(
+        functools.partial(
+            service.transactions.search,
+            limit=limit,
+            cursor=cursor,
+            user_id=user_id,
+            asset_code=asset_code,
+            transaction_type=transaction_type,
+            metadata=metadata,
+        )
+    )
+    return page_response(page)
