@@ -20,6 +20,7 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from tests.support.databases import DatabaseFactory
 from tests.support.server import ROOT, ServerProcess
 from wallet.config import Settings
+from wallet.limits import DESCRIPTION_LENGTH_MAX
 from wallet.service.keys import create_api_key
 from wallet.storage import open_database
 
@@ -35,6 +36,7 @@ CHROMIUM_ARGS = [
 ]
 ARTIFACTS = ROOT / "test-artifacts" / "console"
 TIMEOUT_MS = 10_000
+SCREEN_WIDTHS = (1280, 1920)
 
 
 class Wallet:
@@ -101,6 +103,16 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture
 def page(browser: Browser, wallet: Wallet) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1366, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture(params=SCREEN_WIDTHS, ids=lambda width: f"{width}px")
+def screen(request: pytest.FixtureRequest, browser: Browser, wallet: Wallet) -> Iterator[Page]:
+    """A page on a laptop's and on a desktop's screen width."""
+    context = browser.new_context(viewport={"width": request.param, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     yield page
@@ -353,3 +365,109 @@ def test_supply_and_the_daily_activity_chart(page: Page, wallet: Wallet) -> None
     screenshot(page, "07-supply")
     page.get_by_text("Show as a table").click()
     expect(page.locator("#activity table tbody tr")).to_have_count(30)
+
+
+def test_signed_out_the_header_offers_neither_screens_nor_sign_out(
+    screen: Page, wallet: Wallet
+) -> None:
+    width = screen.viewport_size["width"] if screen.viewport_size else 0
+    nav, sign_out = screen.locator("#nav"), screen.locator("#sign-out")
+    screen.goto(f"{wallet.url}/console/")
+    expect(screen.get_by_label("API key")).to_be_focused()
+    assert not nav.is_visible()
+    assert not sign_out.is_visible()
+    screenshot(screen, f"08-signed-out-{width}")
+
+    sign_in(screen, wallet)
+    expect(nav.get_by_role("link", name="Supply")).to_be_visible()
+    sign_out.click()
+    expect(screen.get_by_label("API key")).to_be_visible()
+    assert not nav.is_visible()
+    assert not sign_out.is_visible()
+
+
+def line_count(cell: Locator) -> int:
+    """How many lines of text the cell shows: the distinct tops of its text's boxes."""
+    count: int = cell.evaluate(
+        """cell => {
+            const range = document.createRange();
+            range.selectNodeContents(cell);
+            const tops = [...range.getClientRects()].map((box) => Math.round(box.top));
+            return new Set(tops).size;
+        }"""
+    )
+    return count
+
+
+def inside(inner: Locator, outer: Locator) -> bool:
+    """Whether the inner element's box lies wholly within the outer one's."""
+    box, frame = inner.bounding_box(), outer.bounding_box()
+    assert box is not None
+    assert frame is not None
+    return (
+        frame["x"] <= box["x"]
+        and box["x"] + box["width"] <= frame["x"] + frame["width"]
+        and frame["y"] <= box["y"]
+        and box["y"] + box["height"] <= frame["y"] + frame["height"]
+    )
+
+
+def test_history_and_holds_fit_their_panels_whatever_the_descriptions(
+    screen: Page, wallet: Wallet
+) -> None:
+    width = screen.viewport_size["width"] if screen.viewport_size else 0
+    user_id = f"described_{width}"
+    receipt = "receipt:" + "7f3a9c" * 10
+    long_description = (f"Bought the legendary sword of a thousand truths, {receipt}; " * 8)[
+        :DESCRIPTION_LENGTH_MAX
+    ]
+    refund_reason = (
+        "Refunded: the item was never delivered to the player's inventory because the game "
+        "server restarted during the trade; support ticket 48213 has the logs"
+    )
+    credit = {"transaction_type": "topup", "user_id": user_id, "asset_code": "GC"}
+    wallet.post(
+        "/transaction", {**credit, "amount": "1000.00", "description": "Supply of Gold Coins"}
+    )
+    bought = wallet.post(
+        "/transaction",
+        {
+            **credit,
+            "transaction_type": "purchase",
+            "amount": "30.00",
+            "description": long_description,
+        },
+    )
+    wallet.post(
+        "/transaction",
+        {
+            "transaction_type": "refund",
+            "refund_of": bought["id"],
+            "amount": "12.50",
+            "description": refund_reason,
+        },
+    )
+    wallet.post(
+        "/holds",
+        {"user_id": user_id, "asset_code": "GC", "amount": "5.00", "description": long_description},
+    )
+    sign_in(screen, wallet)
+    find_user(screen, user_id)
+    rows = screen.locator("#history tbody tr")
+    expect(rows).to_have_count(4)
+    screenshot(screen, f"09-long-descriptions-{width}")
+
+    history = screen.locator("#history")
+    assert inside(history, screen.locator("main"))
+    for row in rows.all():
+        assert inside(row.get_by_role("button", name="Open"), history)
+    described = rows.filter(has_text="legendary sword").locator("td").nth(6)
+    expect(described).to_have_attribute("title", long_description)
+    assert line_count(described) == 1
+
+    holds = screen.locator("#holds")
+    hold = holds.locator("tbody tr")
+    expect(hold).to_have_count(1)
+    for name in ("Capture…", "Release…"):
+        assert inside(hold.get_by_role("button", name=name), holds)
+    assert line_count(hold.locator("td").nth(3)) == 1
