@@ -3,110 +3,20 @@ real server process, on SQLite (the console only speaks the HTTP API, so one bac
 the activity endpoint is tested on both in tests/api/test_activity.py).
 
 Each main screen is saved as a PNG under test-artifacts/console/ (gitignored) for a person to look
-at. Without Chromium these tests skip, saying so; under CI=true they fail instead.
+at. Without Chromium these tests skip, saying so; under CI=true they fail instead (conftest.py).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
-from tests.support.databases import DatabaseFactory
-from tests.support.server import ROOT, ServerProcess
-from wallet.config import Settings
+from tests.console.chromium import TIMEOUT_MS, Wallet, screenshot
 from wallet.limits import DESCRIPTION_LENGTH_MAX
-from wallet.service.keys import create_api_key
-from wallet.storage import open_database
 
-CHROMIUM = Path(os.environ.get("WALLET_TEST_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = ROOT / "test-artifacts" / "console"
-TIMEOUT_MS = 10_000
 SCREEN_WIDTHS = (1280, 1920)
-
-
-class Wallet:
-    """The running service, and an httpx client with an all-scopes key to set data up and check."""
-
-    def __init__(self, server: ServerProcess, key: str) -> None:
-        self.url = server.url
-        self.key = key
-        self.http = httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=10
-        )
-
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self.http.post(path, json=body)
-        assert response.status_code in (200, 201), response.text
-        answer: dict[str, Any] = response.json()
-        return answer
-
-    def get(self, path: str, **params: object) -> dict[str, Any]:
-        response = self.http.get(path, params=params)
-        assert response.status_code == 200, response.text
-        answer: dict[str, Any] = response.json()
-        return answer
-
-    def credit(self, kind: str, user_id: str, amount: str, asset: str = "GC") -> dict[str, Any]:
-        body = {"transaction_type": kind, "user_id": user_id, "asset_code": asset, "amount": amount}
-        return self.post("/transaction", body)
-
-    def balance(self, user_id: str, asset: str = "GC") -> dict[str, Any]:
-        return self.get(f"/balance/{user_id}/{asset}")
-
-
-@pytest.fixture(scope="module")
-def wallet(
-    _factories: dict[str, DatabaseFactory], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Wallet]:
-    database_url = _factories["sqlite"].fresh()
-    database = open_database(Settings(database_url=database_url))
-    try:
-        _, key = create_api_key(database, "console-e2e", ["read", "write", "admin"])
-    finally:
-        database.close()
-    log = tmp_path_factory.mktemp("console") / "server.log"
-    server = ServerProcess(database_url, log).start()
-    wallet = Wallet(server, key)
-    yield wallet
-    wallet.http.close()
-    server.kill()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        message = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}; CI requires the console's end-to-end tests")
-        pytest.skip(f"{message}: skipping the console's end-to-end tests")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser, wallet: Wallet) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
-    context.set_default_timeout(TIMEOUT_MS)
-    page = context.new_page()
-    yield page
-    context.close()
 
 
 @pytest.fixture(params=SCREEN_WIDTHS, ids=lambda width: f"{width}px")
@@ -130,11 +40,6 @@ def find_user(page: Page, user_id: str) -> None:
     page.get_by_label("User id").fill(user_id)
     page.get_by_label("User id").press("Enter")
     expect(page.locator("#balances table")).to_be_visible()
-
-
-def screenshot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
 
 
 def gc_row(page: Page) -> Locator:
