@@ -116,6 +116,7 @@ class UserScreen {
       body.replaceChildren(
         table(`Pending holds of ${this.userId}`, ["Hold", "Amount", "Expires (UTC)", "Description", "Actions"], rows, {
           numeric: [1],
+          clipped: [3],
         }),
       );
     } catch (error) {
@@ -180,7 +181,7 @@ class UserScreen {
       ),
     ]);
     const headings = ["When (UTC)", "Type", "Asset", "Amount", "Balance after", "Refunded", "Description", ""];
-    return table(`History of ${this.userId}, newest first`, headings, rows, { numeric: [3, 4, 5] });
+    return table(`History of ${this.userId}, newest first`, headings, rows, { numeric: [3, 4, 5], clipped: [6] });
   }
 
   pager(page) {
