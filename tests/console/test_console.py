@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.console.chromium import TIMEOUT_MS, Wallet, screenshot
+from wallet.domain.ledger import POSTABLE_TRANSACTION_TYPES
 from wallet.limits import DESCRIPTION_LENGTH_MAX
 
 SCREEN_WIDTHS = (1280, 1920)
@@ -115,6 +116,9 @@ def test_page_through_the_history_and_filter_it(page: Page, wallet: Wallet) -> N
     expect(page.get_by_text("Page 2")).to_be_visible()
     expect(rows.first).to_contain_text("14.00")
 
+    # The kinds offered are the service's own list (from its OpenAPI document), after "any".
+    kinds = page.get_by_label("Type").locator("option").all_inner_texts()
+    assert kinds[1:] == [kind.value for kind in POSTABLE_TRANSACTION_TYPES]
     page.get_by_label("Type").select_option("bonus")
     page.get_by_role("button", name="Apply filters").click()
     expect(rows).to_have_count(2)
