@@ -3,104 +3,27 @@ real server process, on SQLite (the console only speaks the HTTP API, so one bac
 the activity endpoint is tested on both in tests/api/test_activity.py).
 
 Each main screen is saved as a PNG under test-artifacts/console/ (gitignored) for a person to look
-at. Without Chromium these tests skip, saying so; under CI=true they fail instead.
+at. Without Chromium these tests skip, saying so; under CI=true they fail instead (conftest.py).
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
-from tests.support.databases import DatabaseFactory
-from tests.support.server import ROOT, ServerProcess
-from wallet.config import Settings
-from wallet.service.keys import create_api_key
-from wallet.storage import open_database
+from tests.console.chromium import TIMEOUT_MS, Wallet, screenshot
+from wallet.domain.ledger import POSTABLE_TRANSACTION_TYPES
+from wallet.limits import DESCRIPTION_LENGTH_MAX
 
-CHROMIUM = Path(os.environ.get("WALLET_TEST_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-ARTIFACTS = ROOT / "test-artifacts" / "console"
-TIMEOUT_MS = 10_000
+SCREEN_WIDTHS = (1280, 1920)
 
 
-class Wallet:
-    """The running service, and an httpx client with an all-scopes key to set data up and check."""
-
-    def __init__(self, server: ServerProcess, key: str) -> None:
-        self.url = server.url
-        self.key = key
-        self.http = httpx.Client(
-            base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=10
-        )
-
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        response = self.http.post(path, json=body)
-        assert response.status_code in (200, 201), response.text
-        answer: dict[str, Any] = response.json()
-        return answer
-
-    def get(self, path: str, **params: object) -> dict[str, Any]:
-        response = self.http.get(path, params=params)
-        assert response.status_code == 200, response.text
-        answer: dict[str, Any] = response.json()
-        return answer
-
-    def credit(self, kind: str, user_id: str, amount: str, asset: str = "GC") -> dict[str, Any]:
-        body = {"transaction_type": kind, "user_id": user_id, "asset_code": asset, "amount": amount}
-        return self.post("/transaction", body)
-
-    def balance(self, user_id: str, asset: str = "GC") -> dict[str, Any]:
-        return self.get(f"/balance/{user_id}/{asset}")
-
-
-@pytest.fixture(scope="module")
-def wallet(
-    _factories: dict[str, DatabaseFactory], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Wallet]:
-    database_url = _factories["sqlite"].fresh()
-    database = open_database(Settings(database_url=database_url))
-    try:
-        _, key = create_api_key(database, "console-e2e", ["read", "write", "admin"])
-    finally:
-        database.close()
-    log = tmp_path_factory.mktemp("console") / "server.log"
-    server = ServerProcess(database_url, log).start()
-    wallet = Wallet(server, key)
-    yield wallet
-    wallet.http.close()
-    server.kill()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.exists():
-        message = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{message}; CI requires the console's end-to-end tests")
-        pytest.skip(f"{message}: skipping the console's end-to-end tests")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser: Browser, wallet: Wallet) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1366, "height": 900})
+@pytest.fixture(params=SCREEN_WIDTHS, ids=lambda width: f"{width}px")
+def screen(request: pytest.FixtureRequest, browser: Browser, wallet: Wallet) -> Iterator[Page]:
+    """A page on a laptop's and on a desktop's screen width."""
+    context = browser.new_context(viewport={"width": request.param, "height": 900})
     context.set_default_timeout(TIMEOUT_MS)
     page = context.new_page()
     yield page
@@ -118,11 +41,6 @@ def find_user(page: Page, user_id: str) -> None:
     page.get_by_label("User id").fill(user_id)
     page.get_by_label("User id").press("Enter")
     expect(page.locator("#balances table")).to_be_visible()
-
-
-def screenshot(page: Page, name: str) -> None:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
 
 
 def gc_row(page: Page) -> Locator:
@@ -198,6 +116,9 @@ def test_page_through_the_history_and_filter_it(page: Page, wallet: Wallet) -> N
     expect(page.get_by_text("Page 2")).to_be_visible()
     expect(rows.first).to_contain_text("14.00")
 
+    # The kinds offered are the service's own list (from its OpenAPI document), after "any".
+    kinds = page.get_by_label("Type").locator("option").all_inner_texts()
+    assert kinds[1:] == [kind.value for kind in POSTABLE_TRANSACTION_TYPES]
     page.get_by_label("Type").select_option("bonus")
     page.get_by_role("button", name="Apply filters").click()
     expect(rows).to_have_count(2)
@@ -353,3 +274,109 @@ def test_supply_and_the_daily_activity_chart(page: Page, wallet: Wallet) -> None
     screenshot(page, "07-supply")
     page.get_by_text("Show as a table").click()
     expect(page.locator("#activity table tbody tr")).to_have_count(30)
+
+
+def test_signed_out_the_header_offers_neither_screens_nor_sign_out(
+    screen: Page, wallet: Wallet
+) -> None:
+    width = screen.viewport_size["width"] if screen.viewport_size else 0
+    nav, sign_out = screen.locator("#nav"), screen.locator("#sign-out")
+    screen.goto(f"{wallet.url}/console/")
+    expect(screen.get_by_label("API key")).to_be_focused()
+    assert not nav.is_visible()
+    assert not sign_out.is_visible()
+    screenshot(screen, f"08-signed-out-{width}")
+
+    sign_in(screen, wallet)
+    expect(nav.get_by_role("link", name="Supply")).to_be_visible()
+    sign_out.click()
+    expect(screen.get_by_label("API key")).to_be_visible()
+    assert not nav.is_visible()
+    assert not sign_out.is_visible()
+
+
+def line_count(cell: Locator) -> int:
+    """How many lines of text the cell shows: the distinct tops of its text's boxes."""
+    count: int = cell.evaluate(
+        """cell => {
+            const range = document.createRange();
+            range.selectNodeContents(cell);
+            const tops = [...range.getClientRects()].map((box) => Math.round(box.top));
+            return new Set(tops).size;
+        }"""
+    )
+    return count
+
+
+def inside(inner: Locator, outer: Locator) -> bool:
+    """Whether the inner element's box lies wholly within the outer one's."""
+    box, frame = inner.bounding_box(), outer.bounding_box()
+    assert box is not None
+    assert frame is not None
+    return (
+        frame["x"] <= box["x"]
+        and box["x"] + box["width"] <= frame["x"] + frame["width"]
+        and frame["y"] <= box["y"]
+        and box["y"] + box["height"] <= frame["y"] + frame["height"]
+    )
+
+
+def test_history_and_holds_fit_their_panels_whatever_the_descriptions(
+    screen: Page, wallet: Wallet
+) -> None:
+    width = screen.viewport_size["width"] if screen.viewport_size else 0
+    user_id = f"described_{width}"
+    receipt = "receipt:" + "7f3a9c" * 10
+    long_description = (f"Bought the legendary sword of a thousand truths, {receipt}; " * 8)[
+        :DESCRIPTION_LENGTH_MAX
+    ]
+    refund_reason = (
+        "Refunded: the item was never delivered to the player's inventory because the game "
+        "server restarted during the trade; support ticket 48213 has the logs"
+    )
+    credit = {"transaction_type": "topup", "user_id": user_id, "asset_code": "GC"}
+    wallet.post(
+        "/transaction", {**credit, "amount": "1000.00", "description": "Supply of Gold Coins"}
+    )
+    bought = wallet.post(
+        "/transaction",
+        {
+            **credit,
+            "transaction_type": "purchase",
+            "amount": "30.00",
+            "description": long_description,
+        },
+    )
+    wallet.post(
+        "/transaction",
+        {
+            "transaction_type": "refund",
+            "refund_of": bought["id"],
+            "amount": "12.50",
+            "description": refund_reason,
+        },
+    )
+    wallet.post(
+        "/holds",
+        {"user_id": user_id, "asset_code": "GC", "amount": "5.00", "description": long_description},
+    )
+    sign_in(screen, wallet)
+    find_user(screen, user_id)
+    rows = screen.locator("#history tbody tr")
+    expect(rows).to_have_count(4)
+    screenshot(screen, f"09-long-descriptions-{width}")
+
+    history = screen.locator("#history")
+    assert inside(history, screen.locator("main"))
+    for row in rows.all():
+        assert inside(row.get_by_role("button", name="Open"), history)
+    described = rows.filter(has_text="legendary sword").locator("td").nth(6)
+    expect(described).to_have_attribute("title", long_description)
+    assert line_count(described) == 1
+
+    holds = screen.locator("#holds")
+    hold = holds.locator("tbody tr")
+    expect(hold).to_have_count(1)
+    for name in ("Capture…", "Release…"):
+        assert inside(hold.get_by_role("button", name=name), holds)
+    assert line_count(hold.locator("td").nth(3)) == 1

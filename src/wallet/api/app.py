@@ -26,6 +26,7 @@ from wallet.service.commands import InternalError
 from wallet.service.wallet import WalletService
 
 from .auth import CONSOLE_PATH, document_security
+from .docs import install_docs
 from .edge import EdgeMiddleware
 from .errors import PayloadTooLarge
 from .hot import HotRoutes
@@ -78,6 +79,8 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.service = wallet
     app.include_router(system.router)
@@ -87,6 +90,7 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
     app.include_router(admin.router)
     app.include_router(activity.router)
     app.mount(CONSOLE_PATH, ConsoleFiles(directory=CONSOLE_DIR, html=True), name="console")
+    install_docs(app)
     _install_error_handlers(app, wallet)
     _install_openapi(app)
     app.edge = EdgeMiddleware(

@@ -1,7 +1,8 @@
 """Authentication and scopes (applied by the edge middleware), and their description in OpenAPI.
 
 Which scope a request needs depends only on its method and path (``required_scope``): the open
-paths and the console's static files (``/console/…``, whose API calls carry a key) need none,
+paths, the console's static files (``/console/…``, whose API calls carry a key) and the docs
+pages' assets (``/docs-assets/…``) need none,
 ``/admin/…`` and ``/metrics`` need ``admin``, every other GET needs ``read`` and every other
 method ``write``. The edge middleware answers 401 (with ``WWW-Authenticate: Bearer``)
 or 403 before the app runs, and leaves the caller in ``scope["state"]["caller"]`` for the routes
@@ -19,13 +20,12 @@ from wallet.domain.errors import WalletError
 from wallet.service.keys import OPEN_CALLER, Caller, KeyRing
 from wallet.service.keys import Scope as KeyScope
 
-from .docs import problems
+from .docs import DOCS_ASSETS_PATH, problems
 from .errors import Forbidden, Unauthorized
 
-OPEN_PATHS = frozenset(
-    {"/", "/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
-)
 CONSOLE_PATH = "/console"
+OPEN_PATHS = frozenset({"/", "/health", "/docs", "/redoc", "/openapi.json", CONSOLE_PATH})
+OPEN_PREFIXES = (f"{CONSOLE_PATH}/", f"{DOCS_ASSETS_PATH}/")
 ADMIN_PREFIX = "/admin/"
 METRICS_PATH = "/metrics"
 
@@ -40,7 +40,7 @@ SECURITY_SCHEMES = {
 
 
 def required_scope(method: str, path: str) -> KeyScope | None:
-    if path in OPEN_PATHS or path == CONSOLE_PATH or path.startswith(f"{CONSOLE_PATH}/"):
+    if path in OPEN_PATHS or path.startswith(OPEN_PREFIXES):
         return None
     if path.startswith(ADMIN_PREFIX) or path == METRICS_PATH:
         return KeyScope.ADMIN

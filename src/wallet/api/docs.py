@@ -1,11 +1,110 @@
-"""OpenAPI documentation of errors: every route lists the problems it can answer, each with an
-example, so /docs shows what a client must handle.
+"""The API's documentation: the /docs (Swagger UI) and /redoc pages, and the errors that every
+route documents, each with an example, so /docs shows what a client must handle.
+
+The pages work without any network but the service's own: they load only files of their own
+origin, under /docs-assets, from our own files and from the pinned fastapi-offline package
+(Swagger UI 5.32.6, Apache-2.0; ReDoc 2.5.3, MIT). Their Content-Security-Policy allows no other
+origin and no inline script; only ReDoc's page allows inline styles, which ReDoc inserts itself.
 """
 
+from html import escape
+from pathlib import Path
 from typing import Any
+
+from fastapi import FastAPI
+from starlette.responses import HTMLResponse, Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from .models import Problem
 from .problems import EXTRA_PROBLEMS, PROBLEM_JSON, STATUS_BY_CODE, problem_body
+
+DOCS_PATH = "/docs"
+REDOC_PATH = "/redoc"
+DOCS_ASSETS_PATH = "/docs-assets"
+DOCS_ASSETS_DIR = Path(__file__).parent / "docs_assets"
+# The package and folder that hold swagger-ui-bundle.js, swagger-ui.css, redoc.standalone.js and
+# favicon.png; the version of each is pinned by requirements.txt.
+VENDORED_ASSETS = ("fastapi_offline", "static")
+CSP = "Content-Security-Policy"
+# Nothing loads from another origin, and no inline script runs, nor any inline style on /docs.
+DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'none'"
+)
+# ReDoc styles its elements by inserting <style> elements (styled-components), and builds its
+# search index in a worker made from a blob of its own script.
+REDOC_CSP = f"{DOCS_CSP}; style-src 'self' 'unsafe-inline'; worker-src 'self' blob:"
+DOCS_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+# The two pages, filled in with the addresses of the assets and of the OpenAPI document.
+PAGE = """<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<link rel="icon" href="{assets}/favicon.png">
+<link rel="stylesheet" href="{assets}/{stylesheet}">
+</head>
+<body>
+<noscript>These pages need JavaScript; {openapi_url} is the document they show.</noscript>
+{body}
+</body>
+</html>
+"""
+# swagger-init.js starts Swagger UI on the element's data-openapi-url.
+SWAGGER_UI_BODY = """<div id="swagger-ui" data-openapi-url="{openapi_url}"></div>
+<script src="{assets}/swagger-ui-bundle.js"></script>
+<script src="{assets}/swagger-init.js"></script>"""
+# ReDoc renders each <redoc> element once its script has loaded.
+REDOC_BODY = """<redoc spec-url="{openapi_url}"></redoc>
+<script src="{assets}/redoc.standalone.js"></script>"""
+
+
+def install_docs(app: FastAPI) -> None:
+    """Serve /docs, /redoc and their assets; the app is built with docs_url and redoc_url None."""
+    app.mount(
+        DOCS_ASSETS_PATH,
+        DocsAssets(directory=DOCS_ASSETS_DIR, packages=[VENDORED_ASSETS]),
+        name="docs-assets",
+    )
+
+    swagger_ui_html = _page(app, "Swagger UI", "swagger-ui.css", SWAGGER_UI_BODY)
+    redoc_html = _page(app, "ReDoc", "redoc.css", REDOC_BODY)
+
+    @app.get(DOCS_PATH, include_in_schema=False)
+    async def swagger_ui() -> HTMLResponse:
+        return HTMLResponse(swagger_ui_html, headers={**DOCS_HEADERS, CSP: DOCS_CSP})
+
+    @app.get(REDOC_PATH, include_in_schema=False)
+    async def redoc() -> HTMLResponse:
+        return HTMLResponse(redoc_html, headers={**DOCS_HEADERS, CSP: REDOC_CSP})
+
+
+class DocsAssets(StaticFiles):
+    """Swagger UI's and ReDoc's files, open to anyone like the pages that load them."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers.update(DOCS_HEADERS)
+        response.headers[CSP] = DOCS_CSP
+        return response
+
+
+def _page(app: FastAPI, title: str, stylesheet: str, body: str) -> str:
+    urls = {"assets": DOCS_ASSETS_PATH, "openapi_url": escape(str(app.openapi_url))}
+    return PAGE.format(
+        title=escape(f"{app.title} - {title}"),
+        stylesheet=stylesheet,
+        body=body.format(**urls),
+        **urls,
+    )
+
 
 _EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "idempotency_key_mismatch": (

@@ -4,7 +4,7 @@
 const KEY_STORAGE = "wallet.console.apiKey";
 
 // Codes whose answer decided nothing: the same idempotency key may be sent again.
-const UNDECIDED = new Set(["network_error", "idempotency_key_in_flight", "unavailable", "overloaded"]);
+const UNDECIDED = new Set(["network_error", "unavailable", "overloaded"]);
 
 export class ApiError extends Error {
   constructor(status, problem) {
@@ -89,6 +89,16 @@ export class IdempotentWrite {
 }
 
 const part = encodeURIComponent;
+
+// The kinds a client may post, and filter a history by, are defined once, in the service: they
+// are read from its OpenAPI document, once per page load.
+let postableKinds = null;
+export function transactionKinds() {
+  postableKinds ??= request("GET", "/openapi.json").then(
+    (doc) => doc.components.schemas.TransactionCreate.properties.transaction_type.enum,
+  );
+  return postableKinds;
+}
 
 export const api = {
   assets: () => request("GET", "/assets"),

@@ -12,9 +12,13 @@ export function h(tag, attributes = {}, ...children) {
   return element;
 }
 
-export function table(caption, headings, rows, { numeric = [] } = {}) {
-  const cell = (tag, content, index) =>
-    h(tag, { class: numeric.includes(index) ? "num" : null }, content);
+// Columns listed in `clipped` hold free text (descriptions): their cells, heading included,
+// stay one line high, cut with an ellipsis, and carry the full text in their title.
+export function table(caption, headings, rows, { numeric = [], clipped = [] } = {}) {
+  const cell = (tag, content, index) => {
+    if (clipped.includes(index)) return h(tag, { class: "clip", title: content || null }, content);
+    return h(tag, { class: numeric.includes(index) ? "num" : null }, content);
+  };
   return h(
     "table",
     {},

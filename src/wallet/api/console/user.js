@@ -1,11 +1,10 @@
 // The user screen: find a user; balances with what is held; pending holds (capture, release);
 // the history a page at a time with filters; one transaction's entries, and its refund.
-import { api } from "./api.js";
+import { api, transactionKinds } from "./api.js";
 import { confirmWrite } from "./dialog.js";
 import { errorBox, h, shortId, status, table, when } from "./dom.js";
 
 const PAGE_SIZE = 10;
-const FILTER_TYPES = ["topup", "bonus", "purchase", "refund"];
 const REFUNDABLE = new Set(["topup", "bonus", "purchase"]);
 
 export function showUsers(main, userId, assets) {
@@ -64,6 +63,7 @@ class UserScreen {
   }
 
   async load() {
+    this.kinds = await transactionKinds();
     const found = await this.loadBalances();
     if (found) await Promise.all([this.loadHolds(), this.loadHistory()]);
   }
@@ -116,6 +116,7 @@ class UserScreen {
       body.replaceChildren(
         table(`Pending holds of ${this.userId}`, ["Hold", "Amount", "Expires (UTC)", "Description", "Actions"], rows, {
           numeric: [1],
+          clipped: [3],
         }),
       );
     } catch (error) {
@@ -158,7 +159,7 @@ class UserScreen {
       "form",
       { class: "filters", onsubmit: apply },
       select("asset_code", "Asset", this.assets.map((a) => a.code)),
-      select("transaction_type", "Type", FILTER_TYPES),
+      select("transaction_type", "Type", this.kinds),
       h("button", { type: "submit" }, "Apply filters"),
     );
   }
@@ -180,7 +181,7 @@ class UserScreen {
       ),
     ]);
     const headings = ["When (UTC)", "Type", "Asset", "Amount", "Balance after", "Refunded", "Description", ""];
-    return table(`History of ${this.userId}, newest first`, headings, rows, { numeric: [3, 4, 5] });
+    return table(`History of ${this.userId}, newest first`, headings, rows, { numeric: [3, 4, 5], clipped: [6] });
   }
 
   pager(page) {
