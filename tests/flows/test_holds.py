@@ -21,6 +21,8 @@ from tests.support.server import ServerProcess
 from wallet.api import create_app
 from wallet.config import Settings
 from wallet.domain.holds import HoldAction
+from wallet.service import wallet as wallet_module
+from wallet.service import writer as writer_module
 from wallet.service.wallet import HoldInput, TransactionInput, WalletService
 
 from .factories import assert_invariants, balance, count_transactions, query, topup
@@ -300,35 +302,55 @@ def test_races_in_one_process_have_one_winner(settings: Settings) -> None:
     assert_invariants(settings.database_url)
 
 
-def test_a_capture_racing_the_expiry_has_one_winner(settings: Settings) -> None:
+class MovedClock:
+    """The service's clock (the writer's and the sweeper's), moved on by the test."""
+
+    def __init__(self) -> None:
+        self.offset_us = 0
+
+    def __call__(self) -> int:
+        return time.time_ns() // 1000 + self.offset_us
+
+
+def test_a_capture_racing_the_expiry_has_one_winner(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Captures race the sweeper just as some holds expire: whichever the writer takes first,
+    an expired hold is refused to its capture (hold_expired) and expired by the sweeper, a live
+    one is captured and left alone by it, and the balance is what those outcomes add up to."""
+    clock = MovedClock()
+    monkeypatch.setattr(writer_module, "now_us", clock)
+    monkeypatch.setattr(wallet_module, "now_us", clock)
     service = WalletService(settings)
     service.start()
     try:
 
-        async def race() -> tuple[list[Any], int]:
-            topped = service.command_for(TransactionInput("topup", "alice", "GC", Decimal(100)))
-            await service.writer.submit(topped)
-            holds = [
-                orjson.loads(
-                    (await service.place_hold(HoldInput("alice", "GC", Decimal(5), 1))).body
-                )["id"]
-                for _ in range(4)
-            ]
-            await asyncio.sleep(0.95)
-            captures = [service.settle_hold(h, HoldAction.CAPTURE) for h in holds]
-            outcomes = await asyncio.gather(*captures, service.expire_holds())
-            return list(outcomes[:-1]), int(outcomes[-1])
+        async def place(expires_in_s: int) -> str:
+            outcome = await service.place_hold(HoldInput("alice", "GC", Decimal(5), expires_in_s))
+            hold_id: str = orjson.loads(outcome.body)["id"]
+            return hold_id
 
-        captures, expired = asyncio.run(race())
-        won = [c for c in captures if c.error is None]
-        lost = [c.error.code for c in captures if c.error is not None]
-        assert set(lost) <= {"hold_expired", "hold_not_pending"}
-        assert len(won) + len(lost) == 4
-        assert expired <= len(lost)
-        statuses = [
-            h["status"] for h in service.holds("alice", status=None, limit=10, cursor=None).items
-        ]
-        assert statuses.count("captured") == len(won)
+        async def race() -> tuple[list[str], list[str], list[Any], int]:
+            await service.post_transaction(TransactionInput("topup", "alice", "GC", Decimal(100)))
+            expiring = [await place(1) for _ in range(3)]
+            lasting = [await place(600) for _ in range(3)]
+            clock.offset_us = 1_000_000
+            captures = [service.settle_hold(h, HoldAction.CAPTURE) for h in expiring + lasting]
+            outcomes = await asyncio.gather(*captures, service.expire_holds())
+            return expiring, lasting, list(outcomes[:-1]), int(outcomes[-1])
+
+        expiring, lasting, captures, expired = asyncio.run(race())
+        codes = [c.error.code if c.error else None for c in captures]
+        assert codes == ["hold_expired"] * 3 + [None] * 3
+        assert expired == 3
+        assert [service.hold(h)["status"] for h in expiring] == ["expired"] * 3
+        assert [service.hold(h)["status"] for h in lasting] == ["captured"] * 3
+        assert service.balance("alice", "GC") == {
+            "user_id": "alice",
+            "asset_code": "GC",
+            "balance": "85.00",
+            "held": "0.00",
+        }
     finally:
         service.stop()
     assert_invariants(settings.database_url)
