@@ -362,7 +362,7 @@ def test_capture_racing_release_across_processes_has_one_winner(
     servers = [ServerProcess(database_url, tmp_path / f"s{i}.log").start() for i in range(2)]
     try:
         a, b = (httpx.Client(base_url=s.url, timeout=30) for s in servers)
-        a.post(
+        topped = a.post(
             "/transaction",
             json={
                 "transaction_type": "topup",
@@ -371,29 +371,49 @@ def test_capture_racing_release_across_processes_has_one_winner(
                 "amount": 100,
             },
         )
+        assert topped.status_code == 201, topped.text
         hold_ids = [
             a.post("/holds", json={"user_id": "alice", "asset_code": "GC", "amount": 5}).json()[
                 "id"
             ]
             for _ in range(6)
         ]
-        results: dict[str, list[int]] = {h: [] for h in hold_ids}
+        # Both processes have served a request (connections open, assets read) before the race.
+        assert b.get("/balance/alice/GC").status_code == 200
+        results: dict[str, list[tuple[str, int, str | None]]] = {h: [] for h in hold_ids}
 
-        def settle(client: httpx.Client, action: str) -> None:
-            for hold_id in hold_ids:
-                results[hold_id].append(client.post(f"/holds/{hold_id}/{action}").status_code)
+        def settle(client: httpx.Client, action: str, order: list[str]) -> None:
+            for hold_id in order:
+                response = client.post(f"/holds/{hold_id}/{action}")
+                code = response.json().get("code") if response.status_code >= 400 else None
+                results[hold_id].append((action, response.status_code, code))
 
+        # The release goes through the holds from the other end, so that releases win some
+        # races and captures others, whichever the timing.
         threads = [
-            threading.Thread(target=settle, args=(a, "capture")),
-            threading.Thread(target=settle, args=(b, "release")),
-            threading.Thread(target=settle, args=(b, "capture")),
+            threading.Thread(target=settle, args=(a, "capture", hold_ids)),
+            threading.Thread(target=settle, args=(b, "release", hold_ids[::-1])),
+            threading.Thread(target=settle, args=(b, "capture", hold_ids)),
         ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        for codes in results.values():
-            assert sorted(codes) == [200, 409, 409]
+        captured = 0
+        for hold_id, answers in results.items():
+            winners = [action for action, status, _ in answers if status == 200]
+            losers = [(status, code) for _, status, code in answers if status != 200]
+            assert len(winners) == 1, answers
+            assert losers == [(409, "hold_not_pending")] * 2, answers
+            settled = {"capture": "captured", "release": "released"}[winners[0]]
+            assert a.get(f"/holds/{hold_id}").json()["status"] == settled, answers
+            captured += winners[0] == "capture"
+        assert a.get("/balance/alice/GC").json() == {
+            "user_id": "alice",
+            "asset_code": "GC",
+            "balance": f"{100 - 5 * captured}.00",
+            "held": "0.00",
+        }
         a.close()
         b.close()
     finally:
