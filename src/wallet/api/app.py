@@ -13,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.routing import Match
+from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -239,12 +239,24 @@ def _install_error_handlers(app: FastAPI, service: WalletService) -> None:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route of the app answers on this request's path."""
+    """Every method some route of the app answers on this request's path.
+
+    The app's routes are FastAPI's included routers, which have no ``methods`` of their own, so
+    each method is put to them in turn: those that some route matches in full are the answer. A
+    mount of static files (the console) matches every method, and answers only GET and HEAD.
+    """
+    # Under a mount the scope's root path is the mount's: match from the app's own root.
+    root_path = request.scope.get("app_root_path", request.scope.get("root_path", ""))
+    scope = {**request.scope, "root_path": root_path}
     methods: set[str] = set()
     for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
+        if isinstance(route, Mount):
+            if route.matches(scope)[0] is not Match.NONE:
+                methods |= {"GET", "HEAD"}
+            continue
+        for method in ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"):
+            if route.matches({**scope, "method": method})[0] is Match.FULL:
+                methods.add(method)
     return sorted(methods)
 
 
