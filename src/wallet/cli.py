@@ -268,7 +268,9 @@ def keys_revoke(database_url: str | None, key_id: str) -> None:
 
 
 class InstantType(click.ParamType[int, str | int]):
-    """An ISO 8601 date or date and time; without an offset it is taken as UTC."""
+    """An ISO 8601 date or date and time; without an offset it is taken as UTC. It must fall in
+    the years 1 to 9999 in UTC once its offset is applied (clock.py, parse_instant_us).
+    """
 
     name = "ISO"
 
@@ -283,7 +285,10 @@ class InstantType(click.ParamType[int, str | int]):
             self.fail(
                 f"{value!r} is not an ISO 8601 date or time, e.g. 2026-11-25T08:00:00Z", param, ctx
             )
-        return parse_instant_us(moment)
+        try:
+            return parse_instant_us(moment)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
 
 
 @main.command()

@@ -11,6 +11,12 @@ SCALE_MAX = 8
 SUPPLY_MINOR_MAX = 10**18
 SEED_SUPPLY_MAJOR = 1_000_000_000_000
 
+# Instants a client names (a balance's ?as_of=, `wallet export --since/--until`): the years 1 to
+# 9999 in UTC, once the instant's offset is applied. RFC 3339 writes no other year, and neither
+# can the timestamps the service answers with; this range cannot grow.
+INSTANT_YEAR_MIN = 1
+INSTANT_YEAR_MAX = 9999
+
 # Identifiers and text.
 USER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e](?:[\x20-\x7e]{0,253}[\x21-\x7e])?$"
