@@ -14,7 +14,13 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, ValidationError
 
-from tests.support.factories import SEED_BALANCES, balance, post_raw, problem, validation_locations
+from tests.support.factories import (
+    SEED_BALANCES,
+    balance,
+    post_raw,
+    problem,
+    validation_locations,
+)
 from wallet.api.jsonbody import loads_exact
 from wallet.api.models import AssetCreate, BatchCreate, HoldCapture, HoldCreate, TransactionCreate
 from wallet.limits import AMOUNT_LENGTH_MAX, REQUEST_BODY_BYTES_MAX
@@ -64,6 +70,79 @@ def test_the_first_and_last_instants_are_answered_in_rfc_3339(client: TestClient
     assert last.status_code == 200, last.text
     assert last.json()["as_of"] == "9999-12-31T23:59:59.999999Z"
     assert last.json()["balance"] == SEED_BALANCES["user_001"]["GC"]
+
+
+# --- A member twice -----------------------------------------------------------------------------
+
+DUPLICATED_MEMBERS = {
+    "transaction (the hot route)": (
+        "/transaction",
+        b'{"transaction_type":"topup","user_id":"twice","asset_code":"GC",'
+        b'"amount":"1.00","amount":"900.00"}',
+        "amount",
+    ),
+    "batch item": (
+        "/transaction/batch",
+        b'{"transactions":[{"transaction_type":"topup","user_id":"twice","asset_code":"GC",'
+        b'"amount":"1.00","user_id":"user_001"}]}',
+        "user_id",
+    ),
+    "batch": (
+        "/transaction/batch",
+        b'{"transactions":[{"transaction_type":"topup","user_id":"twice","asset_code":"GC",'
+        b'"amount":"1.00"}],"idempotency_key":"a","idempotency_key":"b"}',
+        "idempotency_key",
+    ),
+    "hold": (
+        "/holds",
+        b'{"user_id":"twice","asset_code":"GC","amount":"1.00","user_id":"user_001"}',
+        "user_id",
+    ),
+    "new asset": (
+        "/admin/assets",
+        b'{"code":"GEM","name":"Gems","scale":0,"supply":"1000","supply":"5"}',
+        "supply",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", DUPLICATED_MEMBERS, ids=list(DUPLICATED_MEMBERS))
+def test_a_member_sent_twice_is_a_validation_error_naming_it(client: TestClient, case: str) -> None:
+    path, raw, member = DUPLICATED_MEMBERS[case]
+
+    response = _post(client, path, raw)
+
+    assert validation_locations(response)[0][0] == "body"
+    assert f"'{member}'" in _messages(response)
+    problem(client.get("/balance/twice"), 404, "user_not_found")
+    assert balance(client, "user_001") == SEED_BALANCES["user_001"]["GC"]
+    assert client.get("/holds", params={"user_id": "user_001"}).json()["items"] == []
+    assert "GEM" not in [asset["code"] for asset in client.get("/assets").json()]
+
+
+def test_a_capture_with_a_member_twice_is_refused_and_the_hold_stays_pending(
+    client: TestClient,
+) -> None:
+    hold_id = _hold(client)
+
+    response = _post(client, f"/holds/{hold_id}/capture", b'{"amount":"1.00","amount":"10.00"}')
+
+    assert "'amount'" in _messages(response)
+    assert client.get(f"/holds/{hold_id}").json()["status"] == "pending"
+
+
+def test_a_member_twice_at_any_depth_is_refused_and_once_per_object_is_not(
+    client: TestClient,
+) -> None:
+    item = b'{"transaction_type":"topup","user_id":"twice","asset_code":"GC","amount":"1.00"'
+    deep = b'{"transactions":[' + item + b"}," + item + b',"description":"x","description":"y"}]}'
+    once = b'{"transactions":[' + item + b"}," + item + b"}]}"
+
+    assert "'description'" in _messages(_post(client, "/transaction/batch", deep))
+    problem(client.get("/balance/twice"), 404, "user_not_found")
+
+    assert _post(client, "/transaction/batch", once).status_code == 201
+    assert balance(client, "twice") == "2.00"
 
 
 # --- The amount grammar (API.md, "Money") -------------------------------------------------------
