@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -239,25 +240,33 @@ def _install_error_handlers(app: FastAPI, service: WalletService) -> None:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route of the app answers on this request's path.
+    """Every method the app answers on this request's path.
 
-    The app's routes are FastAPI's included routers, which have no ``methods`` of their own, so
-    each method is put to them in turn: those that some route matches in full are the answer. A
-    mount of static files (the console) matches every method, and answers only GET and HEAD.
+    FastAPI's included routers carry no methods to ask, so the app's own routes are read from
+    its OpenAPI document, the contract: where several templates match, the most literal one is
+    the resource (POST /transaction/batch, not GET /transaction/{transaction_id}). Outside it
+    (the console's static files, the docs) the routes themselves are asked.
     """
     # Under a mount the scope's root path is the mount's: match from the app's own root.
     root_path = request.scope.get("app_root_path", request.scope.get("root_path", ""))
+    path = request.scope["path"].removeprefix(root_path)
+    known = {"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"}
+    documented: dict[int, set[str]] = {}
+    for template, operations in request.app.openapi()["paths"].items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            named = {name.upper() for name in operations} & known
+            documented.setdefault(template.count("{"), set()).update(named)
+    if documented:
+        return sorted(documented[min(documented)])
     scope = {**request.scope, "root_path": root_path}
-    methods: set[str] = set()
+    found: set[str] = set()
     for route in request.app.router.routes:
-        if isinstance(route, Mount):
-            if route.matches(scope)[0] is not Match.NONE:
-                methods |= {"GET", "HEAD"}
-            continue
-        for method in ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"):
-            if route.matches({**scope, "method": method})[0] is Match.FULL:
-                methods.add(method)
-    return sorted(methods)
+        if route.matches(scope)[0] is not Match.NONE:
+            # A mount of static files matches every method and answers GET and HEAD.
+            answered = {"GET", "HEAD"} if isinstance(route, Mount) else route.methods
+            found |= set(answered or ())
+    return sorted(found)
 
 
 def _validation_item(item: Any) -> dict[str, Any]:
