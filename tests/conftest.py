@@ -1,8 +1,12 @@
-"""Fixtures: every test that takes ``database_url`` runs on SQLite and on PostgreSQL."""
+"""Fixtures: every test that takes ``database_url`` runs on SQLite and on PostgreSQL, and every
+randomised test takes its seed from ``seed``, which names it when the test fails.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import random
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +18,30 @@ from wallet.api import create_app
 from wallet.config import Settings
 
 BACKENDS = ["sqlite", "postgresql"]
+# Set it to a seed that a failure printed to run the same random choices again.
+SEED_VARIABLE = "WALLET_TEST_SEED"
+_SEED = pytest.StashKey[int]()
+
+
+@pytest.fixture
+def seed(request: pytest.FixtureRequest) -> int:
+    """The seed of a randomised test: WALLET_TEST_SEED if it is set, else a new one. A failing
+    test's report carries it, with the command line that replays it."""
+    value = int(os.environ.get(SEED_VARIABLE) or random.randrange(2**32))
+    request.node.stash[_SEED] = value
+    return value
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if report.failed and _SEED in item.stash:
+        value = item.stash[_SEED]
+        replay = f"{SEED_VARIABLE}={value} pytest '{item.nodeid}'"
+        report.sections.append(("random seed", f"seed {value}; replay with: {replay}"))
+    return report
 
 
 @pytest.fixture(scope="session")

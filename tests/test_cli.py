@@ -154,6 +154,43 @@ def test_an_unreadable_database_exits_unavailable(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+READ_ONLY_COMMANDS = {
+    "verify": ["verify"],
+    "verify --json": ["verify", "--json"],
+    "keys list": ["keys", "list"],
+    "assets list": ["assets", "list"],
+    "export": ["export", "--since", "2026-01-01", "--until", "2026-02-01", "--format", "csv"],
+}
+
+
+@pytest.mark.parametrize("command", READ_ONLY_COMMANDS)
+def test_a_command_that_only_reads_creates_no_database(tmp_path: Path, command: str) -> None:
+    """Where no database exists, it says which file it looked for and exits 66 (EX_NOINPUT),
+    rather than create an empty one and report the service "unavailable"."""
+    args = READ_ONLY_COMMANDS[command]
+    elsewhere = tmp_path / "not" / "here.db"
+
+    default = subprocess.run(
+        [*WALLET, *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        env=_env(),
+        cwd=tmp_path,
+    )
+    named = wallet(*args, "--database-url", f"sqlite:///{elsewhere}")
+    helped = wallet(*args, "--help")
+
+    assert default.returncode == 66, default.stdout + default.stderr
+    assert str(tmp_path / "wallet_service.db") in default.stderr
+    assert named.returncode == 66, named.stdout + named.stderr
+    assert str(elsewhere) in named.stderr
+    assert "Traceback" not in default.stderr + named.stderr
+    assert default.stdout == named.stdout == ""
+    assert list(tmp_path.iterdir()) == [], "no file, and no directory, was created"
+    assert "Exits 66" in " ".join(helped.stdout.split())
+
+
 def test_serve_answers_http_and_stops_on_sigterm(database_url: str, tmp_path: Path) -> None:
     port = free_port()
     log = (tmp_path / "serve.log").open("wb")

@@ -9,6 +9,8 @@ exit code from one table, and a one-line message rather than a traceback:
   1   verify: the books do not balance
   2   usage error, including a DATABASE_URL the service cannot use
   65  another expected error of the ledger
+  66  a command that only reads (verify, export, keys list, assets list) found no SQLite
+      database file: it never creates one
   69  the database cannot be reached
 """
 
@@ -41,10 +43,12 @@ from wallet.service.export import EXPORT_FIELDS, ExportRow, export_ledger
 from wallet.service.keys import Scope, create_api_key, list_api_keys, revoke_api_key
 from wallet.service.verify import verify_ledger
 from wallet.storage import Database, open_database
+from wallet.storage.database import DatabaseMissing
 from wallet.storage.keys import StoredKey
 
 EXIT_BOOKS_DO_NOT_BALANCE = 1
 EXIT_LEDGER_ERROR = 65
+EXIT_NO_DATABASE = 66  # EX_NOINPUT
 EXIT_UNAVAILABLE = 69
 
 Result = TypeVar("Result")
@@ -59,14 +63,31 @@ database_url_option = click.option(
 )
 
 
-def _settings(database_url: str | None) -> Settings:
-    """The environment's settings, checked before any command starts (a usage error if bad)."""
+def _settings(database_url: str | None, *, create: bool = True) -> Settings:
+    """The environment's settings, checked before any command starts (a usage error if bad).
+
+    ``create=False`` for a command that only reads: a SQLite file that does not exist ends it
+    with EXIT_NO_DATABASE, and is not created.
+    """
     try:
         settings = Settings() if database_url is None else Settings(database_url=database_url)
-        open_database(settings).close()
+        _open(settings, create=create).close()
     except ValueError as error:  # pydantic's ValidationError is a ValueError too
         raise click.UsageError(f"the settings cannot be used: {error}") from None
     return settings
+
+
+def _open(settings: Settings, *, create: bool) -> Database:
+    try:
+        return open_database(settings, create=create)
+    except DatabaseMissing as missing:
+        # Not "unavailable": nothing is down, the file named is simply not there.
+        click.echo(
+            f"wallet: no database file {os.path.abspath(missing.path)}: this command only reads "
+            "and creates none (check --database-url or DATABASE_URL; `wallet migrate` creates one)",
+            err=True,
+        )
+        raise SystemExit(EXIT_NO_DATABASE) from None
 
 
 def _run(use_case: Callable[[], Result]) -> Result:
@@ -84,7 +105,8 @@ def _run(use_case: Callable[[], Result]) -> Result:
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog=(
         "Exit codes: 0 success; 1 verify found the books do not balance; 2 usage error;"
-        " 65 another ledger error; 69 the database cannot be reached."
+        " 65 another ledger error; 66 a command that only reads found no SQLite database file"
+        " (it creates none); 69 the database cannot be reached."
     ),
 )
 @click.version_option(__version__, prog_name="wallet")
@@ -135,10 +157,11 @@ def verify(database_url: str | None, as_json: bool) -> None:
     """Prove that the books balance; exit 1 with a report of every problem when they do not.
 
     Recomputes, in one consistent read, every balance from its entries, the chain of balances of
-    every account, the sum of every transaction's entries, and every asset's supply.
+    every account, the sum of every transaction's entries, and every asset's supply. Exits 66,
+    creating nothing, when the SQLite database file does not exist.
     """
-    settings = _settings(database_url)
-    database = open_database(settings)
+    settings = _settings(database_url, create=False)
+    database = _open(settings, create=False)
     try:
         report = _run(lambda: verify_ledger(database))
     finally:
@@ -156,9 +179,14 @@ def assets() -> None:
 @assets.command("list")
 @database_url_option
 def assets_list(database_url: str | None) -> None:
-    """List every asset: code, name, scale and supply."""
-    settings = _settings(database_url)
-    for asset in _with_database(settings, lambda database: AssetCatalog(database).refresh()):
+    """List every asset: code, name, scale and supply. Exits 66, creating nothing, when the
+    SQLite database file does not exist.
+    """
+    settings = _settings(database_url, create=False)
+    assets = _with_database(
+        settings, lambda database: AssetCatalog(database).refresh(), create=False
+    )
+    for asset in assets:
         supply = format_minor(asset.supply_minor, asset.scale)
         click.echo(f"{asset.code}  {asset.name}  scale {asset.scale}  supply {supply}")
 
@@ -196,8 +224,10 @@ def keys() -> None:
     """
 
 
-def _with_database(settings: Settings, use_case: Callable[[Database], Result]) -> Result:
-    database = open_database(settings)
+def _with_database(
+    settings: Settings, use_case: Callable[[Database], Result], *, create: bool = True
+) -> Result:
+    database = _open(settings, create=create)
     try:
         database.migrate()
         return _run(lambda: use_case(database))
@@ -232,9 +262,11 @@ def keys_create(database_url: str | None, name: str, scopes: tuple[str, ...]) ->
 @database_url_option
 @click.option("--json", "as_json", is_flag=True, help="Print the keys as JSON lines.")
 def keys_list(database_url: str | None, as_json: bool) -> None:
-    """List the API keys (never the keys themselves), revoked ones included."""
-    settings = _settings(database_url)
-    for record in _with_database(settings, list_api_keys):
+    """List the API keys (never the keys themselves), revoked ones included. Exits 66, creating
+    nothing, when the SQLite database file does not exist.
+    """
+    settings = _settings(database_url, create=False)
+    for record in _with_database(settings, list_api_keys, create=False):
         fields = {
             "id": record.id,
             "name": record.name,
@@ -267,7 +299,9 @@ def keys_revoke(database_url: str | None, key_id: str) -> None:
 
 
 class InstantType(click.ParamType[int, str | int]):
-    """An ISO 8601 date or date and time; without an offset it is taken as UTC."""
+    """An ISO 8601 date or date and time; without an offset it is taken as UTC. It must fall in
+    the years 1 to 9999 in UTC once its offset is applied (clock.py, parse_instant_us).
+    """
 
     name = "ISO"
 
@@ -282,7 +316,10 @@ class InstantType(click.ParamType[int, str | int]):
             self.fail(
                 f"{value!r} is not an ISO 8601 date or time, e.g. 2026-11-25T08:00:00Z", param, ctx
             )
-        return parse_instant_us(moment)
+        try:
+            return parse_instant_us(moment)
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
 
 
 @main.command()
@@ -319,11 +356,12 @@ def export(
     at the asset's scale), user_id, description. --since is included and --until excluded, so
     consecutive ranges export every entry once. ISO dates without an offset are UTC, e.g.
     --since 2026-11-01 --until 2026-12-01. The export reads one snapshot in pages, in constant
-    memory; on a terminal, stderr shows a progress bar.
+    memory; on a terminal, stderr shows a progress bar. Exits 66, creating nothing, when the
+    SQLite database file does not exist.
     """
     if since_us >= until_us:
         raise click.UsageError("--until must be after --since")
-    settings = _settings(database_url)
+    settings = _settings(database_url, create=False)
     write: Callable[[Iterable[ExportRow], IO[bytes]], int] = (
         _write_csv if output_format == "csv" else _write_jsonl
     )
@@ -338,7 +376,7 @@ def export(
             ) as rows:
                 return write(rows, stream)
 
-    written = _with_database(settings, run)
+    written = _with_database(settings, run, create=False)
     if output is not None:
         click.echo(f"Exported {written} entries to {output}.", err=True)
 

@@ -10,6 +10,16 @@ AMOUNT_MAJOR_MAX = 1_000_000_000
 SCALE_MAX = 8
 SUPPLY_MINOR_MAX = 10**18
 SEED_SUPPLY_MAJOR = 1_000_000_000_000
+# How many characters an amount may be written with: a decimal string, and every JSON number of a
+# request body as written (sign, point and exponent included). A longer number is never converted,
+# so that no client makes the service turn 64 KiB of digits into an integer.
+AMOUNT_LENGTH_MAX = 40
+
+# Instants a client names (a balance's ?as_of=, `wallet export --since/--until`): the years 1 to
+# 9999 in UTC, once the instant's offset is applied. RFC 3339 writes no other year, and neither
+# can the timestamps the service answers with; this range cannot grow.
+INSTANT_YEAR_MIN = 1
+INSTANT_YEAR_MAX = 9999
 
 # Identifiers and text.
 USER_ID_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"

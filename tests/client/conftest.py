@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -17,6 +18,7 @@ from tests.conftest import BACKENDS
 from tests.support.databases import DatabaseFactory, require_postgresql
 from tests.support.server import ServerProcess
 from wallet.client import RetryPolicy, WalletClient
+from wallet.client import sync as sync_client
 
 # Retries without the waiting, so the tests of retries stay fast.
 FAST_RETRY = RetryPolicy(attempts_max=3, backoff_initial_s=0.01, backoff_max_s=0.05)
@@ -48,3 +50,12 @@ def wallet(wallet_server: ServerProcess) -> Iterator[WalletClient]:
 def user_id() -> str:
     """A user of this test alone (it exists from its first credit)."""
     return f"client-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The pauses the client takes between attempts, recorded instead of slept: a test checks
+    how long the client would wait, not how long a busy machine took."""
+    recorded: list[float] = []
+    monkeypatch.setattr(sync_client, "time", SimpleNamespace(sleep=recorded.append))
+    return recorded

@@ -1,8 +1,8 @@
 """Every error code of the contract surfaces as its own exception class, problem attached.
 
-Most codes are provoked on the real service. The ones it cannot be made to answer on demand yet
-(401 and 403 until API keys are merged; 503 and a 409 in flight, which need a sick database or
-an exact race) come from the test proxy in the service's own problem shape.
+Every code is provoked on a real service (401 and 403 on one that requires API keys) but those
+it cannot be made to answer on demand (503 and a 409 in flight, which need a sick database or an
+exact race): they come from the test proxy in the service's own problem shape.
 """
 
 from __future__ import annotations
@@ -10,11 +10,13 @@ from __future__ import annotations
 import time
 import uuid
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
 from tests.client.conftest import FAST_RETRY
 from tests.client.proxy import Proxy, answer, problem
+from tests.support.databases import DatabaseFactory
 from tests.support.server import ServerProcess
 from wallet.client import (
     AssetNotFound,
@@ -45,6 +47,9 @@ from wallet.client import (
 from wallet.client import operations as op
 from wallet.client.errors import ERROR_CLASS_BY_CODE
 from wallet.client.protocol import Call
+from wallet.config import Settings
+from wallet.service.keys import create_api_key
+from wallet.storage import open_database
 
 CONTRACT_CODES = {
     "idempotency_key_mismatch",
@@ -187,11 +192,38 @@ def test_hold_not_pending_and_expired(wallet: WalletClient, user_id: str) -> Non
 NO_RETRY = RetryPolicy(attempts_max=1)
 
 
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_unauthorized_and_forbidden_from_a_service_that_requires_keys(
+    databases: DatabaseFactory, tmp_path: Path, user_id: str
+) -> None:
+    database_url = databases.fresh()
+    database = open_database(Settings(database_url=database_url))
+    try:
+        _, read_only_key = create_api_key(database, "client-reader", ["read"])
+    finally:
+        database.close()
+    server = ServerProcess(database_url, tmp_path / "server.log", WALLET_AUTH="required").start()
+    try:
+        with (
+            WalletClient(server.url, retry=NO_RETRY) as anonymous,
+            pytest.raises(Unauthorized) as unauthorized,
+        ):
+            anonymous.balance("user_001", "GC")
+        with WalletClient(server.url, api_key=read_only_key, retry=NO_RETRY) as reader:
+            assert reader.balance("user_001", "GC").balance == Decimal("1000.00")
+            with pytest.raises(Forbidden) as forbidden:
+                reader.topup(user_id, "GC", "1.00")
+    finally:
+        server.kill()
+
+    assert (unauthorized.value.status, unauthorized.value.error_code) == (401, "unauthorized")
+    assert (forbidden.value.status, forbidden.value.error_code) == (403, "forbidden")
+    assert forbidden.value.request_id, "the service's own answer carries its request id"
+
+
 @pytest.mark.parametrize(
     ("status", "code", "error_class"),
     [
-        (401, "unauthorized", Unauthorized),
-        (403, "forbidden", Forbidden),
         (503, "unavailable", Unavailable),
         (503, "overloaded", Overloaded),
         (404, "not_found", NotFound),

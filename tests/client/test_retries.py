@@ -7,7 +7,6 @@ hangs up on the client. The retry must replay, not move the money again.
 
 from __future__ import annotations
 
-import time
 from decimal import Decimal
 
 import pytest
@@ -108,11 +107,10 @@ def test_retries_are_bounded(wallet_server: ServerProcess) -> None:
     assert len(proxy.requests) == FAST_RETRY.attempts_max
 
 
-def test_retry_after_is_capped(wallet_server: ServerProcess) -> None:
+def test_retry_after_is_capped(wallet_server: ServerProcess, waits: list[float]) -> None:
     policy = RetryPolicy(attempts_max=2, retry_after_max_s=0.05)
     body = {"title": "Service unavailable", "status": 503, "code": "unavailable", "detail": "."}
     slow = answer(503, body, {"Retry-After": "3600"})
-    started = time.monotonic()
     with (
         Proxy(wallet_server.port, [slow, slow]) as proxy,
         WalletClient(proxy.url, retry=policy) as client,
@@ -120,7 +118,7 @@ def test_retry_after_is_capped(wallet_server: ServerProcess) -> None:
     ):
         client.assets()
 
-    assert time.monotonic() - started < 2
+    assert waits == [0.05]
     assert len(proxy.requests) == 2
 
 
@@ -135,8 +133,9 @@ def test_a_422_is_not_retried(wallet_server: ServerProcess, user_id: str) -> Non
     assert len(proxy.requests) == 1
 
 
-def test_a_read_timeout_fails_a_read_at_once(wallet_server: ServerProcess) -> None:
-    started = time.monotonic()
+def test_a_read_timeout_fails_a_read_at_once(
+    wallet_server: ServerProcess, waits: list[float]
+) -> None:
     with (
         Proxy(wallet_server.port, [SILENT] * 5) as proxy,
         WalletClient(proxy.url, read_timeout_s=0.2, retry=FAST_RETRY) as client,
@@ -144,9 +143,10 @@ def test_a_read_timeout_fails_a_read_at_once(wallet_server: ServerProcess) -> No
     ):
         client.assets()
 
-    assert time.monotonic() - started < 2
-    assert len(proxy.requests) == 1
+    # Failed by the client's 0.2 s read timeout (the proxy stays silent for 30 s), not retried.
     assert "ReadTimeout" in str(caught.value)
+    assert len(proxy.requests) == 1
+    assert waits == []
 
 
 def test_a_read_timeout_retries_a_write_with_the_same_key(
@@ -164,15 +164,15 @@ def test_a_read_timeout_retries_a_write_with_the_same_key(
     assert wallet.balance(user_id, "GC").balance == Decimal("5.00")
 
 
-def test_a_refused_connection_is_retried_then_raised() -> None:
-    started = time.monotonic()
+def test_a_refused_connection_is_retried_then_raised(waits: list[float]) -> None:
     with (
         WalletClient(f"http://127.0.0.1:{free_port()}", retry=FAST_RETRY) as client,
         pytest.raises(WalletConnectionError, match="3 attempt"),
     ):
         client.assets()
 
-    assert time.monotonic() - started < 2
+    assert len(waits) == 2
+    assert all(0 <= wait <= FAST_RETRY.backoff_max_s for wait in waits), waits
 
 
 def test_base_url_and_api_key_from_the_environment(

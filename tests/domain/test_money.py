@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from decimal import Decimal, localcontext
 
 import pytest
@@ -9,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from wallet.domain.errors import ValidationFailed
-from wallet.domain.money import format_minor, parse_amount, to_minor
-from wallet.limits import AMOUNT_MAJOR_MAX, SCALE_MAX
+from wallet.domain.money import format_minor, parse_amount, supply_to_minor, to_minor
+from wallet.limits import AMOUNT_LENGTH_MAX, AMOUNT_MAJOR_MAX, SCALE_MAX
 
 SCALES = st.integers(min_value=0, max_value=SCALE_MAX)
 
@@ -62,14 +64,40 @@ def test_integer_round_trips_exactly(scale: int, major: int) -> None:
 
 
 @given(amounts(), st.integers(min_value=1, max_value=12))
-def test_trailing_zeros_beyond_the_scale_change_nothing(
-    amount: tuple[int, int], zeros: int
-) -> None:
+def test_trailing_zeros_beyond_the_scale_are_refused(amount: tuple[int, int], zeros: int) -> None:
+    """Decimals count as written: 1.000 has three, whatever their value (API.md, "Money")."""
     scale, minor = amount
-    text = format_minor(minor, scale)
-    padded = text + ("." if scale == 0 else "") + "0" * zeros
+    padded = format_minor(minor, scale) + ("." if scale == 0 else "") + "0" * zeros
 
-    assert to_minor(parse_amount(padded), scale) == minor
+    for sent in (padded, Decimal(padded)):  # a decimal string, and a JSON number as parsed
+        with pytest.raises(ValidationFailed, match="decimal places"):
+            to_minor(parse_amount(sent), scale)
+
+
+@given(SCALES, st.integers(min_value=1, max_value=AMOUNT_MAJOR_MAX))
+def test_zeros_within_the_scale_change_nothing(scale: int, major: int) -> None:
+    """``100`` and ``"100.00"`` are one amount: idempotency compares minor units."""
+    written = [str(major)] + [f"{major}.{'0' * decimals}" for decimals in range(1, scale + 1)]
+    for text in written:
+        assert to_minor(parse_amount(text), scale) == major * 10**scale, text
+        assert to_minor(parse_amount(Decimal(text)), scale) == major * 10**scale, text
+
+
+STRING_GRAMMAR = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
+@given(st.text(alphabet="0123456789.+-eE ,_\t\n\u00a0\u0663\uff11", max_size=12))
+def test_a_decimal_string_is_ascii_digits_with_an_optional_point_and_digits(text: str) -> None:
+    """Exactly the strings of API.md's grammar are amounts: no sign, space, exponent, separator,
+    non-ASCII digit, and neither ``.5`` nor ``5.``."""
+    try:
+        parse_amount(text)
+    except ValueError:
+        accepted = False
+    else:
+        accepted = True
+
+    assert accepted == (STRING_GRAMMAR.fullmatch(text) is not None)
 
 
 @given(amounts(), st.integers(min_value=1, max_value=6), st.integers(min_value=1, max_value=9))
@@ -100,11 +128,33 @@ def test_tiny_exponents_are_refused_not_flushed_to_zero(
         to_minor(Decimal(f"{coefficient}E-{exponent}"), scale)
 
 
-def test_long_numbers_are_read_exactly() -> None:
-    assert to_minor(parse_amount(Decimal("1." + "0" * 6000)), 2) == 100
-    assert to_minor(parse_amount(Decimal("0." + "0" * 6000 + "1") * 10**6001), 0) == 1
-    with pytest.raises(ValidationFailed, match="decimal places"):
-        to_minor(parse_amount(Decimal("1." + "0" * 6000 + "1")), 8)
+def test_an_amount_is_written_with_at_most_forty_characters() -> None:
+    longest = "0" * (AMOUNT_LENGTH_MAX - 4) + "1.25"
+    assert to_minor(parse_amount(longest), 2) == 125
+    assert to_minor(parse_amount(Decimal(longest)), 2) == 125
+    for longer in ("0" + longest, Decimal("1." + "0" * AMOUNT_LENGTH_MAX), 10**AMOUNT_LENGTH_MAX):
+        with pytest.raises(ValueError, match=f"at most {AMOUNT_LENGTH_MAX} characters|decimal"):
+            parse_amount(longer)
+
+
+def test_a_number_of_65_400_digits_is_refused_before_any_conversion() -> None:
+    """A JSON number as written in a 64 KiB body: refused at once, never turned into an int."""
+    number = Decimal("1." + "0" * 65_400)
+
+    started = time.process_time()
+    with pytest.raises(ValueError, match=f"at most {AMOUNT_LENGTH_MAX} characters"):
+        parse_amount(number)
+    spent_s = time.process_time() - started
+
+    print(f"refused in {spent_s * 1000:.3f} ms of CPU")
+    assert spent_s < 0.05
+
+
+def test_a_supply_is_held_to_the_same_grammar() -> None:
+    assert supply_to_minor(parse_amount("1000000.00"), 2) == 100_000_000
+    with pytest.raises(ValidationFailed, match="decimal places") as refused:
+        supply_to_minor(parse_amount("1000000.000"), 2)
+    assert refused.value.errors[0]["loc"] == ["body", "supply"]
 
 
 @given(SCALES)
@@ -164,13 +214,23 @@ def test_format_examples(minor: int, scale: int, text: str) -> None:
         Decimal("-Infinity"),
         "",
         " ",
+        " 5",
+        "5 ",
+        "\n1.00\t",
+        "\u00a05",
         "abc",
         "1e2",
+        "1E3",
         "-1",
         "+1",
+        "+5",
         ".5",
+        "5.",
         "1.2.3",
         "1,000",
+        "1_000",
+        "1 000",
+        "0x10",
         "\uff11\uff12",  # full-width digits
         "\u0663",  # an Arabic-Indic digit
         "1" * 41,

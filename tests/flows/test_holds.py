@@ -306,37 +306,40 @@ def test_races_in_one_process_have_one_winner(settings: Settings) -> None:
 
 
 def test_a_capture_racing_the_expiry_has_one_winner(settings: Settings) -> None:
-    service = WalletService(settings)
+    """Captures race the sweeper just as some holds expire: whichever the writer takes first,
+    an expired hold is refused to its capture (hold_expired) and expired by the sweeper, a live
+    one is captured and left alone by it, and the balance is what those outcomes add up to."""
+    clock = ManualClock()
+    service = WalletService(settings, clock=clock)
     service.start()
     try:
 
-        async def race() -> tuple[list[Any], int]:
-            topped = service.transactions.command_for(
-                TransactionInput("topup", "alice", "GC", Decimal(100))
-            )
-            await service.writer.submit(topped)
-            holds = [
-                orjson.loads(
-                    (await service.holds.place(HoldInput("alice", "GC", Decimal(5), 1))).body
-                )["id"]
-                for _ in range(4)
-            ]
-            await asyncio.sleep(0.95)
-            captures = [service.holds.settle(h, HoldAction.CAPTURE) for h in holds]
-            outcomes = await asyncio.gather(*captures, service.holds.expire_due())
-            return list(outcomes[:-1]), int(outcomes[-1])
+        async def place(expires_in_s: int) -> str:
+            outcome = await service.holds.place(HoldInput("alice", "GC", Decimal(5), expires_in_s))
+            hold_id: str = orjson.loads(outcome.body)["id"]
+            return hold_id
 
-        captures, expired = asyncio.run(race())
-        won = [c for c in captures if c.error is None]
-        lost = [c.error.code for c in captures if c.error is not None]
-        assert set(lost) <= {"hold_expired", "hold_not_pending"}
-        assert len(won) + len(lost) == 4
-        assert expired <= len(lost)
-        statuses = [
-            h["status"]
-            for h in service.holds.of_user("alice", status=None, limit=10, cursor=None).items
-        ]
-        assert statuses.count("captured") == len(won)
+        async def race() -> tuple[list[str], list[str], list[Any], int]:
+            await service.transactions.post(TransactionInput("topup", "alice", "GC", Decimal(100)))
+            expiring = [await place(1) for _ in range(3)]
+            lasting = [await place(600) for _ in range(3)]
+            clock.advance(1)
+            captures = [service.holds.settle(h, HoldAction.CAPTURE) for h in expiring + lasting]
+            outcomes = await asyncio.gather(*captures, service.holds.expire_due())
+            return expiring, lasting, list(outcomes[:-1]), int(outcomes[-1])
+
+        expiring, lasting, captures, expired = asyncio.run(race())
+        codes = [c.error.code if c.error else None for c in captures]
+        assert codes == ["hold_expired"] * 3 + [None] * 3
+        assert expired == 3
+        assert [service.holds.get(h)["status"] for h in expiring] == ["expired"] * 3
+        assert [service.holds.get(h)["status"] for h in lasting] == ["captured"] * 3
+        assert service.balances.get("alice", "GC") == {
+            "user_id": "alice",
+            "asset_code": "GC",
+            "balance": "85.00",
+            "held": "0.00",
+        }
     finally:
         service.stop()
     assert_invariants(settings.database_url)
@@ -348,7 +351,7 @@ def test_capture_racing_release_across_processes_has_one_winner(
     servers = [ServerProcess(database_url, tmp_path / f"s{i}.log").start() for i in range(2)]
     try:
         a, b = (httpx.Client(base_url=s.url, timeout=30) for s in servers)
-        a.post(
+        topped = a.post(
             "/transaction",
             json={
                 "transaction_type": "topup",
@@ -357,29 +360,49 @@ def test_capture_racing_release_across_processes_has_one_winner(
                 "amount": 100,
             },
         )
+        assert topped.status_code == 201, topped.text
         hold_ids = [
             a.post("/holds", json={"user_id": "alice", "asset_code": "GC", "amount": 5}).json()[
                 "id"
             ]
             for _ in range(6)
         ]
-        results: dict[str, list[int]] = {h: [] for h in hold_ids}
+        # Both processes have served a request (connections open, assets read) before the race.
+        assert b.get("/balance/alice/GC").status_code == 200
+        results: dict[str, list[tuple[str, int, str | None]]] = {h: [] for h in hold_ids}
 
-        def settle(client: httpx.Client, action: str) -> None:
-            for hold_id in hold_ids:
-                results[hold_id].append(client.post(f"/holds/{hold_id}/{action}").status_code)
+        def settle(client: httpx.Client, action: str, order: list[str]) -> None:
+            for hold_id in order:
+                response = client.post(f"/holds/{hold_id}/{action}")
+                code = response.json().get("code") if response.status_code >= 400 else None
+                results[hold_id].append((action, response.status_code, code))
 
+        # The release goes through the holds from the other end, so that releases win some
+        # races and captures others, whichever the timing.
         threads = [
-            threading.Thread(target=settle, args=(a, "capture")),
-            threading.Thread(target=settle, args=(b, "release")),
-            threading.Thread(target=settle, args=(b, "capture")),
+            threading.Thread(target=settle, args=(a, "capture", hold_ids)),
+            threading.Thread(target=settle, args=(b, "release", hold_ids[::-1])),
+            threading.Thread(target=settle, args=(b, "capture", hold_ids)),
         ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        for codes in results.values():
-            assert sorted(codes) == [200, 409, 409]
+        captured = 0
+        for hold_id, answers in results.items():
+            winners = [action for action, status, _ in answers if status == 200]
+            losers = [(status, code) for _, status, code in answers if status != 200]
+            assert len(winners) == 1, answers
+            assert losers == [(409, "hold_not_pending")] * 2, answers
+            settled = {"capture": "captured", "release": "released"}[winners[0]]
+            assert a.get(f"/holds/{hold_id}").json()["status"] == settled, answers
+            captured += winners[0] == "capture"
+        assert a.get("/balance/alice/GC").json() == {
+            "user_id": "alice",
+            "asset_code": "GC",
+            "balance": f"{100 - 5 * captured}.00",
+            "held": "0.00",
+        }
         a.close()
         b.close()
     finally:

@@ -186,6 +186,28 @@ def test_bad_dates_are_usage_errors(tmp_path: Path, since: str, until: str) -> N
     assert not (tmp_path / "never.db").exists(), "refused before the database is opened"
 
 
+@pytest.mark.parametrize(
+    ("since", "until"),
+    [
+        ("0001-01-01T00:00:00+23:59", "2026-01-01"),  # the year 0 in UTC
+        ("2026-01-01", "9999-12-31T23:59:59-23:59"),  # the year 10000 in UTC
+    ],
+)
+def test_instants_outside_the_years_1_to_9999_are_usage_errors(
+    tmp_path: Path, since: str, until: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'never.db'}"
+
+    result = wallet(
+        "export", "--since", since, "--until", until, "--format", "csv", "--database-url", url
+    )
+
+    assert result.returncode == 2, result.stderr
+    assert "years 1 to 9999" in result.stderr
+    assert result.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_missing_format_is_a_usage_error() -> None:
     result = wallet("export", "--since", "2026-01-01", "--until", "2026-01-02")
 

@@ -23,9 +23,8 @@ USERS = 6
 
 
 def test_bank_workload_keeps_the_books_and_loses_nothing(
-    server: ServerProcess, database_url: str
+    server: ServerProcess, database_url: str, seed: int
 ) -> None:
-    seed = random.randrange(2**32)
     users = [new_user() for _ in range(USERS)]
     fund(server.url, users)
     baseline = stored(database_url)

@@ -139,14 +139,16 @@ def mixed_requests(base_url: str, users: Sequence[str], count: int, seed: int) -
     return sent
 
 
-def check_mixed_load(base_urls: Sequence[str], threads: int, requests_per_thread: int) -> None:
-    """Top-ups, bonuses and purchases from many threads over shared users and treasuries."""
+def check_mixed_load(
+    base_urls: Sequence[str], threads: int, requests_per_thread: int, seed: int
+) -> None:
+    """Top-ups, bonuses and purchases from many threads over shared users and treasuries; thread
+    ``n`` draws its requests from ``seed + n``."""
     users = [new_user() for _ in range(4)]
     for user_id in users:
         for asset_code in ASSETS:
             topup(base_urls[0], user_id, f"{OPENING}", asset_code)
 
-    seed = random.randrange(2**32)
     with ThreadPoolExecutor(max_workers=threads) as pool:
         futures = [
             pool.submit(
@@ -190,8 +192,10 @@ def check_mixed_load(base_urls: Sequence[str], threads: int, requests_per_thread
         assert response.json()["amount"] == created[transaction_id].payload["amount"]
 
 
-def test_mixed_load_keeps_the_books_balanced(server: ServerProcess, database_url: str) -> None:
-    check_mixed_load([server.url], threads=8, requests_per_thread=50)
+def test_mixed_load_keeps_the_books_balanced(
+    server: ServerProcess, database_url: str, seed: int
+) -> None:
+    check_mixed_load([server.url], threads=8, requests_per_thread=50, seed=seed)
     assert_ledger_ok(database_url)
 
 
@@ -207,10 +211,10 @@ def second_server(database_url: str, tmp_path: Path) -> Iterator[ServerProcess]:
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_two_processes_on_one_database_never_overdraw(
-    server: ServerProcess, second_server: ServerProcess, database_url: str
+    server: ServerProcess, second_server: ServerProcess, database_url: str, seed: int
 ) -> None:
     urls = [server.url, second_server.url]
     check_racing_purchases(urls)
     check_one_key_at_once(urls, requests=20)
-    check_mixed_load(urls, threads=6, requests_per_thread=30)
+    check_mixed_load(urls, threads=6, requests_per_thread=30, seed=seed)
     assert_ledger_ok(database_url)

@@ -140,9 +140,8 @@ def transactions_by_key(base_url: str, users: Sequence[str]) -> dict[str, list[s
 
 
 def test_acknowledged_writes_survive_sigkill_and_none_is_applied_twice(
-    server: ServerProcess, database_url: str
+    server: ServerProcess, database_url: str, seed: int
 ) -> None:
-    seed = random.randrange(2**32)
     rng = random.Random(seed)
     users = [new_user() for _ in range(3)]
     for user_id in users:
@@ -303,8 +302,9 @@ def kill_under_bank_load(
     return journal, baseline
 
 
-def test_bank_workload_survives_five_sigkills(server: ServerProcess, database_url: str) -> None:
-    seed = random.randrange(2**32)
+def test_bank_workload_survives_five_sigkills(
+    server: ServerProcess, database_url: str, seed: int
+) -> None:
     journal, baseline = kill_under_bank_load(server, database_url, BANK_KILLS, seed)
     assert journal.lost_attempts > 0, (seed, "no request was in flight at any kill")
     assert not journal.unanswered, (seed, journal.summary())
@@ -347,12 +347,11 @@ def broken_build(target: Path) -> Path:
 
 
 def test_the_crash_check_catches_a_build_that_answers_before_it_commits(
-    database_url: str, tmp_path: Path
+    database_url: str, tmp_path: Path, seed: int
 ) -> None:
     root = broken_build(tmp_path / "broken")
     server = bank.SourceServer(root, database_url, tmp_path / "broken.log").start()
     try:
-        seed = random.randrange(2**32)
         journal, baseline = kill_under_bank_load(server, database_url, 2, seed)
     finally:
         server.kill()

@@ -7,13 +7,17 @@ never 500, never a hang), writes nothing partial, and recovers by itself once th
 - SQLite: the database file and its WAL made read-only (``chattr +i``, which binds root too and
   also refuses writes through descriptors the service already holds), then writable again.
 - SQLite: the disk fills up (a small tmpfs, filled with a filler file), then space is freed.
+
+No test here bounds how fast the service answers: a shared machine may be slow. "Never a hang"
+is checked against ANSWER_BOUND_S, the longest the service's own timeouts let an answer take
+(worked out below from src/wallet/limits.py), so only a service that waits beyond its
+configuration fails it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import random
 import shutil
 import subprocess
 import tempfile
@@ -26,6 +30,12 @@ import psycopg
 import pytest
 
 from tests.support.server import ServerProcess, free_port
+from wallet.limits import (
+    DB_CONNECT_TIMEOUT_S,
+    DB_LOCK_TIMEOUT_MS,
+    WRITE_RETRIES_MAX,
+    WRITE_WAIT_TIMEOUT_S,
+)
 
 from . import bank
 from .checks import new_key, new_user
@@ -33,11 +43,34 @@ from .checks import new_key, new_user
 pytestmark = pytest.mark.slow
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# The outage lasts at least this long, and until the load's clients have been answered 503.
 OUTAGE_S = 3.0
-# No answer may take longer than this, outage or not (reads wait up to the pool's connect
-# timeout, 5 s, before they answer 503).
-ANSWER_BOUND_S = 12.0
-RECOVERY_TIMEOUT_S = 30.0
+
+# The longest the service's configuration lets an answer take while the database refuses work
+# (stopped, read-only, full). Its statements then fail at once; what takes time are the waits:
+# - one wait for the database (DATABASE_WAIT_S): connecting or taking a pooled connection on
+#   PostgreSQL (DB_CONNECT_TIMEOUT_S), a lock or a pooled reader on SQLite (DB_LOCK_TIMEOUT_MS);
+# - before its command is queued, a request may wait twice: the API keys' refresh and the
+#   command's own reads (its asset, its hold);
+# - queued, it waits for the writer at most WRITE_WAIT_TIMEOUT_S, then is answered 503;
+# - once the writer took it, its unit of work makes WRITE_RETRIES_MAX + 1 attempts, each with one
+#   wait, and a commit that failed is checked at most WRITE_RETRIES_MAX times, each with one
+#   wait; the writer pauses at most WRITER_PAUSE_MAX_S before each retry and each check
+#   (service/writer.py).
+# The sum leaves out the CPU time in between, which a shared machine stretches: the service
+# computes for milliseconds per request, and SCHEDULING_ALLOWANCE_S covers that many times over.
+DATABASE_WAIT_S = max(DB_CONNECT_TIMEOUT_S, DB_LOCK_TIMEOUT_MS / 1000)
+WRITER_PAUSE_MAX_S = 1.0
+UNIT_OF_WORK_BOUND_S = (2 * WRITE_RETRIES_MAX + 1) * DATABASE_WAIT_S + (
+    2 * WRITE_RETRIES_MAX * WRITER_PAUSE_MAX_S
+)
+SCHEDULING_ALLOWANCE_S = 15.0
+ANSWER_BOUND_S = (
+    2 * DATABASE_WAIT_S + WRITE_WAIT_TIMEOUT_S + UNIT_OF_WORK_BOUND_S + SCHEDULING_ALLOWANCE_S
+)
+# Once the database is back, the write in flight may still fail (one answer); a write sent after
+# it finds the database there.
+RECOVERY_BOUND_S = 2 * ANSWER_BOUND_S
 
 
 # --- a private PostgreSQL cluster ---------------------------------------------------------------
@@ -100,92 +133,6 @@ def cluster() -> Iterator[PrivateCluster]:
     private.remove()
 
 
-def probe_outage(base_url: str, user: str) -> list[tuple[str, int, str | None, float, bool]]:
-    """One write and one read: (what, status, code, seconds, Retry-After present)."""
-    seen = []
-    with httpx.Client(base_url=base_url, timeout=bank.CLIENT_TIMEOUT_S) as client:
-        for what, call in (
-            (
-                "write",
-                lambda: client.post(
-                    "/transaction",
-                    json={
-                        "transaction_type": "topup",
-                        "user_id": user,
-                        "asset_code": "GC",
-                        "amount": "1.00",
-                    },
-                    headers={"Idempotency-Key": new_key()},
-                ),
-            ),
-            ("read", lambda: client.get(f"/balance/{user}")),
-            ("health", lambda: client.get("/health")),
-        ):
-            start = time.monotonic()
-            response = call()
-            code = response.json().get("code") if response.status_code >= 400 else None
-            seen.append(
-                (
-                    what,
-                    response.status_code,
-                    code,
-                    time.monotonic() - start,
-                    bool(response.headers.get("Retry-After")),
-                )
-            )
-    return seen
-
-
-def test_postgresql_restarted_under_load(cluster: PrivateCluster, tmp_path: Path) -> None:
-    seed = random.randrange(2**32)
-    server = ServerProcess(cluster.url(), tmp_path / "server.log").start()
-    try:
-        users = [new_user() for _ in range(4)]
-        bank.fund(server.url, users)
-        baseline = bank.stored(cluster.url())
-        journal = bank.Journal()
-        load = bank.Load(server.url, cluster.url(), users, journal, clients=4, seed=seed)
-        load.start()
-        time.sleep(1.0)
-
-        cluster.stop("immediate")
-        outage_start = time.monotonic()
-        probes = []
-        while time.monotonic() - outage_start < OUTAGE_S:
-            probes += probe_outage(server.url, users[0])
-        cluster.start()
-
-        acknowledged = len(journal.acknowledged)
-        deadline = time.monotonic() + RECOVERY_TIMEOUT_S
-        while len(journal.acknowledged) < acknowledged + 20 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        recovered = len(journal.acknowledged) >= acknowledged + 20
-        load.finish()
-
-        assert recovered, (seed, "the service did not reconnect by itself", journal.summary())
-        for what, status, code, seconds, retry_after in probes:
-            assert seconds < ANSWER_BOUND_S, (what, status, seconds)
-            if what == "health":
-                assert status in (200, 503), (what, status)
-            else:
-                assert (status, code) in {(503, "unavailable"), (200, None), (201, None)}, probes
-            if status == 503:
-                assert retry_after, (what, status)
-        assert any(s == 503 for _, s, _, _, _ in probes), probes
-        assert journal.transient[(503, "unavailable")] > 0, journal.summary()
-        assert journal.timeouts == 0, journal.summary()
-        assert journal.latency_max_s < ANSWER_BOUND_S, journal.summary()
-        assert not journal.unanswered, journal.summary()
-        problems = bank.audit(cluster.url(), journal, baseline)
-        assert problems == [], (seed, journal.summary(), problems[:20])
-        print(f"PostgreSQL restart, seed {seed}: {len(probes)} probes, {journal.summary()}")
-    finally:
-        server.kill()
-
-
-# --- SQLite: read-only file, full disk ----------------------------------------------------------
-
-
 def topup_payload(user: str, description: str | None = None) -> dict[str, object]:
     payload: dict[str, object] = {
         "transaction_type": "topup",
@@ -196,6 +143,114 @@ def topup_payload(user: str, description: str | None = None) -> dict[str, object
     if description is not None:
         payload["description"] = description
     return payload
+
+
+def probe_outage(base_url: str, user: str) -> list[tuple[str, int, str | None, bool]]:
+    """One write, one read and a health check: (what, status, code, Retry-After present).
+
+    The client waits ANSWER_BOUND_S at most: a request that gets no answer by then raises
+    httpx.ReadTimeout, and the test fails on a hang."""
+    seen = []
+    with httpx.Client(base_url=base_url, timeout=ANSWER_BOUND_S) as client:
+        for what, call in (
+            (
+                "write",
+                lambda: client.post(
+                    "/transaction",
+                    json=topup_payload(user),
+                    headers={"Idempotency-Key": new_key()},
+                ),
+            ),
+            ("read", lambda: client.get(f"/balance/{user}")),
+            ("health", lambda: client.get("/health")),
+        ):
+            response = call()
+            code = response.json().get("code") if response.status_code >= 400 else None
+            seen.append(
+                (what, response.status_code, code, bool(response.headers.get("Retry-After")))
+            )
+    return seen
+
+
+def write_until_decided(base_url: str, journal: bank.Journal, user: str, deadline: float) -> int:
+    """A top-up sent with one key, again after each 503, until it is decided or ``deadline``
+    (monotonic) passes; recorded in ``journal`` so that the audit accounts for it. Its status."""
+    sent = bank.Sent(new_key(), "POST", "/transaction", topup_payload(user))
+    with journal.lock:
+        journal.sent[sent.key] = sent
+    with httpx.Client(base_url=base_url, timeout=ANSWER_BOUND_S) as client:
+        while True:
+            response = client.post(
+                sent.path, json=sent.payload, headers={"Idempotency-Key": sent.key}
+            )
+            if response.status_code != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(bank.RETRY_PAUSE_S)
+    if response.status_code != 503:
+        sent.status, sent.body = response.status_code, response.json()
+    return response.status_code
+
+
+def test_postgresql_restarted_under_load(
+    cluster: PrivateCluster, tmp_path: Path, seed: int
+) -> None:
+    server = ServerProcess(cluster.url(), tmp_path / "server.log").start()
+    try:
+        users = [new_user() for _ in range(4)]
+        bank.fund(server.url, users)
+        baseline = bank.stored(cluster.url())
+        journal = bank.Journal()
+        load = bank.Load(
+            server.url,
+            cluster.url(),
+            users,
+            journal,
+            clients=4,
+            seed=seed,
+            client_timeout_s=ANSWER_BOUND_S,
+        )
+        load.start()
+        time.sleep(1.0)
+
+        cluster.stop("immediate")
+        outage_start = time.monotonic()
+        probes = []
+        # A load client's request sent during the outage is answered 503 within ANSWER_BOUND_S.
+        while time.monotonic() - outage_start < OUTAGE_S or (
+            not journal.transient[(503, "unavailable")]
+            and time.monotonic() - outage_start < OUTAGE_S + ANSWER_BOUND_S
+        ):
+            probes += probe_outage(server.url, users[0])
+        cluster.start()
+
+        recovered = write_until_decided(
+            server.url, journal, users[0], time.monotonic() + RECOVERY_BOUND_S
+        )
+        load.finish(join_timeout_s=RECOVERY_BOUND_S)
+
+        assert recovered == 201, (
+            f"a write after the restart was answered {recovered}, not 201 "
+            f"(503 until {RECOVERY_BOUND_S} s: the service did not reconnect by itself)"
+        )
+        for what, status, code, retry_after in probes:
+            if what == "health":
+                assert status in (200, 503), (what, status)
+            else:
+                assert (status, code) in {(503, "unavailable"), (200, None), (201, None)}, probes
+            if status == 503:
+                assert retry_after, (what, status)
+        assert any(what == "write" and s == 503 for what, s, _, _ in probes), probes
+        assert journal.transient[(503, "unavailable")] > 0, journal.summary()
+        assert journal.timeouts == 0, journal.summary()
+        assert not journal.unanswered, journal.summary()
+        problems = bank.audit(cluster.url(), journal, baseline)
+        assert problems == [], (journal.summary(), problems[:20])
+        print(f"PostgreSQL restart: {len(probes)} probes, {journal.summary()}")
+    finally:
+        server.kill()
+
+
+# --- SQLite: read-only file, full disk ----------------------------------------------------------
 
 
 def check_fault_and_recovery(
@@ -213,15 +268,15 @@ def check_fault_and_recovery(
     baseline = bank.stored(database_url)
     counts = {"201": 0, "503": 0}
     refused: list[tuple[str, dict[str, object]]] = []
-    with httpx.Client(base_url=server.url, timeout=bank.CLIENT_TIMEOUT_S) as client:
+    # The client waits ANSWER_BOUND_S at most: no answer by then fails the test (httpx's
+    # ReadTimeout), and so does a write still refused RECOVERY_BOUND_S after the repair.
+    with httpx.Client(base_url=server.url, timeout=ANSWER_BOUND_S) as client:
         first = client.post("/transaction", json=topup_payload(user))
         assert first.status_code == 201, first.text
         break_it()
         for _ in range(attempts):
             key, payload = new_key(), topup_payload(user, "x" * 500)
-            start = time.monotonic()
             response = client.post("/transaction", json=payload, headers={"Idempotency-Key": key})
-            assert time.monotonic() - start < ANSWER_BOUND_S
             assert response.status_code in (201, 503), response.text
             counts[str(response.status_code)] += 1
             if response.status_code == 503:
@@ -237,7 +292,7 @@ def check_fault_and_recovery(
         now = bank.stored(database_url)
         assert not {k for k, _ in refused} & set(now.keys)
         repair_it()
-        deadline = time.monotonic() + RECOVERY_TIMEOUT_S
+        deadline = time.monotonic() + RECOVERY_BOUND_S
         for key, payload in refused:
             while True:
                 response = client.post(

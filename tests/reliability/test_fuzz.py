@@ -77,13 +77,13 @@ def generated(report: str) -> int:
     return int(match.group(1)) if match else 0
 
 
-def test_schemathesis_finds_nothing(database_url: str, tmp_path: Path) -> None:
+def test_schemathesis_finds_nothing(database_url: str, tmp_path: Path, seed: int) -> None:
     """As deployed: authentication required, the fuzzer holding a key with every scope (so the
     ignored_auth check also proves that requests without it are refused)."""
     api_key = create_api_key(database_url)
     server = ServerProcess(database_url, tmp_path / "server.log", WALLET_AUTH="required").start()
     try:
-        code, report = run_schemathesis(server.url, FUZZ_EXAMPLES, api_key, tmp_path)
+        code, report = run_schemathesis(server.url, FUZZ_EXAMPLES, api_key, tmp_path, seed)
     finally:
         server.kill()
     assert code == 0, report[-6000:]

@@ -92,8 +92,9 @@ async def burst(
     return await asyncio.gather(*tasks)
 
 
-def test_a_thousand_connections_at_once(server: ServerProcess, database_url: str) -> None:
-    seed = random.randrange(2**32)
+def test_a_thousand_connections_at_once(
+    server: ServerProcess, database_url: str, seed: int
+) -> None:
     rng = random.Random(seed)
     users = [new_user() for _ in range(USERS)]
     bank.fund(server.url, users)

@@ -161,22 +161,38 @@ def test_a_balanced_transaction_is_accepted_and_moves_the_balances(db: RawConnec
         write(db, "t-balanced", [(user_id, 1, user_balance + 500)], sealed_for=None)
 
 
-def test_a_user_balance_never_goes_below_zero(db: RawConnection) -> None:
+# How both backends word a CHECK constraint's refusal ("CHECK constraint failed: …" on SQLite,
+# "… violates check constraint …" on PostgreSQL).
+CHECK_REFUSED = r"(?i)check constraint"
+
+
+def test_no_balance_but_issuance_goes_below_zero(db: RawConnection) -> None:
+    """Balanced transactions whose entries chain from the stored balances, so that only the
+    accounts' CHECK can refuse them (an UPDATE of a balance would be refused by the trigger that
+    moves balances only through entries, whatever the CHECK says)."""
     user_id, user_balance = account(db, "user", "user_002", "GC")
     treasury_id, treasury_balance = account(db, "system", "treasury", "GC")
 
-    overdraft = [
+    user_overdraft = [
         (user_id, -(user_balance + 1), user_balance),
         (treasury_id, user_balance + 1, treasury_balance),
     ]
-    with pytest.raises(REFUSED):
-        write(db, "t-overdraft", overdraft, sealed_for="user_002")
-    with pytest.raises(REFUSED):
-        db.run("UPDATE accounts SET balance_minor = -1 WHERE id = ?", (user_id,))
-    with pytest.raises(REFUSED):
-        db.run("UPDATE accounts SET balance_minor = -1 WHERE id = ?", (treasury_id,))
+    with pytest.raises(REFUSED, match=CHECK_REFUSED):
+        write(db, "t-user-overdraft", user_overdraft, sealed_for="user_002")
+    treasury_overdraft = [
+        (treasury_id, -(treasury_balance + 1), treasury_balance),
+        (user_id, treasury_balance + 1, user_balance),
+    ]
+    with pytest.raises(REFUSED, match=CHECK_REFUSED):
+        write(db, "t-treasury-overdraft", treasury_overdraft, sealed_for="user_002")
 
     assert account(db, "user", "user_002", "GC")[1] == user_balance
+    assert account(db, "system", "treasury", "GC")[1] == treasury_balance
+    # The control: the same SQL takes the issuance account further below zero.
+    issuance_id, issuance_balance = account(db, "system", "issuance", "GC")
+    issued = [(issuance_id, -1, issuance_balance), (treasury_id, 1, treasury_balance)]
+    write(db, "t-issued", issued, sealed_for="user_002")
+    assert account(db, "system", "issuance", "GC")[1] == issuance_balance - 1
 
 
 def test_a_balance_moves_only_through_an_entry(

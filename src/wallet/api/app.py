@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -13,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.routing import Match
+from starlette.routing import Match, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -248,13 +249,33 @@ def _install_error_handlers(app: FastAPI, service: WalletService) -> None:
 
 
 def _allowed_methods(request: Request) -> list[str]:
-    """Every method some route of the app answers on this request's path."""
-    methods: set[str] = set()
+    """Every method the app answers on this request's path.
+
+    FastAPI's included routers carry no methods to ask, so the app's own routes are read from
+    its OpenAPI document, the contract: where several templates match, the most literal one is
+    the resource (POST /transaction/batch, not GET /transaction/{transaction_id}). Outside it
+    (the console's static files, the docs) the routes themselves are asked.
+    """
+    # Under a mount the scope's root path is the mount's: match from the app's own root.
+    root_path = request.scope.get("app_root_path", request.scope.get("root_path", ""))
+    path = request.scope["path"].removeprefix(root_path)
+    known = {"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"}
+    documented: dict[int, set[str]] = {}
+    for template, operations in request.app.openapi()["paths"].items():
+        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, path):
+            named = {name.upper() for name in operations} & known
+            documented.setdefault(template.count("{"), set()).update(named)
+    if documented:
+        return sorted(documented[min(documented)])
+    scope = {**request.scope, "root_path": root_path}
+    found: set[str] = set()
     for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
-    return sorted(methods)
+        if route.matches(scope)[0] is not Match.NONE:
+            # A mount of static files matches every method and answers GET and HEAD.
+            answered = {"GET", "HEAD"} if isinstance(route, Mount) else route.methods
+            found |= set(answered or ())
+    return sorted(found)
 
 
 def _validation_item(item: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from pydantic import (
 from wallet.domain.ledger import POSTABLE_TRANSACTION_TYPES, TransactionType
 from wallet.domain.money import parse_amount
 from wallet.limits import (
+    AMOUNT_LENGTH_MAX,
     ASSET_CODE_PATTERN,
     BATCH_SIZE_MAX,
     DESCRIPTION_LENGTH_MAX,
@@ -47,6 +48,12 @@ else:
     PostableType = Literal[POSTABLE_TYPES]
     AnyTransactionType = Literal[TRANSACTION_TYPES]
 
+# A decimal string as domain/money.py reads it (parse_amount).
+_DECIMAL_STRING_SCHEMA = {
+    "type": "string",
+    "pattern": r"^[0-9]+(\.[0-9]+)?$",
+    "maxLength": AMOUNT_LENGTH_MAX,
+}
 Amount = Annotated[
     Decimal,
     PlainValidator(parse_amount),
@@ -54,7 +61,7 @@ Amount = Annotated[
         {
             "anyOf": [
                 {"type": "number", "exclusiveMinimum": 0, "maximum": 1_000_000_000},
-                {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$", "maxLength": 40},
+                _DECIMAL_STRING_SCHEMA,
             ],
             "description": "Major units: a JSON number or a decimal string, at most the asset's "
             "scale of decimals, greater than 0 and at most 1,000,000,000.",
@@ -469,7 +476,7 @@ class AssetCreate(BaseModel):
             {
                 "anyOf": [
                     {"type": "number", "exclusiveMinimum": 0},
-                    {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?$", "maxLength": 40},
+                    _DECIMAL_STRING_SCHEMA,
                 ],
                 "description": "Major units, at most the scale's decimals; at most 10^18 minor "
                 "units.",

@@ -2,14 +2,42 @@
 
 Inside the service an amount is always an ``int`` of minor units of one asset. ``Decimal`` appears
 only here, to parse what a client sent and to print what we answer. Nothing is ever rounded: an
-amount with more decimals than the asset's scale is refused.
+amount written with more decimals than the asset's scale is refused (``1.000`` at scale 2, too).
+
+A decimal string is ASCII digits with an optional ``.`` followed by digits, nothing else: no sign,
+space, exponent or separator, and neither ``.5`` nor ``5.``. A JSON number follows JSON's own
+grammar. Either is at most AMOUNT_LENGTH_MAX characters long as written.
 """
 
+import re
 from decimal import Decimal, InvalidOperation
 
-from wallet.limits import AMOUNT_MAJOR_MAX, SUPPLY_MINOR_MAX
+from wallet.limits import AMOUNT_LENGTH_MAX, AMOUNT_MAJOR_MAX, SUPPLY_MINOR_MAX
 
 from .errors import ValidationFailed
+
+_PLAIN_DECIMAL = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_DECIMAL_STRING = (
+    "amount must be a decimal string such as '100.50': ASCII digits, then optionally a '.' and "
+    "more digits (no sign, space, exponent or separator)"
+)
+_TOO_LONG = f"amount must be written with at most {AMOUNT_LENGTH_MAX} characters"
+
+
+class OverlongNumber:
+    """A JSON number written with more than AMOUNT_LENGTH_MAX characters, left unconverted.
+
+    The body reader (api/jsonbody.py) puts one where such a number stood, so that converting it
+    costs nothing and the model refuses it at its own location (an amount, a scale, …).
+    """
+
+    __slots__ = ("length",)
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    def __repr__(self) -> str:
+        return f"<a JSON number of {self.length} characters>"
 
 
 def parse_amount(value: object) -> Decimal:
@@ -19,30 +47,31 @@ def parse_amount(value: object) -> Decimal:
     """
     if isinstance(value, bool):
         raise ValueError("amount must be a number or a decimal string, not a boolean")
+    if isinstance(value, OverlongNumber):
+        raise ValueError(_TOO_LONG)
     if isinstance(value, int):
+        # The body reader never makes an int this long; a caller in Python might.
+        if abs(value) >= 10**AMOUNT_LENGTH_MAX:
+            raise ValueError(_TOO_LONG)
         return Decimal(value)
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError("amount must be a finite number")
+        if len(value.as_tuple().digits) > AMOUNT_LENGTH_MAX:
+            raise ValueError(_TOO_LONG)
         return value
     if isinstance(value, str):
-        text = value.strip()
-        if not text or len(text) > 40 or not _is_plain_decimal(text):
-            raise ValueError("amount must be a decimal string such as '100.50'")
+        if len(value) > AMOUNT_LENGTH_MAX or not _is_plain_decimal(value):
+            raise ValueError(_DECIMAL_STRING)
         try:
-            return Decimal(text)
+            return Decimal(value)
         except InvalidOperation:  # pragma: no cover - _is_plain_decimal admits only valid text
-            raise ValueError("amount must be a decimal string such as '100.50'") from None
+            raise ValueError(_DECIMAL_STRING) from None
     raise ValueError("amount must be a number or a decimal string")
 
 
 def _is_plain_decimal(text: str) -> bool:
-    whole, _, fraction = text.partition(".")
-    return (
-        whole.isascii()
-        and whole.isdigit()
-        and (not fraction or (fraction.isascii() and fraction.isdigit()))
-    )
+    return _PLAIN_DECIMAL.fullmatch(text) is not None
 
 
 def supply_to_minor(supply: Decimal, scale: int) -> int:
@@ -64,8 +93,9 @@ def to_minor(
 ) -> int:
     """Convert a major-unit amount to minor units of an asset with ``scale`` decimals.
 
-    The amount must be greater than zero, at most AMOUNT_MAJOR_MAX, and have no more decimals than
-    the scale (trailing zeros beyond it are fine: ``1.500`` at scale 2 is 150).
+    The amount must be greater than zero, at most AMOUNT_MAJOR_MAX, and be written with no more
+    decimals than the scale: a Decimal keeps the exponent it was written with, so ``1.000`` at
+    scale 2 is refused like ``1.001``, and ``100`` and ``100.00`` are both 10000.
     """
     if amount <= 0:
         raise ValidationFailed.at(field, "amount must be greater than 0")
@@ -75,18 +105,15 @@ def to_minor(
     # 1e-999999999 into zero minor units rather than refuse it.
     _, digits, exponent = amount.as_tuple()
     assert isinstance(exponent, int), "a finite amount has an integer exponent"
-    # Building a Decimal from a tuple is exact, and so is int() of an integral Decimal.
-    coefficient = int(Decimal((0, digits, 0)))
     shift = exponent + scale
-    if shift >= 0:
-        factor: int = 10**shift
-        return coefficient * factor
-    # A non-zero coefficient of n digits is never a multiple of 10**n, so the divisor needs at
-    # most n digits, however tiny the exponent (no 10**999999999 is ever computed).
-    divisor: int = 10 ** min(-shift, len(digits))
-    if -shift >= len(digits) or coefficient % divisor:
+    if shift < 0:
         raise ValidationFailed.at(field, f"amount has more than {scale} decimal places")
-    return coefficient // divisor
+    # Building a Decimal from a tuple is exact, and so is int() of an integral Decimal. The bounds
+    # above keep 10**shift small: the amount is at most a billion (or, for a supply, its leading
+    # digit is checked first), and it has at least one non-zero digit.
+    coefficient = int(Decimal((0, digits, 0)))
+    factor: int = 10**shift
+    return coefficient * factor
 
 
 def format_minor(minor: int, scale: int) -> str:

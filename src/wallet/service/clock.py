@@ -10,6 +10,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from wallet.limits import INSTANT_YEAR_MAX, INSTANT_YEAR_MIN
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -22,17 +24,39 @@ def now_us() -> int:
 def format_us(us: int) -> str:
     """RFC 3339 in UTC with microseconds: 2026-11-25T08:00:00.123456Z.
 
-    Cached: every transaction of a unit of work carries the same instant.
+    Cached: every transaction of a unit of work carries the same instant. Raises ValueError for
+    an instant outside the years INSTANT_YEAR_MIN to INSTANT_YEAR_MAX.
     """
-    return (_EPOCH + timedelta(microseconds=us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if not _INSTANT_MIN_US <= us <= _INSTANT_MAX_US:
+        raise ValueError(f"{us} is not an instant (in µs) of the years {_YEARS}")
+    # isoformat, not strftime: the C library's %Y writes the year 1 as "1", not "0001".
+    return (_EPOCH_NAIVE + timedelta(microseconds=us)).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_instant_us(moment: datetime) -> int:
-    """An aware datetime to microseconds since the epoch; a naive one is taken as UTC."""
+    """An aware datetime to microseconds since the epoch; a naive one is taken as UTC.
+
+    Raises ValueError, with a message fit for a client, when the instant falls outside the years
+    INSTANT_YEAR_MIN to INSTANT_YEAR_MAX in UTC (0001-01-01T00:00:00+23:59 is in the year 0).
+    """
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    us = _us_since_epoch(moment)
+    if not _INSTANT_MIN_US <= us <= _INSTANT_MAX_US:
+        raise ValueError(f"{moment.isoformat()} is not an instant of the years {_YEARS} in UTC")
+    return us
+
+
+def _us_since_epoch(moment: datetime) -> int:
+    # Aware datetimes subtract without being converted to UTC first, so this never overflows.
     delta = moment - _EPOCH
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+_EPOCH_NAIVE = datetime(1970, 1, 1)  # naive: what format_us prints is UTC, marked with its Z
+_INSTANT_MIN_US = _us_since_epoch(datetime(INSTANT_YEAR_MIN, 1, 1, tzinfo=UTC))
+_INSTANT_MAX_US = _us_since_epoch(datetime(INSTANT_YEAR_MAX, 12, 31, 23, 59, 59, 999_999, UTC))
+_YEARS = f"{INSTANT_YEAR_MIN} to {INSTANT_YEAR_MAX}"
 
 
 def new_transaction_id() -> str:

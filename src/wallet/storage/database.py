@@ -155,9 +155,21 @@ def sqlite_path(database_url: str) -> str:
     return path
 
 
-def _connect_sqlite(path: str, *, read_only: bool) -> sqlite3.Connection:
+class DatabaseMissing(FileNotFoundError):
+    """The SQLite file a command that only reads was pointed at does not exist."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(f"no SQLite database at {path}")
+        self.path = path
+
+
+def _connect_sqlite(path: str, *, read_only: bool, create: bool = True) -> sqlite3.Connection:
+    """A connection with the service's settings. ``create=False``: the file must exist, and is
+    never created (SQLite's ``mode=rw``), should it disappear after it was looked for.
+    """
     connection = sqlite3.connect(
-        path,
+        path if create else f"{Path(path).absolute().as_uri()}?mode=rw",
+        uri=not create,
         timeout=DB_LOCK_TIMEOUT_MS / 1000,
         isolation_level=None,  # we issue BEGIN and COMMIT ourselves
         check_same_thread=False,
@@ -246,8 +258,8 @@ class WalCheckpointer:
 
 
 class SQLiteWriterConnection(WriterConnection):
-    def __init__(self, path: str, *, sustained: bool = False) -> None:
-        self._connection = _connect_sqlite(path, read_only=False)
+    def __init__(self, path: str, *, sustained: bool = False, create: bool = True) -> None:
+        self._connection = _connect_sqlite(path, read_only=False, create=create)
         self.session = Session(self._connection, Backend.SQLITE)
         self.checkpointer: WalCheckpointer | None = None
         if sustained:
@@ -279,11 +291,16 @@ class SQLiteWriterConnection(WriterConnection):
 class SQLiteDatabase(Database):
     backend = Backend.SQLITE
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, create: bool = True) -> None:
+        """``create=False``: raise DatabaseMissing unless the file exists, and never create it
+        (nor its directory); for commands that only read."""
         self.url = settings.database_url
         self.path = sqlite_path(settings.database_url)
-        parent = Path(self.path).parent
-        parent.mkdir(parents=True, exist_ok=True)
+        self._create = create
+        if create:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        elif not Path(self.path).exists():
+            raise DatabaseMissing(self.path)
         self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
         self._opened = 0
         self._lock = threading.Lock()
@@ -297,7 +314,7 @@ class SQLiteDatabase(Database):
         from .migrate import upgrade
 
         # The writer connection sets WAL mode, which persists in the file, before Alembic runs.
-        _connect_sqlite(self.path, read_only=False).close()
+        _connect_sqlite(self.path, read_only=False, create=self._create).close()
         upgrade(f"sqlite:///{self.path}")
 
     reads_inline = True
@@ -326,7 +343,9 @@ class SQLiteDatabase(Database):
             if self._closed:
                 raise Unavailable("the database is closed")
             try:
-                self._loop_connection = _connect_sqlite(self.path, read_only=True)
+                self._loop_connection = _connect_sqlite(
+                    self.path, read_only=True, create=self._create
+                )
             except sqlite3.Error as error:
                 raise Unavailable(f"the database cannot be opened: {error}") from error
         return self._loop_connection
@@ -349,7 +368,7 @@ class SQLiteDatabase(Database):
             if self._opened < DB_READ_POOL_SIZE_MAX:
                 self._opened += 1
                 try:
-                    connection = _connect_sqlite(self.path, read_only=True)
+                    connection = _connect_sqlite(self.path, read_only=True, create=self._create)
                 except sqlite3.Error as error:
                     self._opened -= 1
                     raise Unavailable(f"the database cannot be opened: {error}") from error
@@ -361,7 +380,7 @@ class SQLiteDatabase(Database):
 
     def connect_writer(self, *, sustained: bool = False) -> WriterConnection:
         try:
-            return SQLiteWriterConnection(self.path, sustained=sustained)
+            return SQLiteWriterConnection(self.path, sustained=sustained, create=self._create)
         except sqlite3.Error as error:
             raise Unavailable(f"the database cannot be opened: {error}") from error
 
@@ -498,9 +517,12 @@ class PostgreSQLDatabase(Database):
             self._pool.close()
 
 
-def open_database(settings: Settings) -> Database:
+def open_database(settings: Settings, *, create: bool = True) -> Database:
+    """The settings' database. ``create=False``, for commands that only read: a SQLite file that
+    does not exist raises DatabaseMissing and is never created (a PostgreSQL database never is).
+    """
     if settings.backend is Backend.SQLITE:
-        return SQLiteDatabase(settings)
+        return SQLiteDatabase(settings, create=create)
     return PostgreSQLDatabase(settings)
 
 

@@ -5,10 +5,11 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 from starlette.responses import Response
 
 from wallet.limits import ASSET_CODE_PATTERN, USER_ID_PATTERN
+from wallet.service.clock import parse_instant_us
 
 from ..deps import Service
 from ..docs import COMMON, problems
@@ -28,6 +29,12 @@ def _rfc3339(value: object) -> object:
     if isinstance(value, str) and not _RFC3339.match(value):
         raise ValueError("as_of must be an RFC 3339 date-time such as 2026-11-25T08:00:00Z")
     return value
+
+
+def _representable(moment: datetime) -> datetime:
+    """An instant the ledger can name: its years are bounded (clock.py, parse_instant_us)."""
+    parse_instant_us(moment)
+    return moment
 
 
 UserIdPath = Annotated[str, Path(pattern=USER_ID_PATTERN, examples=["user_001"])]
@@ -58,10 +65,11 @@ async def get_balance(
     asset_code: AssetPath,
     service: Service,
     as_of: Annotated[
-        Annotated[datetime, BeforeValidator(_rfc3339)] | None,
+        Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_representable)] | None,
         Query(
             description="An RFC 3339 instant: the balance just after the last entry at or "
-            "before it (0 before the account's first entry).",
+            "before it (0 before the account's first entry). It must fall in the years 1 to "
+            "9999 in UTC, its offset applied.",
             examples=["2026-11-25T08:00:00Z"],
         ),
     ] = None,
