@@ -404,7 +404,13 @@ def _write_csv(rows: Iterable[ExportRow], stream: IO[bytes]) -> int:
     writer.writeheader()
     written = 0
     for row in rows:
-        writer.writerow(row)
+        # A cell is text: the metadata object is written as its JSON.
+        writer.writerow(
+            {
+                name: orjson.dumps(v).decode() if isinstance(v, dict) else v
+                for name, v in row.items()
+            }
+        )
         written += 1
     text.flush()
     text.detach()  # the stream stays open for its owner

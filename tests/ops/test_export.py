@@ -38,11 +38,19 @@ def _post_story(settings: Settings) -> list[dict[str, Any]]:
         for asset in (GEM, XP):
             assert client.post("/admin/assets", json=asset).status_code == 201
         return [
-            _later(topup(client, "player_a", "1234.56", description='Crate "gold", x2')),
+            _later(
+                topup(
+                    client,
+                    "player_a",
+                    "1234.56",
+                    description='Crate "gold", x2',
+                    metadata={"order_id": "A-1042", "note": 'a "quoted", comma'},
+                )
+            ),
             _later(purchase(client, "player_a", "0.01", description="line one\nline two")),
             _later(bonus(client, "user_001", "7", "GEM")),
             _later(topup(client, "player_b", "0.00000001", "XP", description="ünïcode ✓")),
-            _later(purchase(client, "user_002", "499.99")),
+            _later(purchase(client, "user_002", "499.99", metadata={"item": "sword ✓"})),
             _later(topup(client, "player_b", "999999.99")),
         ]
 
@@ -68,6 +76,7 @@ def _expected(transactions: list[dict[str, Any]]) -> Counter[tuple[Any, ...]]:
             e["balance_after"],
             t["user_id"],
             t["description"],
+            json.dumps(t["metadata"], sort_keys=True),
         )
         for t in transactions
         for e in t["entries"]
@@ -76,7 +85,12 @@ def _expected(transactions: list[dict[str, Any]]) -> Counter[tuple[Any, ...]]:
 
 def _exported(rows: list[Row]) -> Counter[tuple[Any, ...]]:
     return Counter(
-        tuple(row[field] for field in EXPORT_FIELDS if field != "entry_id") for row in rows
+        tuple(
+            json.dumps(row[field], sort_keys=True) if field == "metadata" else row[field]
+            for field in EXPORT_FIELDS
+            if field != "entry_id"
+        )
+        for row in rows
     )
 
 
@@ -91,10 +105,11 @@ def _export(database_url: str, since: str, until: str, output_format: str) -> li
         return [json.loads(line) for line in result.stdout.splitlines()]
     reader = csv.DictReader(io.StringIO(result.stdout, newline=""))
     assert tuple(reader.fieldnames or ()) == EXPORT_FIELDS
-    # CSV has no null: an empty user_id or description is the absent one.
+    # CSV has no null: an empty user_id or description is the absent one. Metadata is one
+    # column holding the object's JSON ("{}" when none).
     return [
         {**row, "entry_id": int(row["entry_id"]), "user_id": row["user_id"] or None,
-         "description": row["description"] or None}
+         "description": row["description"] or None, "metadata": json.loads(row["metadata"])}
         for row in reader
     ]  # fmt: skip
 

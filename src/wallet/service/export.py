@@ -19,8 +19,11 @@ from wallet.storage import export as store
 from wallet.storage.database import read_snapshot
 
 from .clock import format_us
+from .render import metadata_view
 
-ExportRow = dict[str, int | str | None]
+# A row's values; ``metadata`` is the transaction's references as an object (a JSON line keeps
+# it so; a CSV cell holds its JSON text).
+ExportRow = dict[str, int | str | dict[str, str] | None]
 
 # The columns of an exported row, in order: the CSV header and the keys of a JSON line.
 EXPORT_FIELDS = (
@@ -36,6 +39,7 @@ EXPORT_FIELDS = (
     "balance_after",
     "user_id",
     "description",
+    "metadata",
 )
 
 
@@ -91,4 +95,5 @@ def _row(record: store.EntryRecord) -> ExportRow:
         "balance_after": format_minor(record.balance_after, scale),
         "user_id": record.user_id,
         "description": record.description,
+        "metadata": metadata_view(record.metadata),
     }

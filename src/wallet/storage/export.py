@@ -32,6 +32,8 @@ class EntryRecord:
     balance_after: int
     user_id: str | None
     description: str | None
+    # The transaction's metadata as stored: a JSON object, None when none.
+    metadata: str | None
 
 
 def count_entries(session: Session, since_us: int, until_us: int) -> int:
@@ -50,7 +52,7 @@ def entries_page(
     rows = session.all(
         "SELECT e.id, e.transaction_id, t.transaction_type, e.created_at_us, acc.owner_type,"
         " acc.owner_id, acc.asset_code, a.scale, e.amount_minor, e.balance_before,"
-        " e.balance_after, t.user_id, t.description"
+        " e.balance_after, t.user_id, t.description, t.metadata"
         " FROM entries e"
         " JOIN transactions t ON t.id = e.transaction_id"
         " JOIN accounts acc ON acc.id = e.account_id"
@@ -74,6 +76,7 @@ def entries_page(
             balance_after=int(row[10]),
             user_id=row[11],
             description=row[12],
+            metadata=row[13],
         )
         for row in rows
     ]
