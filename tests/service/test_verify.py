@@ -276,3 +276,24 @@ def test_an_audit_during_writes_sees_balanced_books(server: ServerProcess) -> No
     assert len(statuses) >= 200
     assert set(statuses) == {201}
     assert reports[-1].transactions_checked > reports[0].transactions_checked
+
+
+def test_the_metadata_index_must_hold_exactly_the_transactions_metadata(
+    client: TestClient, database_url: str
+) -> None:
+    """A search by reference reads transaction_metadata: a member missing from it, or a row it
+    holds that no transaction's metadata has, is named."""
+    kept = topup(client, "meta_audit", "5.00", metadata={"order_id": "A-1", "store": "ios"})
+    assert audit(client).ok, "metadata written by the service is indexed exactly"
+    [(seq,)] = rows(database_url, f"SELECT seq FROM transactions WHERE id = '{kept['id']}'")
+
+    tamper(
+        database_url,
+        f"DELETE FROM transaction_metadata WHERE seq = {seq} AND key = 'store'",
+        f"INSERT INTO transaction_metadata (key, value, seq) VALUES ('order_id', 'B-2', {seq})",
+    )
+
+    assert audit(client).problems == [
+        f"transaction {kept['id']}: store='ios' is missing from the metadata index",
+        f"metadata index row seq {seq}: order_id='B-2' is not in its transaction's metadata",
+    ]

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-LEDGER_TABLES = ("assets", "accounts", "transactions", "entries")
+LEDGER_TABLES = ("assets", "accounts", "transactions", "entries", "transaction_metadata")
 
 
 def rows(database_url: str, sql: str) -> list[tuple[Any, ...]]:

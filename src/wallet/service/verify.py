@@ -56,6 +56,7 @@ def verify_ledger(database: Database) -> VerifyReport:
             *_listed(session, audit.unbalanced_transactions, money.unbalanced, "transactions"),
             *_listed(session, audit.negative_accounts, money.negative, "negative accounts"),
             *_listed(session, audit.orphan_entries, _orphan, "orphan entries"),
+            *_listed(session, audit.metadata_mismatches, _mismatch, "metadata index rows"),
             *money.supplies_off(audit.asset_supplies(session)),
         ]
     return VerifyReport(
@@ -154,3 +155,10 @@ def _label(account: audit.AccountBalance | audit.EntryLink) -> str:
 
 def _orphan(entry: audit.OrphanEntry) -> str:
     return f"entry {entry.entry_id}: its transaction {entry.transaction_id} does not exist"
+
+
+def _mismatch(found: audit.MetadataMismatch) -> str:
+    member = f"{found.key}={found.value!r}"
+    if found.in_transaction:
+        return f"transaction {found.transaction_id}: {member} is missing from the metadata index"
+    return f"metadata index row seq {found.seq}: {member} is not in its transaction's metadata"

@@ -13,6 +13,7 @@ millions of rows in memory.
 
 from dataclasses import dataclass
 
+from wallet.config import Backend
 from wallet.domain.ledger import ISSUANCE, OwnerType
 
 from .database import Session
@@ -173,3 +174,37 @@ def orphan_entries(session: Session, limit: int) -> list[OrphanEntry]:
         (limit,),
     )
     return [OrphanEntry(int(i), t) for i, t in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class MetadataMismatch:
+    """A member of a transaction's metadata missing from the index the searches read, or a row
+    of that index that its transaction's metadata does not hold."""
+
+    transaction_id: str | None
+    seq: int
+    key: str
+    value: str
+    in_transaction: bool
+
+
+def metadata_mismatches(session: Session, limit: int) -> list[MetadataMismatch]:
+    """Where ``transaction_metadata`` and the transactions' metadata disagree: the index must
+    hold exactly one row per member, or a search by reference would miss (or invent) one."""
+    if session.backend is Backend.POSTGRESQL:
+        members = "jsonb_each_text(t.metadata::jsonb) AS j"
+    else:
+        members = "json_each(t.metadata) AS j"
+    rows = session.all(
+        "SELECT t.id, t.seq, j.key, j.value, 1 FROM transactions t CROSS JOIN " + members
+        + " WHERE t.metadata IS NOT NULL AND NOT EXISTS (SELECT 1 FROM transaction_metadata m"
+        " WHERE m.key = j.key AND m.value = j.value AND m.seq = t.seq)"
+        " UNION ALL"
+        " SELECT t.id, m.seq, m.key, m.value, 0 FROM transaction_metadata m"
+        " LEFT JOIN transactions t ON t.seq = m.seq"
+        " WHERE t.seq IS NULL OR NOT EXISTS (SELECT 1 FROM " + members.replace(" AS j", " AS j2")
+        + " WHERE j2.key = m.key AND j2.value = m.value)"
+        " ORDER BY 2 LIMIT ?",
+        (limit,),
+    )  # fmt: skip
+    return [MetadataMismatch(i, int(s), k, v, bool(found)) for i, s, k, v, found in rows]

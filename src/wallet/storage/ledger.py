@@ -145,14 +145,37 @@ def find_transactions(
     transaction_type: str | None = None,
     metadata: Sequence[tuple[str, str]] = (),
 ) -> list[PostedTransaction]:
-    """A page of transactions, newest first, matching every filter given.
+    """A page of transactions, newest first, matching every filter given (see
+    ``transactions_query``)."""
+    sql, params = transactions_query(
+        limit=limit,
+        before_seq=before_seq,
+        user_id=user_id,
+        asset_code=asset_code,
+        transaction_type=transaction_type,
+        metadata=metadata,
+    )
+    return _with_entries(session, session.all(sql, params))
+
+
+def transactions_query(
+    *,
+    limit: int,
+    before_seq: int | None = None,
+    user_id: str | None = None,
+    asset_code: str | None = None,
+    transaction_type: str | None = None,
+    metadata: Sequence[tuple[str, str]] = (),
+) -> tuple[str, list[object]]:
+    """The statement of a page of transactions, newest first, and its parameters.
 
     With a metadata filter, the page is a range of ``transaction_metadata``'s primary key (key,
     value, seq), read backwards, and every other filter is checked on the rows it names (another
     metadata pair by its primary key): its cost follows the transactions with that reference,
     not the ledger. Without one, a user's page is a range of the index on (user_id, seq,
     asset_code, transaction_type), whose last two columns check those filters in the index; and
-    a page across users reads the transactions backwards by seq.
+    a page across users reads the transactions backwards by seq. (tests/storage/test_plans.py
+    checks the plans on both backends.)
     """
     params: list[object] = []
     conditions: list[str] = []
@@ -183,10 +206,8 @@ def find_transactions(
         params.append(before_seq)
     params.append(limit)
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
-    rows = session.all(
-        f"SELECT {_COLUMNS_OF_T} FROM {source}{where} ORDER BY {order} DESC LIMIT ?", params
-    )
-    return _with_entries(session, rows)
+    sql = f"SELECT {_COLUMNS_OF_T} FROM {source}{where} ORDER BY {order} DESC LIMIT ?"
+    return sql, params
 
 
 def _transaction_of(

@@ -1,0 +1,61 @@
+"""The plans of a page of GET /transactions, on both backends: a page filtered by one metadata
+pair is a range of transaction_metadata's primary key read backwards (no sort, no scan of the
+ledger), and so is a user's page of the history's index.
+
+PostgreSQL is told to avoid sequential scans and sorts where it can: on a test's few rows it would
+rightly prefer them, and what matters is that the index can serve the page in order at any size
+(bench/README.md shows the plans on a ledger of millions of entries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from wallet.config import Backend, Settings
+from wallet.storage import Database, open_database
+from wallet.storage.ledger import transactions_query
+
+
+@pytest.fixture
+def database(database_url: str) -> Iterator[Database]:
+    opened = open_database(Settings(database_url=database_url))
+    yield opened
+    opened.close()
+
+
+def _plan(database: Database, **filters: object) -> str:
+    sql, params = transactions_query(limit=51, **filters)  # type: ignore[arg-type]
+    with database.reading() as session:
+        if session.backend is Backend.POSTGRESQL:
+            session.run("SET LOCAL enable_seqscan = off")
+            session.run("SET LOCAL enable_sort = off")
+            rows = session.all(f"EXPLAIN {sql}", params)
+        else:
+            rows = session.all(f"EXPLAIN QUERY PLAN {sql}", params)
+    return "\n".join(str(row[-1]) for row in rows)
+
+
+def test_a_page_by_one_metadata_pair_is_a_range_of_its_index(database: Database) -> None:
+    for before_seq in (None, 1_000):
+        plan = _plan(database, metadata=[("order_id", "A-1042")], before_seq=before_seq)
+        if database.backend is Backend.POSTGRESQL:
+            assert "Index Only Scan Backward using transaction_metadata_pkey" in plan, plan
+            assert "Sort" not in plan, plan
+            assert "Seq Scan" not in plan, plan
+        else:
+            assert "SEARCH m USING PRIMARY KEY (key=? AND value=?" in plan, plan
+            assert "SEARCH t USING INTEGER PRIMARY KEY (rowid=?)" in plan, plan
+            assert "TEMP B-TREE" not in plan, plan
+            assert "SCAN" not in plan, plan
+
+
+def test_a_users_page_is_a_range_of_the_history_index(database: Database) -> None:
+    plan = _plan(database, user_id="user_001", metadata=[])
+    if database.backend is Backend.POSTGRESQL:
+        assert "transactions_user_history" in plan, plan
+        assert "Sort" not in plan, plan
+    else:
+        assert "SEARCH t USING INDEX transactions_user_history (user_id=?)" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
