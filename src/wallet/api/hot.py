@@ -33,7 +33,6 @@ the same list as the route's (models.POSTABLE_TYPES).
 from __future__ import annotations
 
 import functools
-import logging
 import re
 from typing import Any
 
@@ -60,8 +59,6 @@ from .jsonbody import loads_exact
 from .models import POSTABLE_TYPES, TransactionCreate
 from .problems import error_response
 from .responses import json_response, outcome_response, page_response
-
-log = logging.getLogger(__name__)
 
 _USER_ID = re.compile(USER_ID_PATTERN)
 _ASSET_CODE = re.compile(ASSET_CODE_PATTERN)

@@ -124,24 +124,22 @@ class AssetCatalog:
         """
         created: list[Asset] = []
         to_issue: list[Asset] = []
-        connection = self._database.connect_writer()
-        try:
-            connection.begin()
+        with self._database.unit_of_work() as session:
             now_us = self._clock.now_us()
             for asset in assets:
-                if store.insert_asset(connection.session, asset, now_us):
+                if store.insert_asset(session, asset, now_us):
                     created.append(asset)
                     to_issue.append(asset)
                 elif exist_ok:
                     # Read after the insert: a process seeding at the same time may have just
                     # committed it (PostgreSQL's insert waited for that commit).
-                    stored = {a.code: a for a in store.list_assets(connection.session)}
+                    stored = {a.code: a for a in store.list_assets(session)}
                     to_issue.append(stored[asset.code])
                 else:
                     raise AssetExists(f"an asset with code {asset.code!r} exists already")
             if to_issue:
                 issued = apply_commands(
-                    connection.session,
+                    session,
                     [issuance_command(asset) for asset in to_issue],
                     {asset.code: asset.scale for asset in to_issue},
                     now_us,
@@ -149,12 +147,6 @@ class AssetCatalog:
                 # A new asset's issuance account is empty and may go below zero: nothing can
                 # refuse its issuance.
                 assert all(outcome.error is None for outcome in issued), issued
-            connection.commit()
-        except BaseException:
-            connection.rollback()
-            raise
-        finally:
-            connection.close()
         self.refresh()
         return created
 

@@ -28,7 +28,6 @@ from wallet.domain.errors import ValidationFailed, WalletError
 from wallet.limits import AUTH_KEYS_REFRESH_S, KEY_NAME_PATTERN
 from wallet.storage import Database
 from wallet.storage import keys as key_store
-from wallet.storage.database import WriterConnection
 from wallet.storage.keys import StoredKey
 
 from .clock import now_us
@@ -75,11 +74,8 @@ def create_api_key(database: Database, name: str, scopes: Iterable[str]) -> tupl
     key_id = secrets.token_hex(6)
     key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
     record = StoredKey(key_id, name, wanted, hash_key(key), now_us(), None)
-
-    def insert(connection: WriterConnection) -> None:
-        key_store.insert_key(connection.session, record)
-
-    _write(database, insert)
+    with database.unit_of_work() as session:
+        key_store.insert_key(session, record)
     return record, key
 
 
@@ -90,26 +86,8 @@ def list_api_keys(database: Database) -> list[StoredKey]:
 
 def revoke_api_key(database: Database, key_id: str) -> StoredKey | None:
     """Revoke a key (revoking it again changes nothing); None when there is no such key."""
-    revoked: list[StoredKey | None] = []
-
-    def revoke(connection: WriterConnection) -> None:
-        revoked.append(key_store.revoke_key(connection.session, key_id, now_us()))
-
-    _write(database, revoke)
-    return revoked[0]
-
-
-def _write(database: Database, work: Callable[[WriterConnection], None]) -> None:
-    connection = database.connect_writer()
-    try:
-        connection.begin()
-        work(connection)
-        connection.commit()
-    except BaseException:
-        connection.rollback()
-        raise
-    finally:
-        connection.close()
+    with database.unit_of_work() as session:
+        return key_store.revoke_key(session, key_id, now_us())
 
 
 class KeyRing:

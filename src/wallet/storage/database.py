@@ -113,6 +113,22 @@ class Database(ABC):
         carry a stream of units of work (the group-commit writer's), not a few (a CLI command).
         On SQLite such a connection has its WAL checkpointed by a thread of its own."""
 
+    @contextmanager
+    def unit_of_work(self) -> Iterator[Session]:
+        """One unit of work on a writer connection of its own, for an operator's write (adding
+        an asset, creating a key): committed if the block ends, rolled back if it raises. The
+        request path has the group-commit writer instead."""
+        connection = self.connect_writer()
+        try:
+            connection.begin()
+            yield connection.session
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            connection.close()
+
     @abstractmethod
     def is_transient(self, error: BaseException) -> bool:
         """Whether a failed unit of work may succeed if tried again (lost connection, lock)."""
