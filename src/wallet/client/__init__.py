@@ -58,6 +58,7 @@ from .models import (
     Hold,
     HoldPage,
     Transaction,
+    TransactionPage,
     VerifyReport,
 )
 from .retry import RetryPolicy
@@ -93,6 +94,7 @@ __all__ = [
     "RetryPolicy",
     "Transaction",
     "TransactionNotFound",
+    "TransactionPage",
     "Unauthorized",
     "Unavailable",
     "UnknownWalletAPIError",
