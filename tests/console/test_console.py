@@ -469,6 +469,12 @@ def test_find_transactions_by_reference_across_users_and_open_one(
     first_topup = page.locator("#history tbody tr").last
     first_topup.get_by_role("button", name="Open").click()
     expect(page.locator("#detail .metadata")).to_have_text("MetadataNo metadata.")
+    # A transaction that cannot be refunded (a hold's) ends with its entries, and nothing else.
+    page.get_by_role("button", name=f"Open transaction {held['transactions'][0]}").click()
+    expect(page.locator("#detail .metadata dd")).to_have_text([order])
+    last = page.locator("#detail > div").evaluate("body => body.lastChild.nodeName")
+    assert last == "TABLE"
+    expect(page.get_by_role("button", name="Refund…")).to_have_count(0)
 
     # A reference in a transaction's metadata finds the others that carry it.
     page.get_by_role("button", name=f"Open transaction {paid['id']}").click()

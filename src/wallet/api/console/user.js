@@ -207,10 +207,8 @@ class UserScreen {
   transactionView(t) {
     const left = minus(t.amount, t.refunded_amount);
     const canRefund = REFUNDABLE.has(t.transaction_type) && !/^0(\.0*)?$/.test(left);
-    return [
-      ...transactionView(t, (id) => this.open(id)),
-      canRefund && h("button", { type: "button", class: "danger", onclick: () => this.refund(t, left) }, "Refund…"),
-    ];
+    const refund = h("button", { type: "button", class: "danger", onclick: () => this.refund(t, left) }, "Refund…");
+    return [...transactionView(t, (id) => this.open(id)), ...(canRefund ? [refund] : [])];
   }
 
   refund(t, left) {
