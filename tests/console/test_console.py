@@ -380,3 +380,145 @@ def test_history_and_holds_fit_their_panels_whatever_the_descriptions(
     for name in ("Capture…", "Release…"):
         assert inside(hold.get_by_role("button", name=name), holds)
     assert line_count(hold.locator("td").nth(3)) == 1
+
+
+def test_find_transactions_by_reference_across_users_and_open_one(
+    page: Page, wallet: Wallet
+) -> None:
+    order = "A-1042"
+    credit = {"transaction_type": "topup", "asset_code": "GC"}
+    wallet.post("/transaction", {**credit, "user_id": "buyer_1", "amount": "100.00"})
+    paid = wallet.post(
+        "/transaction",
+        {
+            **credit,
+            "transaction_type": "purchase",
+            "user_id": "buyer_1",
+            "amount": "40.00",
+            "description": "Sword of dawn",
+            "metadata": {"order_id": order, "leg": "pay"},
+        },
+    )
+    earned = wallet.post(
+        "/transaction",
+        {
+            **credit,
+            "transaction_type": "bonus",
+            "user_id": "seller_1",
+            "amount": "36.00",
+            "metadata": {"order_id": order, "leg": "earn"},
+        },
+    )
+    held = wallet.post(
+        "/holds",
+        {
+            "user_id": "buyer_1",
+            "asset_code": "GC",
+            "amount": "4.00",
+            "metadata": {"order_id": order},
+        },
+    )
+    # The same value under another key, and another order: neither is found.
+    wallet.post(
+        "/transaction",
+        {**credit, "user_id": "seller_1", "amount": "1.00", "metadata": {"receipt": order}},
+    )
+    wallet.post(
+        "/transaction",
+        {**credit, "user_id": "buyer_1", "amount": "2.00", "metadata": {"order_id": "A-1043"}},
+    )
+    sign_in(page, wallet)
+    page.get_by_role("link", name="Find").click()
+    expect(page.get_by_label("Key")).to_be_focused()
+    page.get_by_label("Key").fill("order_id")
+    page.get_by_label("Value").fill(order)
+    page.get_by_label("Value").press("Enter")
+
+    rows = page.locator("#results tbody tr")
+    expect(rows).to_have_count(3)
+    assert page.evaluate("window.location.hash") == f"#/find/order_id={order}"
+    cells = [[t.strip() for t in row.locator("td").all_inner_texts()][1:6] for row in rows.all()]
+    assert cells == [
+        ["buyer_1", "hold", "GC", "4.00", ""],
+        ["seller_1", "bonus", "GC", "36.00", ""],
+        ["buyer_1", "purchase", "GC", "40.00", "Sword of dawn"],
+    ]
+    expect(
+        page.get_by_role("button", name=f"Open transaction {held['transactions'][0]}")
+    ).to_be_visible()
+    expect(page.get_by_role("button", name=f"Open transaction {earned['id']}")).to_be_visible()
+    screenshot(page, "10-find")
+
+    page.get_by_role("button", name=f"Open transaction {paid['id']}").click()
+    detail = page.locator("#detail")
+    expect(detail.get_by_role("heading", name="Transaction")).to_be_focused()
+    expect(detail).to_contain_text(paid["id"])
+    metadata = detail.get_by_role("definition").filter(has=page.get_by_role("link"))
+    expect(metadata).to_have_count(2)
+    pairs = detail.locator(".metadata dt, .metadata dd").all_inner_texts()
+    assert pairs == ["leg", "pay", "order_id", order]  # in the order the service keeps, by key
+    expect(detail.locator("tbody tr")).to_have_count(2)
+    screenshot(page, "11-find-transaction")
+
+    # The user's own screen opens on that transaction, its metadata shown there too.
+    page.get_by_role("link", name="Open on the screen of buyer_1").click()
+    expect(page.locator("#balances table")).to_be_visible()
+    expect(page.locator("#detail")).to_contain_text(paid["id"])
+    assert page.locator("#detail .metadata dd").all_inner_texts() == ["pay", order]
+    expect(page.get_by_role("button", name="Refund…")).to_be_visible()
+    first_topup = page.locator("#history tbody tr").last
+    first_topup.get_by_role("button", name="Open").click()
+    expect(page.locator("#detail .metadata")).to_have_text("MetadataNo metadata.")
+    # A transaction that cannot be refunded (a hold's) ends with its entries, and nothing else.
+    page.get_by_role("button", name=f"Open transaction {held['transactions'][0]}").click()
+    expect(page.locator("#detail .metadata dd")).to_have_text([order])
+    last = page.locator("#detail > div").evaluate("body => body.lastChild.nodeName")
+    assert last == "TABLE"
+    expect(page.get_by_role("button", name="Refund…")).to_have_count(0)
+
+    # A reference in a transaction's metadata finds the others that carry it.
+    page.get_by_role("button", name=f"Open transaction {paid['id']}").click()
+    page.locator("#detail .metadata").get_by_role("link", name="pay").click()
+    expect(page.get_by_role("heading", name="Transactions with leg = pay")).to_be_visible()
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("40.00")
+
+
+def test_find_by_reference_pages_with_newer_and_older(page: Page, wallet: Wallet) -> None:
+    for number in range(1, 13):
+        wallet.post(
+            "/transaction",
+            {
+                "transaction_type": "topup",
+                "user_id": f"shop_{number}",
+                "asset_code": "GC",
+                "amount": f"{number}.00",
+                "metadata": {"batch": "B-7"},
+            },
+        )
+    sign_in(page, wallet)
+    page.goto(f"{wallet.url}/console/#/find/batch=B-7")
+    rows = page.locator("#results tbody tr")
+    expect(rows).to_have_count(10)
+    expect(rows.first).to_contain_text("12.00")
+    older = page.get_by_role("button", name="Older →")
+    newer = page.get_by_role("button", name="← Newer")
+    expect(newer).to_be_disabled()
+    older.click()
+    expect(page.get_by_text("Page 2")).to_be_visible()
+    expect(rows).to_have_count(2)
+    expect(rows.last).to_contain_text("shop_1")
+    expect(older).to_be_disabled()
+    expect(newer).to_be_focused()
+    newer.click()
+    expect(page.get_by_text("Page 1")).to_be_visible()
+    expect(rows.first).to_contain_text("shop_12")
+
+    page.get_by_label("Value").fill("B-8")
+    page.get_by_label("Value").press("Enter")
+    expect(page.locator("#results")).to_contain_text("No transaction has batch = B-8.")
+    # A key the service would refuse, typed into the address, is answered readably.
+    page.goto(f"{wallet.url}/console/#/find/{'k' * 41}=1")
+    expect(page.locator("#results [role=alert]")).to_contain_text(
+        "Validation error: a metadata key is 1 to 40 characters"
+    )

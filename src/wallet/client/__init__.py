@@ -11,11 +11,13 @@ dataclasses with Decimal amounts (:mod:`.models`); errors are one exception clas
     from wallet.client import InsufficientFunds, WalletClient
 
     with WalletClient("http://127.0.0.1:8000", api_key="…") as wallet:
-        wallet.topup("user_042", "GC", Decimal("100.00"))
+        wallet.topup("user_042", "GC", Decimal("100.00"), metadata={"order_id": "A-1042"})
         try:
             wallet.purchase("user_042", "GC", "250.00", "Sword of dawn")
         except InsufficientFunds as error:
             print(error.detail)
+        for transaction in wallet.iter_transactions(metadata={"order_id": "A-1042"}):
+            print(transaction.user_id, transaction.amount)
 """
 
 from .aio import AsyncWalletClient
@@ -58,6 +60,7 @@ from .models import (
     Hold,
     HoldPage,
     Transaction,
+    TransactionPage,
     VerifyReport,
 )
 from .retry import RetryPolicy
@@ -93,6 +96,7 @@ __all__ = [
     "RetryPolicy",
     "Transaction",
     "TransactionNotFound",
+    "TransactionPage",
     "Unauthorized",
     "Unavailable",
     "UnknownWalletAPIError",

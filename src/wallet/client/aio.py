@@ -17,6 +17,7 @@ import httpx
 from . import operations as op
 from .models import (
     AmountInput,
+    AnyTransactionType,
     Asset,
     AssetSupply,
     Balance,
@@ -26,7 +27,9 @@ from .models import (
     Hold,
     HoldPage,
     HoldStatus,
+    MetadataInput,
     Transaction,
+    TransactionPage,
     TransactionType,
     VerifyReport,
 )
@@ -132,8 +135,11 @@ class AsyncWalletClient:
         cursor: str | None = None,
         asset_code: str | None = None,
         transaction_type: TransactionType | None = None,
+        metadata: MetadataInput | None = None,
     ) -> HistoryPage:
-        """One page of a user's transactions, newest first; pass ``next_cursor`` for the next."""
+        """One page of a user's transactions, newest first; pass ``next_cursor`` for the next.
+        ``metadata`` keeps those whose metadata has each of its keys with that value.
+        """
         return await self.send(
             op.history(
                 user_id,
@@ -141,6 +147,7 @@ class AsyncWalletClient:
                 cursor=cursor,
                 asset_code=asset_code,
                 transaction_type=transaction_type,
+                metadata=metadata,
             )
         )
 
@@ -151,6 +158,7 @@ class AsyncWalletClient:
         page_size: int | None = None,
         asset_code: str | None = None,
         transaction_type: TransactionType | None = None,
+        metadata: MetadataInput | None = None,
     ) -> AsyncIterator[Transaction]:
         """Every transaction of a user, newest first, fetched a page at a time as you iterate."""
         cursor: str | None = None
@@ -161,6 +169,61 @@ class AsyncWalletClient:
                 cursor=cursor,
                 asset_code=asset_code,
                 transaction_type=transaction_type,
+                metadata=metadata,
+            )
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    async def transactions(
+        self,
+        *,
+        user_id: str | None = None,
+        asset_code: str | None = None,
+        transaction_type: AnyTransactionType | None = None,
+        metadata: MetadataInput | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> TransactionPage:
+        """One page of transactions across users, newest first; pass ``next_cursor`` for the
+        next. ``metadata`` (at most three members) keeps those whose metadata has each of its
+        keys with that value: ``transactions(metadata={"order_id": "A-1042"})`` finds an
+        order's transactions.
+        """
+        return await self.send(
+            op.transactions(
+                user_id=user_id,
+                asset_code=asset_code,
+                transaction_type=transaction_type,
+                metadata=metadata,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
+
+    async def iter_transactions(
+        self,
+        *,
+        user_id: str | None = None,
+        asset_code: str | None = None,
+        transaction_type: AnyTransactionType | None = None,
+        metadata: MetadataInput | None = None,
+        page_size: int | None = None,
+    ) -> AsyncIterator[Transaction]:
+        """Every transaction matching the filters, newest first, a page at a time as you
+        iterate.
+        """
+        cursor: str | None = None
+        while True:
+            page = await self.transactions(
+                user_id=user_id,
+                asset_code=asset_code,
+                transaction_type=transaction_type,
+                metadata=metadata,
+                limit=page_size,
+                cursor=cursor,
             )
             for item in page.items:
                 yield item
@@ -183,7 +246,8 @@ class AsyncWalletClient:
         """One page of a user's holds, newest first, optionally of one status."""
         return await self.send(op.list_holds(user_id, status=status, limit=limit, cursor=cursor))
 
-    # Writes: each takes an optional idempotency_key; without one a uuid4 is used.
+    # Writes: each takes an optional idempotency_key (without one a uuid4 is used), and those
+    # that create a transaction or a hold an optional metadata, the caller's references.
 
     async def topup(
         self,
@@ -192,6 +256,7 @@ class AsyncWalletClient:
         amount: AmountInput,
         description: str | None = None,
         *,
+        metadata: MetadataInput | None = None,
         idempotency_key: str | None = None,
     ) -> Transaction:
         """Credit a user from the treasury (bought credits); creates the user if new."""
@@ -202,6 +267,7 @@ class AsyncWalletClient:
                 asset_code=asset_code,
                 amount=amount,
                 description=description,
+                metadata=metadata,
                 idempotency_key=idempotency_key,
             )
         )
@@ -213,6 +279,7 @@ class AsyncWalletClient:
         amount: AmountInput,
         description: str | None = None,
         *,
+        metadata: MetadataInput | None = None,
         idempotency_key: str | None = None,
     ) -> Transaction:
         """Credit a user from the treasury (a gift); creates the user if new."""
@@ -223,6 +290,7 @@ class AsyncWalletClient:
                 asset_code=asset_code,
                 amount=amount,
                 description=description,
+                metadata=metadata,
                 idempotency_key=idempotency_key,
             )
         )
@@ -234,6 +302,7 @@ class AsyncWalletClient:
         amount: AmountInput,
         description: str | None = None,
         *,
+        metadata: MetadataInput | None = None,
         idempotency_key: str | None = None,
     ) -> Transaction:
         """Debit a user to the treasury; :class:`InsufficientFunds` if they have too little."""
@@ -244,6 +313,7 @@ class AsyncWalletClient:
                 asset_code=asset_code,
                 amount=amount,
                 description=description,
+                metadata=metadata,
                 idempotency_key=idempotency_key,
             )
         )
@@ -254,15 +324,19 @@ class AsyncWalletClient:
         amount: AmountInput | None = None,
         description: str | None = None,
         *,
+        metadata: MetadataInput | None = None,
         idempotency_key: str | None = None,
     ) -> Transaction:
-        """Reverse all (``amount`` None: whatever is not refunded yet) or part of a transaction."""
+        """Reverse all (``amount`` None: whatever is not refunded yet) or part of a transaction.
+        The refund carries its own ``metadata``, not the original's.
+        """
         return await self.send(
             op.post_transaction(
                 "refund",
                 amount=amount,
                 description=description,
                 refund_of=refund_of,
+                metadata=metadata,
                 idempotency_key=idempotency_key,
             )
         )
@@ -283,9 +357,12 @@ class AsyncWalletClient:
         *,
         expires_in_s: int | None = None,
         description: str | None = None,
+        metadata: MetadataInput | None = None,
         idempotency_key: str | None = None,
     ) -> Hold:
-        """Set a user's funds aside until captured, released, or expired (default 600 s)."""
+        """Set a user's funds aside until captured, released, or expired (default 600 s); the
+        transactions the hold makes carry its ``metadata``.
+        """
         return await self.send(
             op.place_hold(
                 user_id,
@@ -293,6 +370,7 @@ class AsyncWalletClient:
                 amount,
                 expires_in_s=expires_in_s,
                 description=description,
+                metadata=metadata,
                 idempotency_key=idempotency_key,
             )
         )

@@ -7,6 +7,7 @@ Timestamps are timezone-aware :class:`~datetime.datetime`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -16,7 +17,17 @@ from typing import Literal
 # which cannot hold 0.10 exactly; the client refuses one with a TypeError.
 AmountInput = Decimal | int | str
 
+# What a caller may pass as metadata: its own references (an order id, a receipt), strings to
+# strings. The service bounds them (at most 20 members, keys of 1 to 40 characters of
+# ``A-Z a-z 0-9 _ . -``, values of at most 500 characters) and answers a ValidationError otherwise.
+MetadataInput = Mapping[str, str]
+
+# The kinds a client may post, and filter a user's history by.
 TransactionType = Literal["topup", "bonus", "purchase", "refund"]
+# Every kind a transaction may have (those a hold makes too), a filter of :meth:`transactions`.
+AnyTransactionType = Literal[
+    "topup", "bonus", "purchase", "issuance", "refund", "hold", "capture", "release"
+]
 HoldStatus = Literal["pending", "captured", "released", "expired"]
 
 
@@ -59,6 +70,7 @@ class Entry:
 class Transaction:
     """A business event of the ledger with its entries (which sum to zero).
 
+    ``metadata`` holds the caller's references given when it was posted (``{}`` when none).
     ``replayed`` is True when the service answered an idempotent retry with the first answer
     (header ``Idempotent-Replayed: true``) rather than creating anything.
     """
@@ -76,6 +88,7 @@ class Transaction:
     refund_of: str | None
     created_at: datetime
     entries: tuple[Entry, ...]
+    metadata: dict[str, str]
     replayed: bool = False
 
 
@@ -98,8 +111,20 @@ class HistoryPage:
 
 
 @dataclass(frozen=True)
+class TransactionPage:
+    """One page of transactions across users, newest first; ``next_cursor`` is None on the last
+    page.
+    """
+
+    items: tuple[Transaction, ...]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
 class Hold:
-    """Funds set aside until captured, released or expired; ``transactions`` are its ledger ids."""
+    """Funds set aside until captured, released or expired; ``transactions`` are its ledger ids,
+    which carry the hold's ``metadata`` (``{}`` when none).
+    """
 
     id: str
     user_id: str
@@ -111,6 +136,7 @@ class Hold:
     expires_at: datetime
     created_at: datetime
     transactions: tuple[str, ...]
+    metadata: dict[str, str]
     replayed: bool = False
 
 
@@ -154,31 +180,63 @@ class BatchItem:
     amount: AmountInput | None = None
     description: str | None = None
     refund_of: str | None = None
+    metadata: MetadataInput | None = None
 
     @classmethod
     def topup(
-        cls, user_id: str, asset_code: str, amount: AmountInput, description: str | None = None
+        cls,
+        user_id: str,
+        asset_code: str,
+        amount: AmountInput,
+        description: str | None = None,
+        *,
+        metadata: MetadataInput | None = None,
     ) -> BatchItem:
         """Credit a user from the treasury (bought credits)."""
-        return cls("topup", user_id, asset_code, amount, description)
+        return cls("topup", user_id, asset_code, amount, description, metadata=metadata)
 
     @classmethod
     def bonus(
-        cls, user_id: str, asset_code: str, amount: AmountInput, description: str | None = None
+        cls,
+        user_id: str,
+        asset_code: str,
+        amount: AmountInput,
+        description: str | None = None,
+        *,
+        metadata: MetadataInput | None = None,
     ) -> BatchItem:
         """Credit a user from the treasury (a gift)."""
-        return cls("bonus", user_id, asset_code, amount, description)
+        return cls("bonus", user_id, asset_code, amount, description, metadata=metadata)
 
     @classmethod
     def purchase(
-        cls, user_id: str, asset_code: str, amount: AmountInput, description: str | None = None
+        cls,
+        user_id: str,
+        asset_code: str,
+        amount: AmountInput,
+        description: str | None = None,
+        *,
+        metadata: MetadataInput | None = None,
     ) -> BatchItem:
         """Debit a user to the treasury (spent credits)."""
-        return cls("purchase", user_id, asset_code, amount, description)
+        return cls("purchase", user_id, asset_code, amount, description, metadata=metadata)
 
     @classmethod
     def refund(
-        cls, refund_of: str, amount: AmountInput | None = None, description: str | None = None
+        cls,
+        refund_of: str,
+        amount: AmountInput | None = None,
+        description: str | None = None,
+        *,
+        metadata: MetadataInput | None = None,
     ) -> BatchItem:
-        """Reverse all (``amount`` None) or part of an earlier transaction."""
-        return cls("refund", amount=amount, description=description, refund_of=refund_of)
+        """Reverse all (``amount`` None) or part of an earlier transaction; a refund carries its
+        own ``metadata``, not the original's.
+        """
+        return cls(
+            "refund",
+            amount=amount,
+            description=description,
+            refund_of=refund_of,
+            metadata=metadata,
+        )

@@ -3,7 +3,8 @@
 
 Amounts leave as decimal strings (``Decimal("100.50")`` as ``"100.50"``) and come back as
 Decimals; a float is refused before anything is sent. Every write gets an idempotency key: the
-caller's, or a fresh uuid4 that the call keeps for all of its attempts.
+caller's, or a fresh uuid4 that the call keeps for all of its attempts. Metadata goes out only
+when given: as a body member on a write, as ``metadata[KEY]=VALUE`` query parameters on a read.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import httpx
 
 from .models import (
     AmountInput,
+    AnyTransactionType,
     Asset,
     AssetSupply,
     Balance,
@@ -29,7 +31,9 @@ from .models import (
     Hold,
     HoldPage,
     HoldStatus,
+    MetadataInput,
     Transaction,
+    TransactionPage,
     TransactionType,
     VerifyReport,
 )
@@ -67,10 +71,11 @@ def post_transaction(
     amount: AmountInput | None = None,
     description: str | None = None,
     refund_of: str | None = None,
+    metadata: MetadataInput | None = None,
     idempotency_key: str | None = None,
 ) -> Call[Transaction]:
     body = _transaction_body(
-        BatchItem(transaction_type, user_id, asset_code, amount, description, refund_of)
+        BatchItem(transaction_type, user_id, asset_code, amount, description, refund_of, metadata)
     )
     return _write("/transaction", body, _transaction_answer, idempotency_key)
 
@@ -86,6 +91,7 @@ def history(
     cursor: str | None = None,
     asset_code: str | None = None,
     transaction_type: TransactionType | None = None,
+    metadata: MetadataInput | None = None,
 ) -> Call[HistoryPage]:
     def parse(response: httpx.Response) -> HistoryPage:
         data = decode_json(response)
@@ -95,7 +101,32 @@ def history(
     params = _params(
         limit=limit, cursor=cursor, asset_code=asset_code, transaction_type=transaction_type
     )
+    params.update(_metadata_params(metadata))
     return Call("GET", f"/transaction/{_segment(user_id)}/history", parse, params=params)
+
+
+def transactions(
+    *,
+    user_id: str | None = None,
+    asset_code: str | None = None,
+    transaction_type: AnyTransactionType | None = None,
+    metadata: MetadataInput | None = None,
+    limit: int | None = None,
+    cursor: str | None = None,
+) -> Call[TransactionPage]:
+    def parse(response: httpx.Response) -> TransactionPage:
+        data = decode_json(response)
+        return TransactionPage(tuple(_transaction(t) for t in data["items"]), data["next_cursor"])
+
+    params = _params(
+        user_id=user_id,
+        asset_code=asset_code,
+        transaction_type=transaction_type,
+        limit=limit,
+        cursor=cursor,
+    )
+    params.update(_metadata_params(metadata))
+    return Call("GET", "/transactions", parse, params=params)
 
 
 def batch(items: Sequence[BatchItem], idempotency_key: str | None = None) -> Call[Batch]:
@@ -115,6 +146,7 @@ def place_hold(
     *,
     expires_in_s: int | None = None,
     description: str | None = None,
+    metadata: MetadataInput | None = None,
     idempotency_key: str | None = None,
 ) -> Call[Hold]:
     body = _without_none(
@@ -123,6 +155,7 @@ def place_hold(
         amount=amount_text(amount),
         expires_in_seconds=expires_in_s,
         description=description,
+        metadata=_metadata(metadata),
     )
     return _write("/holds", body, _hold_answer, idempotency_key)
 
@@ -231,6 +264,15 @@ def _without_none(**values: Any) -> dict[str, Any]:
     return {name: value for name, value in values.items() if value is not None}
 
 
+def _metadata(metadata: MetadataInput | None) -> dict[str, str] | None:
+    return None if metadata is None else dict(metadata)
+
+
+def _metadata_params(metadata: MetadataInput | None) -> dict[str, str]:
+    """The filters ``metadata[KEY]=VALUE``, one query parameter each (all must match)."""
+    return {f"metadata[{key}]": value for key, value in (metadata or {}).items()}
+
+
 def _transaction_body(item: BatchItem) -> dict[str, Any]:
     return _without_none(
         transaction_type=item.transaction_type,
@@ -239,6 +281,7 @@ def _transaction_body(item: BatchItem) -> dict[str, Any]:
         amount=None if item.amount is None else amount_text(item.amount),
         description=item.description,
         refund_of=item.refund_of,
+        metadata=_metadata(item.metadata),
     )
 
 
@@ -284,6 +327,7 @@ def _transaction(data: Mapping[str, Any], replayed: bool = False) -> Transaction
         refund_of=data["refund_of"],
         created_at=datetime.fromisoformat(data["created_at"]),
         entries=tuple(_entry(e) for e in data["entries"]),
+        metadata=dict(data["metadata"]),
         replayed=replayed,
     )
 
@@ -314,5 +358,6 @@ def _hold(data: Mapping[str, Any], replayed: bool = False) -> Hold:
         expires_at=datetime.fromisoformat(data["expires_at"]),
         created_at=datetime.fromisoformat(data["created_at"]),
         transactions=tuple(data["transactions"]),
+        metadata=dict(data["metadata"]),
         replayed=replayed,
     )

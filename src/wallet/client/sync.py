@@ -13,6 +13,7 @@ import httpx
 from . import operations as op
 from .models import (
     AmountInput,
+    AnyTransactionType,
     Asset,
     AssetSupply,
     Balance,
@@ -22,7 +23,9 @@ from .models import (
     Hold,
     HoldPage,
     HoldStatus,
+    MetadataInput,
     Transaction,
+    TransactionPage,
     TransactionType,
     VerifyReport,
 )
@@ -126,8 +129,11 @@ class WalletClient:
         cursor: str | None = None,
         asset_code: str | None = None,
         transaction_type: TransactionType | None = None,
+        metadata: MetadataInput | None = None,
     ) -> HistoryPage:
-        """One page of a user's transactions, newest first; pass ``next_cursor`` for the next."""
+        """One page of a user's transactions, newest first; pass ``next_cursor`` for the next.
+        ``metadata`` keeps those whose metadata has each of its keys with that value.
+        """
         return self.send(
             op.history(
                 user_id,
@@ -135,6 +141,7 @@ class WalletClient:
                 cursor=cursor,
                 asset_code=asset_code,
                 transaction_type=transaction_type,
+                metadata=metadata,
             )
         )
 
@@ -145,6 +152,7 @@ class WalletClient:
         page_size: int | None = None,
         asset_code: str | None = None,
         transaction_type: TransactionType | None = None,
+        metadata: MetadataInput | None = None,
     ) -> Iterator[Transaction]:
         """Every transaction of a user, newest first, fetched a page at a time as you iterate."""
         cursor: str | None = None
@@ -155,6 +163,60 @@ class WalletClient:
                 cursor=cursor,
                 asset_code=asset_code,
                 transaction_type=transaction_type,
+                metadata=metadata,
+            )
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def transactions(
+        self,
+        *,
+        user_id: str | None = None,
+        asset_code: str | None = None,
+        transaction_type: AnyTransactionType | None = None,
+        metadata: MetadataInput | None = None,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> TransactionPage:
+        """One page of transactions across users, newest first; pass ``next_cursor`` for the
+        next. ``metadata`` (at most three members) keeps those whose metadata has each of its
+        keys with that value: ``transactions(metadata={"order_id": "A-1042"})`` finds an
+        order's transactions.
+        """
+        return self.send(
+            op.transactions(
+                user_id=user_id,
+                asset_code=asset_code,
+                transaction_type=transaction_type,
+                metadata=metadata,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
+
+    def iter_transactions(
+        self,
+        *,
+        user_id: str | None = None,
+        asset_code: str | None = None,
+        transaction_type: AnyTransactionType | None = None,
+        metadata: MetadataInput | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[Transaction]:
+        """Every transaction matching the filters, newest first, a page at a time as you
+        iterate.
+        """
+        cursor: str | None = None
+        while True:
+            page = self.transactions(
+                user_id=user_id,
+                asset_code=asset_code,
+                transaction_type=transaction_type,
+                metadata=metadata,
+                limit=page_size,
+                cursor=cursor,
             )
             yield from page.items
             if page.next_cursor is None:
@@ -176,7 +238,8 @@ class WalletClient:
         """One page of a user's holds, newest first, optionally of one status."""
         return self.send(op.list_holds(user_id, status=status, limit=limit, cursor=cursor))
 
-    # Writes: each takes an optional idempotency_key; without one a uuid4 is used.
+    # Writes: each takes an optional idempotency_key (without one a uuid4 is used), and those
+    # that create a transaction or a hold an optional metadata, the caller's references.
 
     def topup(
         self,
@@ -185,6 +248,7 @@ class WalletClient:
         amount: AmountInput,
         description: str | None = None,
         *,
+        metadata: MetadataInput | None = None,
         idempotency_key: str | None = None,
     ) -> Transaction:
         """Credit a user from the treasury (bought credits); creates the user if new."""
@@ -195,6 +259,7 @@ class WalletClient:
                 asset_code=asset_code,
                 amount=amount,
                 description=description,
+                metadata=metadata,
                 idempotency_key=idempotency_key,
             )
         )
@@ -206,6 +271,7 @@ class WalletClient:
         amount: AmountInput,
         description: str | None = None,
         *,
+        metadata: MetadataInput | None = None,
         idempotency_key: str | None = None,
     ) -> Transaction:
         """Credit a user from the treasury (a gift); creates the user if new."""
@@ -216,6 +282,7 @@ class WalletClient:
                 asset_code=asset_code,
                 amount=amount,
                 description=description,
+                metadata=metadata,
                 idempotency_key=idempotency_key,
             )
         )
@@ -227,6 +294,7 @@ class WalletClient:
         amount: AmountInput,
         description: str | None = None,
         *,
+        metadata: MetadataInput | None = None,
         idempotency_key: str | None = None,
     ) -> Transaction:
         """Debit a user to the treasury; :class:`InsufficientFunds` if they have too little."""
@@ -237,6 +305,7 @@ class WalletClient:
                 asset_code=asset_code,
                 amount=amount,
                 description=description,
+                metadata=metadata,
                 idempotency_key=idempotency_key,
             )
         )
@@ -247,15 +316,19 @@ class WalletClient:
         amount: AmountInput | None = None,
         description: str | None = None,
         *,
+        metadata: MetadataInput | None = None,
         idempotency_key: str | None = None,
     ) -> Transaction:
-        """Reverse all (``amount`` None: whatever is not refunded yet) or part of a transaction."""
+        """Reverse all (``amount`` None: whatever is not refunded yet) or part of a transaction.
+        The refund carries its own ``metadata``, not the original's.
+        """
         return self.send(
             op.post_transaction(
                 "refund",
                 amount=amount,
                 description=description,
                 refund_of=refund_of,
+                metadata=metadata,
                 idempotency_key=idempotency_key,
             )
         )
@@ -274,9 +347,12 @@ class WalletClient:
         *,
         expires_in_s: int | None = None,
         description: str | None = None,
+        metadata: MetadataInput | None = None,
         idempotency_key: str | None = None,
     ) -> Hold:
-        """Set a user's funds aside until captured, released, or expired (default 600 s)."""
+        """Set a user's funds aside until captured, released, or expired (default 600 s); the
+        transactions the hold makes carry its ``metadata``.
+        """
         return self.send(
             op.place_hold(
                 user_id,
@@ -284,6 +360,7 @@ class WalletClient:
                 amount,
                 expires_in_s=expires_in_s,
                 description=description,
+                metadata=metadata,
                 idempotency_key=idempotency_key,
             )
         )

@@ -105,6 +105,7 @@ export const api = {
   balances: (userId) => request("GET", `/balance/${part(userId)}`),
   history: (userId, query) => request("GET", `/transaction/${part(userId)}/history`, { query }),
   transaction: (id) => request("GET", `/transaction/${part(id)}`),
+  transactions: (query) => request("GET", "/transactions", { query }),
   pendingHolds: (userId) => request("GET", "/holds", { query: { user_id: userId, status: "pending" } }),
   supply: (code) => request("GET", `/admin/assets/${part(code)}/supply`),
   activity: (code, days) => request("GET", `/admin/assets/${part(code)}/activity`, { query: { days } }),

@@ -28,6 +28,14 @@ export function table(caption, headings, rows, { numeric = [], clipped = [] } = 
   );
 }
 
+// A titled panel of a screen; `heading` takes the focus when the panel opens, `body` its content.
+export function panel(id, title) {
+  const heading = h("h2", { id: `${id}-title`, tabindex: "-1" }, title);
+  const body = h("div", {});
+  const element = h("section", { id, class: "panel", "aria-labelledby": heading.id }, heading, body);
+  return Object.assign(element, { heading, body });
+}
+
 export function errorBox(error) {
   return h("p", { class: "error", role: "alert" }, error.message);
 }
@@ -44,4 +52,28 @@ export function when(isoTime) {
 
 export function shortId(id) {
   return id.length > 13 ? `${id.slice(0, 8)}…${id.slice(-4)}` : id;
+}
+
+// Newer and Older buttons over pages read with cursors: `cursors` holds the cursor of each page
+// seen so far (null for the first), so Newer goes back one and Older follows next_cursor.
+// `load()` reads the page of the last cursor again; `area` is where the pager is drawn.
+export function pager(label, cursors, nextCursor, load, area) {
+  const go = (which, move) => {
+    move();
+    load().then(() => focusPager(area(), which));
+  };
+  return h(
+    "nav",
+    { class: "pager", "aria-label": label },
+    h("button", { type: "button", "data-page": "newer", disabled: cursors.length === 1, onclick: () => go("newer", () => cursors.pop()) }, "← Newer"),
+    h("span", { class: "page-number" }, `Page ${cursors.length}`),
+    h("button", { type: "button", "data-page": "older", disabled: !nextCursor, onclick: () => go("older", () => cursors.push(nextCursor)) }, "Older →"),
+  );
+}
+
+// After a page turn the button pressed keeps the focus, or, on the first or last page where it
+// is disabled, the other one.
+function focusPager(area, which) {
+  const button = area.querySelector(`[data-page="${which}"]`);
+  (button?.disabled ? area.querySelector(".pager button:not([disabled])") : button)?.focus();
 }

@@ -1,6 +1,8 @@
-// The console's entry: sign in with an API key, then route #/users/<id> and #/supply/<code>.
+// The console's entry: sign in with an API key, then route #/users/<id>[/<transaction id>],
+// #/find/<key>=<value> and #/supply/<code>.
 import { api, session } from "./api.js";
 import { errorBox, h, status } from "./dom.js";
+import { showFind } from "./find.js";
 import { showSupply } from "./supply.js";
 import { showUsers } from "./user.js";
 
@@ -58,14 +60,15 @@ async function route() {
     return showSignIn(error);
   }
   setSignedIn(true);
-  const [screen, argument] = window.location.hash.replace(/^#\/?/, "").split("/");
+  const [screen, argument, detail] = window.location.hash.replace(/^#\/?/, "").split("/");
   const value = argument ? decodeURIComponent(argument) : null;
   for (const link of document.querySelectorAll("#nav a")) {
     if (link.getAttribute("href") === `#/${screen || "users"}`) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
   if (screen === "supply") showSupply(main, value, assets);
-  else showUsers(main, value, assets);
+  else if (screen === "find") showFind(main, value);
+  else showUsers(main, value, assets, detail ? decodeURIComponent(detail) : null);
 }
 
 document.getElementById("sign-out").addEventListener("click", () => {

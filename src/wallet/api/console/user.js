@@ -1,15 +1,17 @@
 // The user screen: find a user; balances with what is held; pending holds (capture, release);
-// the history a page at a time with filters; one transaction's entries, and its refund.
+// the history a page at a time with filters; one transaction's entries and metadata, and its
+// refund. #/users/<id>/<transaction id> opens the screen on that transaction.
 import { api, transactionKinds } from "./api.js";
 import { confirmWrite } from "./dialog.js";
-import { errorBox, h, shortId, status, table, when } from "./dom.js";
+import { errorBox, h, pager, panel, shortId, status, table, when } from "./dom.js";
+import { transactionView } from "./transaction.js";
 
 const PAGE_SIZE = 10;
 const REFUNDABLE = new Set(["topup", "bonus", "purchase"]);
 
-export function showUsers(main, userId, assets) {
+export function showUsers(main, userId, assets, transactionId) {
   main.replaceChildren(findForm(userId));
-  if (userId) new UserScreen(main, userId, assets).load();
+  if (userId) new UserScreen(main, userId, assets).load(transactionId);
   else main.querySelector("#user-id").focus();
 }
 
@@ -47,10 +49,10 @@ class UserScreen {
     this.filters = { asset_code: "", transaction_type: "" };
     this.cursors = [null]; // the cursor of each page seen so far: Newer goes back one
     this.opened = null;
-    this.balances = section("balances", "Balances");
-    this.holds = section("holds", "Pending holds");
-    this.detail = section("detail", "Transaction");
-    this.history = section("history", "History");
+    this.balances = panel("balances", "Balances");
+    this.holds = panel("holds", "Pending holds");
+    this.detail = panel("detail", "Transaction");
+    this.history = panel("history", "History");
     this.detail.hidden = true;
     main.append(
       h(
@@ -62,10 +64,11 @@ class UserScreen {
     );
   }
 
-  async load() {
+  async load(transactionId) {
     this.kinds = await transactionKinds();
     const found = await this.loadBalances();
     if (found) await Promise.all([this.loadHolds(), this.loadHistory()]);
+    if (found && transactionId) await this.open(transactionId);
   }
 
   async refresh() {
@@ -129,7 +132,8 @@ class UserScreen {
     const query = { limit: PAGE_SIZE, cursor: this.cursors.at(-1), ...this.filters };
     try {
       const page = await api.history(this.userId, query);
-      body.replaceChildren(this.filterForm(), this.historyTable(page.items), this.pager(page));
+      const pages = pager("History pages", this.cursors, page.next_cursor, () => this.loadHistory(), () => this.history);
+      body.replaceChildren(this.filterForm(), this.historyTable(page.items), pages);
     } catch (error) {
       body.replaceChildren(this.filterForm(), errorBox(error));
     }
@@ -184,30 +188,6 @@ class UserScreen {
     return table(`History of ${this.userId}, newest first`, headings, rows, { numeric: [3, 4, 5], clipped: [6] });
   }
 
-  pager(page) {
-    const number = this.cursors.length;
-    const newer = () => {
-      this.cursors.pop();
-      this.loadHistory().then(() => this.focusPager("newer"));
-    };
-    const older = () => {
-      this.cursors.push(page.next_cursor);
-      this.loadHistory().then(() => this.focusPager("older"));
-    };
-    return h(
-      "nav",
-      { class: "pager", "aria-label": "History pages" },
-      h("button", { type: "button", "data-page": "newer", disabled: number === 1, onclick: newer }, "← Newer"),
-      h("span", { class: "page-number" }, `Page ${number}`),
-      h("button", { type: "button", "data-page": "older", disabled: !page.next_cursor, onclick: older }, "Older →"),
-    );
-  }
-
-  focusPager(which) {
-    const button = this.history.querySelector(`[data-page="${which}"]`);
-    (button.disabled ? this.history.querySelector(".pager button:not([disabled])") : button)?.focus();
-  }
-
   async open(transactionId, { focus = true } = {}) {
     this.opened = transactionId;
     this.detail.hidden = false;
@@ -225,29 +205,10 @@ class UserScreen {
   }
 
   transactionView(t) {
-    const facts = [
-      ["Id", h("code", {}, t.id)],
-      ["Type", t.transaction_type],
-      ["When (UTC)", when(t.created_at)],
-      ["Amount", `${t.amount} ${t.asset_code}`],
-      ["Refunded", `${t.refunded_amount} ${t.asset_code}`],
-      t.refund_of && ["Refund of", h("button", { type: "button", class: "link", onclick: () => this.open(t.refund_of) }, shortId(t.refund_of))],
-      ["Description", t.description ?? "—"],
-      ["Idempotency key", t.idempotency_key ?? "—"],
-    ].filter(Boolean);
-    const entries = table(
-      "Entries",
-      ["Account", "Change", "Before", "After"],
-      t.entries.map((e) => [`${e.account_type} ${e.account_id}`, e.amount, e.balance_before, e.balance_after]),
-      { numeric: [1, 2, 3] },
-    );
     const left = minus(t.amount, t.refunded_amount);
     const canRefund = REFUNDABLE.has(t.transaction_type) && !/^0(\.0*)?$/.test(left);
-    return [
-      h("dl", { class: "facts" }, facts.map(([term, value]) => [h("dt", {}, term), h("dd", {}, value)])),
-      entries,
-      canRefund && h("button", { type: "button", class: "danger", onclick: () => this.refund(t, left) }, "Refund…"),
-    ];
+    const refund = h("button", { type: "button", class: "danger", onclick: () => this.refund(t, left) }, "Refund…");
+    return [...transactionView(t, (id) => this.open(id)), ...(canRefund ? [refund] : [])];
   }
 
   refund(t, left) {
@@ -304,13 +265,6 @@ class UserScreen {
     status(message);
     await this.refresh();
   }
-}
-
-function section(id, title) {
-  const heading = h("h2", { id: `${id}-title`, tabindex: "-1" }, title);
-  const body = h("div", {});
-  const element = h("section", { id, class: "panel", "aria-labelledby": heading.id }, heading, body);
-  return Object.assign(element, { heading, body });
 }
 
 // a - b for two decimal strings of the same scale, exactly (no float touches an amount).
