@@ -245,6 +245,9 @@ def _install_error_handlers(app: FastAPI, service: WalletService) -> None:
         if error.status_code == 400:
             # The body could not be read as JSON at all.
             return error_response(ValidationFailed.at("body", str(error.detail)), metrics)
+        log.error(
+            "unmapped HTTP error %d on %s %s", error.status_code, request.method, request.url.path
+        )
         return error_response(error, metrics)
 
 

@@ -6,7 +6,7 @@ pages' assets (``/docs-assets/…``) need none,
 ``/admin/…`` and ``/metrics`` need ``admin``, every other GET needs ``read`` and every other
 method ``write``. The edge middleware answers 401 (with ``WWW-Authenticate: Bearer``)
 or 403 before the app runs, and leaves the caller in ``scope["state"]["caller"]`` for the routes
-(the idempotency scope) and the request log (the key's name).
+(the owner of its idempotency keys) and the request log (the key's name).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ most of a game's traffic.
 Through FastAPI each pays for routing over every route, dependency solving, a Request object,
 validation of the header and path parameters one by one, and a Response object: about as much
 CPU as the ledger write itself (bench/README.md, "Where the time goes"). This layer serves
-those two when the request is well-formed, with the same model, the same service call and the
+these three when the request is well-formed, with the same model, the same service call and the
 same answers; anything else about them goes on to the FastAPI route, unchanged:
 
 - POST /transaction is served here when its body is declared ``application/json`` (FastAPI's
@@ -13,7 +13,8 @@ same answers; anything else about them goes on to the FastAPI route, unchanged:
   accepts it, and its ``Idempotency-Key`` header (at most one) is valid.
   Otherwise the request, with the body already read, goes to the route, which answers the
   validation problem exactly as for any other route. So there is one way to validate (the
-  model), one way to refuse (the route's error handlers) and one service call.
+  model), one way to refuse (problems.error_response, which the routes' error handlers call
+  too) and one service call.
 - GET /balance/{user_id}/{asset_code} is served here without a query string and with path
   parameters of the documented patterns; ``?as_of=`` and malformed ids go to the route.
 - GET /transaction/{user_id}/history is served here when its user id has the documented pattern
@@ -21,7 +22,8 @@ same answers; anything else about them goes on to the FastAPI route, unchanged:
   ``transaction_type``, each at most once, unencoded (no ``%`` or ``+``), with values the route
   accepts as they are: a limit of plain digits within bounds, a cursor in the alphabet cursors
   are given out in, a known kind. Anything else (an unknown parameter, a repeated one, an
-  encoded or empty value, a limit of ``020``) goes to the route, which decides it.
+  encoded or empty value, a limit of ``020``, a metadata filter) goes to the route, which
+  decides it.
 
 The routes in routes/transactions.py and routes/balances.py stay the documentation (OpenAPI)
 and the fallback; the API tests run every case through this layer or past it. Both answer with

@@ -39,7 +39,6 @@ STATUS_BY_CODE: dict[str, int] = {
 EXTRA_PROBLEMS: dict[str, tuple[int, str]] = {
     "not_found": (404, "Not found"),
     "method_not_allowed": (405, "Method not allowed"),
-    "unsupported_media_type": (415, "Unsupported media type"),
     "internal_error": (500, "Internal error"),
 }
 

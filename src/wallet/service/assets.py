@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from wallet.domain.errors import AssetExists, AssetNotFound
+from wallet.domain.errors import AssetExists, AssetNotFound, Unavailable
 from wallet.domain.ledger import HOLDS, ISSUANCE, TREASURY, Asset, TransactionType
 from wallet.domain.money import format_minor, supply_to_minor
 from wallet.limits import ASSET_REFRESH_INTERVAL_S
@@ -24,7 +24,7 @@ from wallet.storage import Database
 from wallet.storage import ledger as store
 
 from .clock import SYSTEM_CLOCK, Clock
-from .commands import PostingCommand
+from .commands import InternalError, PostingCommand
 from .posting import apply_commands
 
 # The owner of the idempotency keys of what the service posts by itself (issuance, the seed's
@@ -95,10 +95,6 @@ class AssetCatalog:
         self._loaded_at = time.monotonic()
         return assets
 
-    def known(self) -> list[Asset]:
-        """Every asset, by code."""
-        return sorted(self._assets.values(), key=lambda a: a.code)
-
     def cached(self, code: str | None) -> Asset | None:
         """The asset if it is in the cache; no database read (safe on the event loop)."""
         return None if code is None else self._assets.get(code)
@@ -112,6 +108,17 @@ class AssetCatalog:
             raise AssetNotFound(f"no asset with code {code!r}")
         return asset
 
+    def scale_of(self, code: str) -> int:
+        """The scale of an asset the ledger holds rows of (a transaction, a balance, a hold).
+        A miss means the asset was added since the cache was loaded (by another process, or the
+        command line), so the catalogue is read again at once: unlike a code a client names,
+        this one is known to exist (a foreign key), and a new asset costs one read per process.
+        """
+        asset = self._assets.get(code)
+        if asset is None:
+            asset = {a.code: a for a in self.refresh()}[code]
+        return asset.scale
+
     def scales(self) -> dict[str, int]:
         return {code: asset.scale for code, asset in self._assets.items()}
 
@@ -121,7 +128,18 @@ class AssetCatalog:
         with ``exist_ok`` (the seed), is left as it is: its issuance is posted again under its
         idempotency key, a replay that changes nothing (and that completes a database whose
         asset was written by an older seed that stopped before issuing it).
+
+        Two processes seeding one new database at once may both try to issue a supply: the
+        second one's unit of work fails on the first one's idempotency key (Unavailable), and is
+        tried once more, when it finds the issuance and replays it.
         """
+        assets = list(assets)
+        try:
+            return self._add(assets, exist_ok)
+        except Unavailable:
+            return self._add(assets, exist_ok)
+
+    def _add(self, assets: list[Asset], exist_ok: bool) -> list[Asset]:
         created: list[Asset] = []
         to_issue: list[Asset] = []
         with self._database.unit_of_work() as session:
@@ -145,8 +163,10 @@ class AssetCatalog:
                     now_us,
                 )
                 # A new asset's issuance account is empty and may go below zero: nothing can
-                # refuse its issuance.
-                assert all(outcome.error is None for outcome in issued), issued
+                # refuse its issuance, unless the code is wrong.
+                refused = [outcome.error for outcome in issued if outcome.error is not None]
+                if refused:
+                    raise InternalError(f"an asset's issuance was refused: {refused}")
         self.refresh()
         return created
 

@@ -55,7 +55,7 @@ class Balances:
     def _view(
         self, user_id: str, asset_code: str, balance_minor: int, held_minor: int | None
     ) -> dict[str, str]:
-        scale = self._assets.get(asset_code).scale
+        scale = self._assets.scale_of(asset_code)
         view = {
             "user_id": user_id,
             "asset_code": asset_code,

@@ -73,7 +73,8 @@ class Clock(Protocol):
     """Where the service reads the time: passed in, so that tests move it instead of sleeping.
 
     Only the instants the ledger records or decides by (a transaction's ``created_at``, a hold's
-    expiry, a key's creation, the day of a report) come from here; timeouts and pacing, which
+    expiry, the day of a report) come from here (an API key's creation and revocation, made by
+    the command line, read the system's time); timeouts and pacing, which
     measure durations, use the monotonic clock.
     """
 

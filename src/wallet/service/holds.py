@@ -122,7 +122,7 @@ class Holds:
 
     def get(self, hold_id: str) -> dict[str, Any]:
         hold = self._read(hold_id)
-        return hold_view(hold, self._assets.get(hold.asset_code).scale)
+        return hold_view(hold, self._assets.scale_of(hold.asset_code))
 
     def of_user(self, user_id: str, *, status: str | None, limit: int, cursor: str | None) -> Page:
         before_id = decode_cursor(cursor, "hold") if cursor is not None else None
@@ -132,12 +132,12 @@ class Holds:
             )
         page = found[:limit]
         next_cursor = encode_cursor(page[-1].id, "hold") if len(found) > limit else None
-        items = [hold_view(h, self._assets.get(h.asset_code).scale) for h in page]
+        items = [hold_view(h, self._assets.scale_of(h.asset_code)) for h in page]
         return Page(items, next_cursor)
 
     def _hold_and_scale(self, hold_id: str) -> tuple[Hold, int]:
         hold = self._read(hold_id)
-        return hold, self._assets.get(hold.asset_code).scale
+        return hold, self._assets.scale_of(hold.asset_code)
 
     def _due(self) -> list[Hold]:
         with self._database.reading() as session:

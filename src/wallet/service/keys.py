@@ -1,10 +1,11 @@
 """API keys: creating, listing and revoking them, and recognising them on every request.
 
 A key looks like ``wk_<id>_<secret>``: ``wk_`` makes a leaked key easy to spot (and to scan
-for), ``<id>`` (12 hex digits) names the key in lists, logs and idempotency scopes, and
-``<secret>`` is 32 random bytes (URL-safe base64). Only the SHA-256 of the whole key is stored:
-the secret has 256 bits of entropy, so a fast hash is enough and needs no salt. A presented key is
-found by its id and its hash compared in constant time (``hmac.compare_digest``).
+for), ``<id>`` (12 hex digits) names the key in lists and logs and owns the idempotency keys it
+sends, and ``<secret>`` is 32 random bytes (URL-safe base64). Only the SHA-256 of the whole key
+is stored: the secret has 256 bits of entropy, so a fast hash is enough and needs no salt. A
+presented key is found by its id and its hash compared in constant time
+(``hmac.compare_digest``).
 
 Every request is checked against ``KeyRing``, an in-memory copy of the keys table refreshed at
 most every AUTH_KEYS_REFRESH_S seconds: a key created or revoked with the command line takes
@@ -54,7 +55,7 @@ class Caller:
 
 
 # Open mode (no key exists, auth not required): local development, everything allowed, and
-# idempotency keys in the one unnamed scope.
+# idempotency keys under the one unnamed owner.
 OPEN_CALLER = Caller(key_id="", name=None, scopes=frozenset(Scope))
 
 

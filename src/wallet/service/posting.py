@@ -83,13 +83,13 @@ def apply_commands(
     first_with_key: dict[tuple[str, str], int] = {}
     to_post: list[int] = []
     for index, command in enumerate(commands):
-        scoped_key = _scoped_key(command)
-        if scoped_key is None:
+        owned_key = _owned_key(command)
+        if owned_key is None:
             to_post.append(index)
-        elif scoped_key in stored:
-            outcomes[index] = _replay(stored[scoped_key], command)
-        elif scoped_key not in first_with_key:
-            first_with_key[scoped_key] = index
+        elif owned_key in stored:
+            outcomes[index] = _replay(stored[owned_key], command)
+        elif owned_key not in first_with_key:
+            first_with_key[owned_key] = index
             to_post.append(index)
 
     book = open_book(session, [commands[index] for index in to_post], now_us)
@@ -128,9 +128,9 @@ def apply_commands(
     # A key repeated within this batch gets the outcome of its first use.
     for index, command in enumerate(commands):
         if outcomes[index] is None:
-            scoped_key = _scoped_key(command)
-            assert scoped_key is not None
-            first = first_with_key[scoped_key]
+            owned_key = _owned_key(command)
+            assert owned_key is not None
+            first = first_with_key[owned_key]
             first_outcome = outcomes[first]
             assert first_outcome is not None
             outcomes[index] = _replay(_to_stored(commands[first], first_outcome), command)
@@ -241,7 +241,7 @@ def apply_command(
     return transaction
 
 
-def _scoped_key(command: Command) -> tuple[str, str] | None:
+def _owned_key(command: Command) -> tuple[str, str] | None:
     if command.idempotency_key is None:
         return None
     return (command.key_owner, command.idempotency_key)

@@ -93,7 +93,7 @@ class Transactions:
             transaction = store.get_transaction(session, transaction_id)
         if transaction is None:
             raise TransactionNotFound(f"no transaction with id {transaction_id!r}")
-        return transaction_view(transaction, self._assets.get(transaction.asset_code).scale)
+        return transaction_view(transaction, self._assets.scale_of(transaction.asset_code))
 
     def history(
         self,
@@ -152,9 +152,7 @@ class Transactions:
         page = transactions[:limit]
         next_cursor = encode_cursor(page[-1].seq) if len(transactions) > limit else None
         assets = self._assets
-        return Page(
-            [transaction_view(t, assets.get(t.asset_code).scale) for t in page], next_cursor
-        )
+        return Page([transaction_view(t, assets.scale_of(t.asset_code)) for t in page], next_cursor)
 
     def command_for(self, request: TransactionInput, key_owner: str = "") -> PostingCommand:
         """Check a request against the ledger's assets and bounds; raise ValidationFailed."""
@@ -207,7 +205,7 @@ class Transactions:
                 raise ValidationFailed.at(
                     name, f"{name} {given!r} is not the refunded transaction's ({actual!r})"
                 )
-        scale = self._assets.get(original.asset_code).scale
+        scale = self._assets.scale_of(original.asset_code)
         return PostingCommand(
             transaction_type=TransactionType.REFUND,
             user_id=original.user_id,

@@ -116,15 +116,21 @@ class Database(ABC):
     @contextmanager
     def unit_of_work(self) -> Iterator[Session]:
         """One unit of work on a writer connection of its own, for an operator's write (adding
-        an asset, creating a key): committed if the block ends, rolled back if it raises. The
-        request path has the group-commit writer instead."""
+        an asset, creating a key): committed if the block ends, rolled back if it raises. A
+        transient failure (a lock held too long, a lost connection) is Unavailable, a 503 the
+        caller may retry: nothing was committed. The request path has the group-commit writer
+        instead."""
         connection = self.connect_writer()
         try:
             connection.begin()
             yield connection.session
             connection.commit()
-        except BaseException:
-            connection.rollback()
+        except BaseException as error:
+            # The connection may be broken: it is closed below whatever the rollback does.
+            with suppress(Exception):
+                connection.rollback()
+            if isinstance(error, Exception) and self.is_transient(error):
+                raise Unavailable("the database did not complete the write; retry") from error
             raise
         finally:
             connection.close()
