@@ -11,7 +11,6 @@ never 500, never a hang), writes nothing partial, and recovers by itself once th
 
 from __future__ import annotations
 
-import contextlib
 import os
 import random
 import shutil
@@ -25,14 +24,14 @@ import httpx
 import psycopg
 import pytest
 
-from tests.support.server import ServerProcess, free_port
+from tests.support.clusters import PrivateCluster, require_binaries
+from tests.support.server import ServerProcess
 
 from . import bank
 from .checks import new_key, new_user
 
 pytestmark = pytest.mark.slow
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 OUTAGE_S = 3.0
 # No answer may take longer than this, outage or not (reads wait up to the pool's connect
 # timeout, 5 s, before they answer 503).
@@ -40,56 +39,9 @@ ANSWER_BOUND_S = 12.0
 RECOVERY_TIMEOUT_S = 30.0
 
 
-# --- a private PostgreSQL cluster ---------------------------------------------------------------
-
-
-class PrivateCluster:
-    """initdb + pg_ctl in a temporary directory, run as the ``postgres`` OS user."""
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="wallet-pg-"))
-        self.data = self.dir / "data"
-        self.port = free_port()
-        shutil.chown(self.dir, "postgres", "postgres")
-
-    def _as_postgres(self, *argv: str) -> None:
-        command = ["runuser", "-u", "postgres", "--", *argv]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-        if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} failed: {result.stdout}{result.stderr}")
-
-    def init(self) -> PrivateCluster:
-        self._as_postgres(
-            str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-N"
-        )
-        self.start()
-        with psycopg.connect(self.url("postgres"), autocommit=True) as connection:
-            connection.execute("CREATE DATABASE wallet")
-        return self
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
-        log = str(self.dir / "postgresql.log")
-        self._as_postgres(
-            str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", log, "-w", "start"
-        )
-
-    def stop(self, mode: str = "immediate") -> None:
-        self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
-
-    def url(self, database: str = "wallet") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
-
-    def remove(self) -> None:
-        with contextlib.suppress(RuntimeError):
-            self.stop("fast")
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 @pytest.fixture
 def cluster() -> Iterator[PrivateCluster]:
-    if not (PG_BIN / "initdb").exists() or shutil.which("runuser") is None:
-        pytest.skip(f"needs PostgreSQL 15 binaries in {PG_BIN} and runuser")
+    require_binaries()
     private = PrivateCluster()
     try:
         private.init()

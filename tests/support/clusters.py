@@ -1,0 +1,193 @@
+"""Private PostgreSQL clusters for the tests that stop, kill or replace the database server: one
+cluster, or a primary with a synchronous standby, in a temporary directory on free ports, run as
+the ``postgres`` OS user with PostgreSQL 15's own binaries. The shared server is never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.support.server import free_port
+
+PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# The standby's name as the primary knows it (its cluster_name, which its WAL receiver reports
+# as application_name), and the primary's synchronous_standby_names.
+STANDBY_NAME = "standby"
+COMMAND_TIMEOUT_S = 60
+STREAMING_TIMEOUT_S = 30.0
+
+
+def require_binaries() -> None:
+    if not (PG_BIN / "initdb").exists() or shutil.which("runuser") is None:
+        pytest.skip(f"needs PostgreSQL 15 binaries in {PG_BIN} and runuser")
+
+
+def as_postgres(*argv: str) -> str:
+    """Run a PostgreSQL program as the ``postgres`` OS user (the server refuses to run as root)."""
+    command = ["runuser", "-u", "postgres", "--", *argv]
+    result = subprocess.run(
+        command, capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {result.stdout}{result.stderr}")
+    return result.stdout
+
+
+def private_directory(prefix: str) -> Path:
+    directory = Path(tempfile.mkdtemp(prefix=prefix))
+    shutil.chown(directory, "postgres", "postgres")
+    return directory
+
+
+class PrivateCluster:
+    """One PostgreSQL server: its data directory, its port, and the means to stop or kill it."""
+
+    def __init__(self, directory: Path | None = None, name: str = "data") -> None:
+        # A cluster deletes its directory when it made it itself (not one of a pair's).
+        self.owns_dir = directory is None
+        self.dir = directory or private_directory("wallet-pg-")
+        self.data = self.dir / name
+        self.log = self.dir / f"{name}.log"
+        self.port = free_port()
+        self.settings: dict[str, str] = {}
+
+    def init(self) -> PrivateCluster:
+        as_postgres(
+            str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-N"
+        )
+        self.start()
+        self.execute("CREATE DATABASE wallet", database="postgres")
+        return self
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
+        options += "".join(f" -c {name}={value}" for name, value in self.settings.items())
+        as_postgres(
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-o",
+            options,
+            "-l",
+            str(self.log),
+            "-w",
+            "start",
+        )
+
+    def stop(self, mode: str = "immediate") -> None:
+        as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def kill(self) -> None:
+        """SIGKILL the whole server at once, as when its machine is lost: the postmaster and every
+        process it started (pg_ctl makes the postmaster the leader of a process group of its own),
+        so that no backend says goodbye to its client and nothing more reaches a standby."""
+        os.killpg(self.postmaster_pid(), signal.SIGKILL)
+
+    def postmaster_pid(self) -> int:
+        return int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
+
+    def promote(self) -> None:
+        as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "promote")
+
+    def url(self, database: str = "wallet") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def execute(self, sql: str, database: str = "wallet") -> list[tuple[object, ...]]:
+        with psycopg.connect(self.url(database), autocommit=True, connect_timeout=5) as connection:
+            cursor = connection.execute(sql)
+            return cursor.fetchall() if cursor.description else []
+
+    def remove(self) -> None:
+        """Stop the server if it still runs, and delete its files."""
+        self.halt()
+        if self.owns_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def halt(self) -> None:
+        """Stop the server at once if it runs; after a kill, free the System V shared memory
+        segment that only a clean stop releases (its id is on postmaster.pid's seventh line)."""
+        pid_file = self.data / "postmaster.pid"
+        if not pid_file.exists():
+            return
+        with contextlib.suppress(RuntimeError):
+            self.stop("immediate")
+            return
+        lines = pid_file.read_text().split("\n")
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            os.killpg(int(lines[0]), signal.SIGKILL)
+        with contextlib.suppress(ValueError, IndexError):
+            shmid = lines[6].split()[1]
+            subprocess.run(["ipcrm", "-m", shmid], capture_output=True, check=False)
+
+
+class ReplicatedPair:
+    """A primary and a synchronous standby built from it with ``pg_basebackup -R``.
+
+    The primary names the standby in ``synchronous_standby_names`` (set once the standby streams,
+    with ``synchronous_commit=on``), so a commit returns only when the standby has flushed its WAL.
+    The standby has no such setting: promoted, it commits alone until a new standby is attached.
+    """
+
+    def __init__(self) -> None:
+        self.dir = private_directory("wallet-pg-pair-")
+        self.primary = PrivateCluster(self.dir, "primary")
+        self.standby = PrivateCluster(self.dir, "standby")
+        self.standby.settings = {"cluster_name": STANDBY_NAME, "hot_standby": "on"}
+
+    def create(self) -> ReplicatedPair:
+        self.primary.init()
+        as_postgres(
+            str(PG_BIN / "pg_basebackup"),
+            "-D",
+            str(self.standby.data),
+            "-d",
+            self.primary.url("postgres"),
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "-R",
+        )
+        self.standby.start()
+        self.primary.execute(
+            f"ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_NAME}'", database="postgres"
+        )
+        self.primary.execute("ALTER SYSTEM SET synchronous_commit = 'on'", database="postgres")
+        self.primary.execute("SELECT pg_reload_conf()", database="postgres")
+        self.wait_synchronous()
+        return self
+
+    def wait_synchronous(self) -> None:
+        deadline = time.monotonic() + STREAMING_TIMEOUT_S
+        while self.replication_state() != ("streaming", "sync"):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the standby is not synchronous: {self.replication_state()}")
+            time.sleep(0.1)
+
+    def replication_state(self) -> tuple[object, ...] | None:
+        rows = self.primary.execute(
+            "SELECT state, sync_state FROM pg_stat_replication"
+            f" WHERE application_name = '{STANDBY_NAME}'",
+            database="postgres",
+        )
+        return rows[0] if rows else None
+
+    def url(self, database: str = "wallet") -> str:
+        """libpq's multi-host form: whichever of the two accepts writes."""
+        hosts = f"127.0.0.1:{self.primary.port},127.0.0.1:{self.standby.port}"
+        return f"postgresql://postgres@{hosts}/{database}?target_session_attrs=read-write"
+
+    def remove(self) -> None:
+        self.primary.halt()
+        self.standby.halt()
+        shutil.rmtree(self.dir, ignore_errors=True)
