@@ -4,22 +4,27 @@ the service finds the new primary by itself, with nothing it acknowledged lost.
 The test builds a primary and a synchronous standby (``tests/support/clusters.py``), starts two
 service processes on libpq's multi-host DATABASE_URL (``target_session_attrs=read-write``), and
 runs the bank workload against both. It SIGKILLs the primary's whole server at once, leaves the
-service without a primary for NO_PRIMARY_S, then promotes the standby (``pg_ctl promote``).
+service without a primary until each process has refused a read, then promotes the standby
+(``pg_ctl promote``).
 
 What must hold: no answer is a 500 or a hang (the bank clients report any); while there is no
-primary the service answers 503 ``unavailable``; both processes acknowledge writes again within
-WRITES_RESUME_BOUND_S of the promotion; every acknowledged transaction is on the new primary;
-every idempotency key replays its first answer on either process (a key whose answer was lost
-is decided once); nothing is applied twice or unexplained; and ``wallet verify`` passes.
+primary, reads are refused with 503 ``unavailable`` and Retry-After (writes wait while their
+writer finds out whether the commit in doubt happened, within the same bound); both processes
+acknowledge writes and answer reads again within RESUME_BOUND_S of the promotion; every
+acknowledged transaction is on the new primary; every idempotency key replays its first answer
+on either process (a key whose answer was lost is decided once); nothing is applied twice or
+unexplained; and ``wallet verify`` passes.
 """
 
 from __future__ import annotations
 
+import os
 import random
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import psycopg
@@ -30,7 +35,7 @@ from tests.support.server import ServerProcess
 from wallet.limits import DB_CONNECT_TIMEOUT_S, WRITE_RETRIES_MAX
 
 from . import bank
-from .checks import new_user
+from .checks import http_client, new_user
 
 pytestmark = pytest.mark.slow
 
@@ -40,14 +45,12 @@ USERS = 6
 # The primary is killed once each process has had this many writes acknowledged.
 ACKNOWLEDGED_BEFORE_KILL = 40
 LOAD_START_TIMEOUT_S = 30.0
-# How long the service runs with no primary at all, between the kill and the promotion.
-NO_PRIMARY_S = 2.0
-# Writes resume once a process reaches the new primary. The longest wait is that of a writer
-# caught in a commit whose answer was lost: it asks whether the commit happened up to
-# WRITE_RETRIES_MAX times, each waiting up to DB_CONNECT_TIMEOUT_S for a connection, before it
-# answers 503 and takes the next batch, which then connects (at most DB_CONNECT_TIMEOUT_S per
-# host). Doubled for a busy two-core machine.
-WRITES_RESUME_BOUND_S = 2 * (WRITE_RETRIES_MAX + 2) * DB_CONNECT_TIMEOUT_S
+# Writes and reads resume once a process reaches the new primary. The longest wait is that of a
+# writer caught in a commit whose answer was lost: it asks whether the commit happened up to
+# WRITE_RETRIES_MAX times, each waiting up to DB_CONNECT_TIMEOUT_S for a reader's connection,
+# before it answers 503 and takes the next batch, which then connects (at most
+# DB_CONNECT_TIMEOUT_S per host). Doubled for a busy two-core machine.
+RESUME_BOUND_S = 2 * (WRITE_RETRIES_MAX + 2) * DB_CONNECT_TIMEOUT_S
 # After the promotion the load runs until each process has acknowledged this many more writes.
 ACKNOWLEDGED_AFTER_PROMOTION = 30
 
@@ -65,14 +68,50 @@ def pair() -> Iterator[ReplicatedPair]:
     replicated.remove()
 
 
-def wait_for_acknowledged(journal: bank.Journal, count: int, timeout_s: float) -> float | None:
-    """Seconds until ``journal`` holds ``count`` acknowledged writes; None past ``timeout_s``."""
-    started = time.monotonic()
-    while len(journal.acknowledged) < count:
-        if time.monotonic() - started > timeout_s:
-            return None
+def wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.02)
-    return time.monotonic() - started
+    return True
+
+
+def seconds_until(since: float, condition: Callable[[], bool], timeout_s: float) -> float | None:
+    """Seconds from ``since`` until ``condition`` holds; None if it does not within
+    ``timeout_s`` of ``since``."""
+    if not wait_until(condition, timeout_s - (time.monotonic() - since)):
+        return None
+    return time.monotonic() - since
+
+
+def acknowledged(journal: bank.Journal, count: int) -> Callable[[], bool]:
+    return lambda: len(journal.acknowledged) >= count
+
+
+def reads(base_url: str, user_id: str) -> bool:
+    """Whether a read of a balance is answered (200) now."""
+    with http_client(base_url) as client:
+        return client.get(f"/balance/{user_id}").status_code == 200
+
+
+def read_until_refused(base_url: str, user_id: str) -> list[tuple[int, str | None, bool]]:
+    """Read a balance until the service refuses (there is no primary to read from); every answer
+    as (status, code, Retry-After present). Empty if no refusal came in RESUME_BOUND_S."""
+    answers = []
+    deadline = time.monotonic() + RESUME_BOUND_S
+    with http_client(base_url) as client:
+        while time.monotonic() < deadline:
+            response = client.get(f"/balance/{user_id}")
+            code = response.json().get("code") if response.status_code >= 400 else None
+            answers.append((response.status_code, code, "Retry-After" in response.headers))
+            if response.status_code == 503:
+                return answers
+    return []
+
+
+def seconds(values: Sequence[float | None]) -> str:
+    return ", ".join("never" if value is None else f"{value:.2f} s" for value in values)
 
 
 def merged(journals: list[bank.Journal]) -> bank.Journal:
@@ -110,23 +149,39 @@ def test_primary_lost_under_load_standby_promoted_nothing_acknowledged_lost(
             for n, (server, journal) in enumerate(zip(servers, journals, strict=True))
         ]
         for journal in journals:
-            under_way = wait_for_acknowledged(
-                journal, ACKNOWLEDGED_BEFORE_KILL, LOAD_START_TIMEOUT_S
+            under_way = wait_until(
+                acknowledged(journal, ACKNOWLEDGED_BEFORE_KILL), LOAD_START_TIMEOUT_S
             )
-            assert under_way is not None, (seed, "the load never got under way", journal.summary())
+            assert under_way, (seed, "the load never got under way", journal.summary())
 
-        pair.primary.kill()
-        time.sleep(NO_PRIMARY_S)
-        unavailable_before_promotion = [j.transient[(503, "unavailable")] for j in journals]
+        # The standby's WAL receiver stops, so a commit in flight waits for it; then the primary's
+        # machine is lost. That commit is in doubt: its answer never came, and the new primary
+        # has it or not, as its WAL reached the standby's socket before the end or not. Either
+        # way the writer must find out there, and apply it once.
+        receiver = pair.hold_back_standby()
+        try:
+            in_doubt = wait_until(
+                lambda: pair.commits_waiting_for_standby() > 0, LOAD_START_TIMEOUT_S
+            )
+            pair.primary.kill()
+        finally:
+            os.kill(receiver, signal.SIGCONT)
+        assert in_doubt, (seed, "no commit was waiting for the standby when the primary died")
+        outage = [read_until_refused(server.url, users[0]) for server in servers]
         at_promotion = [len(j.acknowledged) for j in journals]
         pair.standby.promote()
-        resumed_s = [
-            wait_for_acknowledged(journal, count + 1, WRITES_RESUME_BOUND_S)
+        promoted = time.monotonic()
+        writes_resumed_s = [
+            seconds_until(promoted, acknowledged(journal, count + 1), RESUME_BOUND_S)
             for journal, count in zip(journals, at_promotion, strict=True)
         ]
+        reads_resumed_s = [
+            seconds_until(promoted, lambda url=server.url: reads(url, users[0]), RESUME_BOUND_S)
+            for server in servers
+        ]
         for journal, count in zip(journals, at_promotion, strict=True):
-            wait_for_acknowledged(
-                journal, count + ACKNOWLEDGED_AFTER_PROMOTION, LOAD_START_TIMEOUT_S
+            wait_until(
+                acknowledged(journal, count + ACKNOWLEDGED_AFTER_PROMOTION), LOAD_START_TIMEOUT_S
             )
         for load in loads:
             load.finish()
@@ -136,8 +191,11 @@ def test_primary_lost_under_load_standby_promoted_nothing_acknowledged_lost(
             assert not journal.problems, (seed, journal.problems[:10])
             assert journal.timeouts == 0, (seed, journal.summary())
             assert not journal.unanswered, (seed, journal.summary())
-        assert all(unavailable_before_promotion), (seed, unavailable_before_promotion)
-        assert all(s is not None for s in resumed_s), (seed, resumed_s, WRITES_RESUME_BOUND_S)
+        for answers in outage:
+            assert answers, (seed, "a read was answered while there was no primary", outage)
+            assert set(answers) == {(503, "unavailable", True)}, (seed, outage)
+        assert None not in writes_resumed_s, (seed, "writes did not resume", writes_resumed_s)
+        assert None not in reads_resumed_s, (seed, "reads did not resume", reads_resumed_s)
         assert all(
             len(j.acknowledged) >= n + ACKNOWLEDGED_AFTER_PROMOTION
             for j, n in zip(journals, at_promotion, strict=True)
@@ -163,9 +221,8 @@ def test_primary_lost_under_load_standby_promoted_nothing_acknowledged_lost(
         check=False,
     )
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    resumed = ", ".join(f"{s:.2f} s" for s in resumed_s if s is not None)
     print(
-        f"failover, seed {seed}: writes resumed {resumed} after the promotion"
-        f" (bound {WRITES_RESUME_BOUND_S} s); 503s before it {unavailable_before_promotion}; "
-        + "; ".join(j.summary() for j in journals)
+        f"failover, seed {seed}: writes resumed {seconds(writes_resumed_s)} and reads"
+        f" {seconds(reads_resumed_s)} after the promotion (bound {RESUME_BOUND_S} s);"
+        f" reads before it {outage}; " + "; ".join(j.summary() for j in journals)
     )

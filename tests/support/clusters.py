@@ -182,6 +182,22 @@ class ReplicatedPair:
         )
         return rows[0] if rows else None
 
+    def hold_back_standby(self) -> int:
+        """Stop the standby's WAL receiver (SIGSTOP): from now on a commit on the primary waits for
+        the standby. Returns its pid, for SIGCONT."""
+        rows = self.standby.execute("SELECT pid FROM pg_stat_wal_receiver", database="postgres")
+        assert rows, "the standby has no WAL receiver"
+        pid = int(str(rows[0][0]))
+        os.kill(pid, signal.SIGSTOP)
+        return pid
+
+    def commits_waiting_for_standby(self) -> int:
+        rows = self.primary.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+            database="postgres",
+        )
+        return int(str(rows[0][0]))
+
     def url(self, database: str = "wallet") -> str:
         """libpq's multi-host form: whichever of the two accepts writes."""
         hosts = f"127.0.0.1:{self.primary.port},127.0.0.1:{self.standby.port}"
