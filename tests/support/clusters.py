@@ -102,6 +102,21 @@ class PrivateCluster:
     def url(self, database: str = "wallet") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
 
+    def base_backup(self, target: PrivateCluster, *options: str) -> None:
+        """``pg_basebackup`` of this running server into ``target``'s data directory."""
+        as_postgres(
+            str(PG_BIN / "pg_basebackup"),
+            "-D",
+            str(target.data),
+            "-d",
+            self.url("postgres"),
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            *options,
+        )
+
     def execute(self, sql: str, database: str = "wallet") -> list[tuple[object, ...]]:
         with psycopg.connect(self.url(database), autocommit=True, connect_timeout=5) as connection:
             cursor = connection.execute(sql)
@@ -146,18 +161,7 @@ class ReplicatedPair:
 
     def create(self) -> ReplicatedPair:
         self.primary.init()
-        as_postgres(
-            str(PG_BIN / "pg_basebackup"),
-            "-D",
-            str(self.standby.data),
-            "-d",
-            self.primary.url("postgres"),
-            "-X",
-            "stream",
-            "-c",
-            "fast",
-            "-R",
-        )
+        self.primary.base_backup(self.standby, "-R")
         self.standby.start()
         self.primary.execute(
             f"ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_NAME}'", database="postgres"
