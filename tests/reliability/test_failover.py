@@ -169,7 +169,7 @@ def test_primary_lost_under_load_standby_promoted_nothing_acknowledged_lost(
         assert in_doubt, (seed, "no commit was waiting for the standby when the primary died")
         outage = [read_until_refused(server.url, users[0]) for server in servers]
         at_promotion = [len(j.acknowledged) for j in journals]
-        pair.standby.promote()
+        pair.promote_standby()
         promoted = time.monotonic()
         writes_resumed_s = [
             seconds_until(promoted, acknowledged(journal, count + 1), RESUME_BOUND_S)

@@ -60,6 +60,7 @@ class PrivateCluster:
         self.log = self.dir / f"{name}.log"
         self.port = free_port()
         self.settings: dict[str, str] = {}
+        self.killed = False
 
     def init(self) -> PrivateCluster:
         as_postgres(
@@ -92,6 +93,7 @@ class PrivateCluster:
         process it started (pg_ctl makes the postmaster the leader of a process group of its own),
         so that no backend says goodbye to its client and nothing more reaches a standby."""
         os.killpg(self.postmaster_pid(), signal.SIGKILL)
+        self.killed = True
 
     def postmaster_pid(self) -> int:
         return int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
@@ -129,20 +131,19 @@ class PrivateCluster:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def halt(self) -> None:
-        """Stop the server at once if it runs; after a kill, free the System V shared memory
+        """Stop the server at once if it runs. After a kill, free the System V shared memory
         segment that only a clean stop releases (its id is on postmaster.pid's seventh line)."""
         pid_file = self.data / "postmaster.pid"
         if not pid_file.exists():
             return
-        with contextlib.suppress(RuntimeError):
-            self.stop("immediate")
+        if not self.killed:
+            with contextlib.suppress(RuntimeError):
+                self.stop("immediate")
             return
-        lines = pid_file.read_text().split("\n")
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            os.killpg(int(lines[0]), signal.SIGKILL)
         with contextlib.suppress(ValueError, IndexError):
-            shmid = lines[6].split()[1]
+            shmid = pid_file.read_text().split("\n")[6].split()[1]
             subprocess.run(["ipcrm", "-m", shmid], capture_output=True, check=False)
+        pid_file.unlink()
 
 
 class ReplicatedPair:
@@ -151,25 +152,48 @@ class ReplicatedPair:
     The primary names the standby in ``synchronous_standby_names`` (set once the standby streams,
     with ``synchronous_commit=on``), so a commit returns only when the standby has flushed its WAL.
     The standby has no such setting: promoted, it commits alone until a new standby is attached.
+    The two keep their ports whatever their roles, so the service's URL holds across failovers.
     """
 
     def __init__(self) -> None:
         self.dir = private_directory("wallet-pg-pair-")
-        self.primary = PrivateCluster(self.dir, "primary")
-        self.standby = PrivateCluster(self.dir, "standby")
-        self.standby.settings = {"cluster_name": STANDBY_NAME, "hot_standby": "on"}
+        self.primary = PrivateCluster(self.dir, "node1")
+        self.standby = PrivateCluster(self.dir, "node2")
 
     def create(self) -> ReplicatedPair:
         self.primary.init()
-        self.primary.base_backup(self.standby, "-R")
-        self.standby.start()
-        self.primary.execute(
-            f"ALTER SYSTEM SET synchronous_standby_names = '{STANDBY_NAME}'", database="postgres"
-        )
-        self.primary.execute("ALTER SYSTEM SET synchronous_commit = 'on'", database="postgres")
-        self.primary.execute("SELECT pg_reload_conf()", database="postgres")
-        self.wait_synchronous()
+        self._attach_standby()
         return self
+
+    def _attach_standby(self) -> None:
+        self.primary.base_backup(self.standby, "-R")
+        self.standby.settings = {"cluster_name": STANDBY_NAME, "hot_standby": "on"}
+        self.standby.start()
+        self._set_primary("synchronous_standby_names", f"'{STANDBY_NAME}'")
+        self._set_primary("synchronous_commit", "'on'")
+        self.wait_synchronous()
+
+    def _set_primary(self, name: str, value: str | None) -> None:
+        sql = (
+            f"ALTER SYSTEM RESET {name}" if value is None else f"ALTER SYSTEM SET {name} = {value}"
+        )
+        self.primary.execute(sql, database="postgres")
+        self.primary.execute("SELECT pg_reload_conf()", database="postgres")
+
+    def promote_standby(self) -> None:
+        """The failover (the primary is gone): the standby becomes the primary. It commits alone,
+        without waiting for a standby, until ``rebuild_standby``."""
+        self.standby.promote()
+        self.primary, self.standby = self.standby, self.primary
+        # A standby built from a primary copies its synchronous_standby_names.
+        self._set_primary("synchronous_standby_names", None)
+
+    def rebuild_standby(self) -> None:
+        """A new synchronous standby from the new primary, where the lost primary was."""
+        self.standby.halt()
+        shutil.rmtree(self.standby.data)
+        self.standby.killed = False
+        self._attach_standby()
 
     def wait_synchronous(self) -> None:
         deadline = time.monotonic() + STREAMING_TIMEOUT_S
