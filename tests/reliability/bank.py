@@ -420,6 +420,8 @@ class Load:
     seed: int = 0
     api_readers: int = 1
     snapshot_readers: int = 1
+    # The clients' bound on one exchange, past which an answer counts as a hang.
+    client_timeout_s: float = CLIENT_TIMEOUT_S
     stop: threading.Event = field(default_factory=threading.Event)
     give_up: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -433,6 +435,7 @@ class Load:
                 self.seed * 1000 + n,
                 self.stop,
                 give_up=self.give_up,
+                timeout_s=self.client_timeout_s,
             )
             self.threads.append(threading.Thread(target=client.run, daemon=True))
         for n in range(self.api_readers):

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import psycopg
@@ -49,7 +50,8 @@ LOAD_START_TIMEOUT_S = 30.0
 # writer caught in a commit whose answer was lost: it asks whether the commit happened up to
 # WRITE_RETRIES_MAX times, each waiting up to DB_CONNECT_TIMEOUT_S for a reader's connection,
 # before it answers 503 and takes the next batch, which then connects (at most
-# DB_CONNECT_TIMEOUT_S per host). Doubled for a busy two-core machine.
+# DB_CONNECT_TIMEOUT_S per host). Doubled for a busy two-core machine. It also bounds a client's
+# wait for one answer, since the requests behind that commit wait as long.
 RESUME_BOUND_S = 2 * (WRITE_RETRIES_MAX + 2) * DB_CONNECT_TIMEOUT_S
 # After the promotion the load runs until each process has acknowledged this many more writes.
 ACKNOWLEDGED_AFTER_PROMOTION = 30
@@ -143,6 +145,7 @@ def test_primary_lost_under_load_standby_promoted_nothing_acknowledged_lost(
                 users,
                 journal,
                 clients=CLIENTS_PER_SERVER,
+                client_timeout_s=RESUME_BOUND_S,
                 seed=seed + n,
                 snapshot_readers=1 if n == 0 else 0,
             ).start()
@@ -167,7 +170,10 @@ def test_primary_lost_under_load_standby_promoted_nothing_acknowledged_lost(
         finally:
             os.kill(receiver, signal.SIGCONT)
         assert in_doubt, (seed, "no commit was waiting for the standby when the primary died")
-        outage = [read_until_refused(server.url, users[0]) for server in servers]
+        with ThreadPoolExecutor(SERVERS) as pool:
+            outage = list(
+                pool.map(lambda server: read_until_refused(server.url, users[0]), servers)
+            )
         at_promotion = [len(j.acknowledged) for j in journals]
         pair.promote_standby()
         promoted = time.monotonic()

@@ -49,6 +49,20 @@ def private_directory(prefix: str) -> Path:
     return directory
 
 
+def _running_in_group(group: int) -> bool:
+    """Whether a process of process group ``group`` is alive (a zombie is not)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name, in parentheses, may hold spaces: split after it.
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # it exited meanwhile
+        state, process_group = fields[0], int(fields[2])
+        if process_group == group and state != "Z":
+            return True
+    return False
+
+
 class PrivateCluster:
     """One PostgreSQL server: its data directory, its port, and the means to stop or kill it."""
 
@@ -91,9 +105,17 @@ class PrivateCluster:
     def kill(self) -> None:
         """SIGKILL the whole server at once, as when its machine is lost: the postmaster and every
         process it started (pg_ctl makes the postmaster the leader of a process group of its own),
-        so that no backend says goodbye to its client and nothing more reaches a standby."""
-        os.killpg(self.postmaster_pid(), signal.SIGKILL)
+        so that no backend says goodbye to its client and nothing more reaches a standby. Returns
+        once none of them runs any more: a signal takes effect only when its process is next
+        scheduled, and until then a backend could still answer."""
+        group = self.postmaster_pid()
+        os.killpg(group, signal.SIGKILL)
         self.killed = True
+        deadline = time.monotonic() + COMMAND_TIMEOUT_S
+        while _running_in_group(group):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the processes of group {group} outlived SIGKILL")
+            time.sleep(0.01)
 
     def postmaster_pid(self) -> int:
         return int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
@@ -221,7 +243,8 @@ class ReplicatedPair:
 
     def commits_waiting_for_standby(self) -> int:
         rows = self.primary.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'SyncRep'",
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE wait_event = 'SyncRep' AND application_name = 'wallet'",
             database="postgres",
         )
         return int(str(rows[0][0]))
