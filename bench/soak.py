@@ -130,7 +130,7 @@ def main() -> int:
     print(f"faults: {kills} SIGKILLs with restarts, {failovers} failovers")
     if failover_s:
         print(
-            "writes acknowledged again after each promotion: "
+            "writes acknowledged again after each promotion began: "
             + ", ".join("never" if s is None else f"{s:.2f} s" for s in failover_s)
         )
     print(journal.summary())
@@ -161,11 +161,11 @@ def start_pair() -> ReplicatedPair:
 
 def fail_over(pair: ReplicatedPair, journal: bank.Journal) -> float | None:
     """Lose the primary's machine, promote the standby, and attach a new standby; the seconds
-    from the promotion to the next acknowledged write (None: none came in time)."""
+    from the start of the promotion to the next acknowledged write (None: none came in time)."""
     pair.primary.kill()
     acknowledged = len(journal.acknowledged)
-    pair.promote_standby()
     promoted = time.monotonic()
+    pair.promote_standby()
     resumed: float | None = None
     while time.monotonic() - promoted < FAILOVER_RESUME_TIMEOUT_S:
         if len(journal.acknowledged) > acknowledged:

@@ -87,17 +87,12 @@ class PrivateCluster:
     def start(self) -> None:
         options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
         options += "".join(f" -c {name}={value}" for name, value in self.settings.items())
-        as_postgres(
-            str(PG_BIN / "pg_ctl"),
-            "-D",
-            str(self.data),
-            "-o",
-            options,
-            "-l",
-            str(self.log),
-            "-w",
-            "start",
-        )
+        pg_ctl = [str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.log)]
+        try:
+            as_postgres(*pg_ctl, "-w", "start")
+        except RuntimeError as error:
+            log = self.log.read_text()[-2000:] if self.log.exists() else ""
+            raise RuntimeError(f"{error}\n{self.log}:\n{log}") from None
 
     def stop(self, mode: str = "immediate") -> None:
         as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
@@ -153,8 +148,9 @@ class PrivateCluster:
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def halt(self) -> None:
-        """Stop the server at once if it runs. After a kill, free the System V shared memory
-        segment that only a clean stop releases (its id is on postmaster.pid's seventh line)."""
+        """Stop the server at once if it runs. After a kill, free what only a clean stop
+        releases: the System V shared memory segment (its id is on postmaster.pid's seventh
+        line)."""
         pid_file = self.data / "postmaster.pid"
         if not pid_file.exists():
             return
@@ -165,7 +161,10 @@ class PrivateCluster:
         with contextlib.suppress(ValueError, IndexError):
             shmid = pid_file.read_text().split("\n")[6].split()[1]
             subprocess.run(["ipcrm", "-m", shmid], capture_output=True, check=False)
-        pid_file.unlink()
+        # So are the socket and its lock file, which name the dead postmaster's pid: a server
+        # started later on this port would refuse to start if another process had that pid now.
+        for leftover in (pid_file, *self.dir.glob(f".s.PGSQL.{self.port}*")):
+            leftover.unlink(missing_ok=True)
 
 
 class ReplicatedPair:
