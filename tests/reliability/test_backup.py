@@ -9,13 +9,11 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from tests.support.clusters import PrivateCluster, require_binaries
+from tests.support.clusters import PrivateCluster
 from tests.support.server import ServerProcess
 
 from . import bank
@@ -27,19 +25,6 @@ CLIENTS = 3
 USERS = 4
 ACKNOWLEDGED_BEFORE_BACKUP = 40
 LOAD_START_TIMEOUT_S = 30.0
-
-
-@pytest.fixture
-def cluster() -> Iterator[PrivateCluster]:
-    require_binaries()
-    private = PrivateCluster()
-    try:
-        private.init()
-    except (RuntimeError, OSError, psycopg.Error) as error:
-        private.remove()
-        pytest.skip(f"cannot run a private PostgreSQL cluster here: {error}")
-    yield private
-    private.remove()
 
 
 def test_a_base_backup_taken_under_load_restores_and_verifies(

@@ -21,10 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
-from tests.support.clusters import PrivateCluster, require_binaries
+from tests.support.clusters import PrivateCluster
 from tests.support.server import ServerProcess
 
 from . import bank
@@ -37,19 +36,6 @@ OUTAGE_S = 3.0
 # timeout, 5 s, before they answer 503).
 ANSWER_BOUND_S = 12.0
 RECOVERY_TIMEOUT_S = 30.0
-
-
-@pytest.fixture
-def cluster() -> Iterator[PrivateCluster]:
-    require_binaries()
-    private = PrivateCluster()
-    try:
-        private.init()
-    except (RuntimeError, OSError, psycopg.Error) as error:
-        private.remove()
-        pytest.skip(f"cannot run a private PostgreSQL cluster here: {error}")
-    yield private
-    private.remove()
 
 
 def probe_outage(base_url: str, user: str) -> list[tuple[str, int, str | None, float, bool]]:

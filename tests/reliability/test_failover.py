@@ -24,14 +24,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from tests.support.clusters import ReplicatedPair, require_binaries
+from tests.support.clusters import ReplicatedPair
 from tests.support.server import ServerProcess
 from wallet.limits import DB_CONNECT_TIMEOUT_S, WRITE_RETRIES_MAX
 
@@ -55,19 +54,6 @@ LOAD_START_TIMEOUT_S = 30.0
 RESUME_BOUND_S = 2 * (WRITE_RETRIES_MAX + 2) * DB_CONNECT_TIMEOUT_S
 # After the promotion the load runs until each process has acknowledged this many more writes.
 ACKNOWLEDGED_AFTER_PROMOTION = 30
-
-
-@pytest.fixture
-def pair() -> Iterator[ReplicatedPair]:
-    require_binaries()
-    replicated = ReplicatedPair()
-    try:
-        replicated.create()
-    except (RuntimeError, OSError, psycopg.Error) as error:
-        replicated.remove()
-        pytest.skip(f"cannot run a primary and a standby here: {error}")
-    yield replicated
-    replicated.remove()
 
 
 def wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
