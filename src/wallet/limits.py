@@ -61,6 +61,10 @@ ASSET_REFRESH_INTERVAL_S = 1.0
 DB_LOCK_TIMEOUT_MS = 5_000
 DB_STATEMENT_TIMEOUT_MS = 10_000
 DB_CONNECT_TIMEOUT_S = 5
+# PostgreSQL readers' pool: a connection that failed is tried again with a doubling delay (1, 2,
+# 4 s, ...) for this long, then left for the next read to ask for, at once. After a failover the
+# readers thus find the new primary within a few seconds, however long there was none.
+DB_POOL_RECONNECT_TIMEOUT_S = 3.0
 # PostgreSQL: how long a starting process waits for another one's migrations (an index built
 # concurrently on a large ledger may take minutes), asking again every MIGRATION_LOCK_POLL_S.
 MIGRATION_LOCK_WAIT_S = 1800.0

@@ -419,8 +419,8 @@ class Load:
     seed: int = 0
     api_readers: int = 1
     snapshot_readers: int = 1
-    # A client's bound on one exchange (see Client): longer than the slowest answer the test's
-    # conditions allow.
+    # A client's bound on one exchange (see Client), past which an answer counts as a hang:
+    # longer than the slowest answer the test's conditions allow.
     client_timeout_s: float = CLIENT_TIMEOUT_S
     stop: threading.Event = field(default_factory=threading.Event)
     give_up: threading.Event = field(default_factory=threading.Event)
@@ -505,7 +505,7 @@ def stored(database_url: str) -> Stored:
     )
 
 
-def _transaction_ids(body: dict[str, Any]) -> set[str]:
+def transaction_ids(body: dict[str, Any]) -> set[str]:
     """The transactions an answer names: a transaction, a batch's, a hold's."""
     ids: set[str] = set()
     if "transaction_type" in body:
@@ -542,7 +542,7 @@ def audit(database_url: str, journal: Journal, baseline: Stored) -> list[str]:
             if json.loads(body) != sent.body:
                 problems.append(f"{key}: stored answer differs from the one given: {body}")
             assert sent.body is not None
-            missing = _transaction_ids(sent.body) - set(now.transactions)
+            missing = transaction_ids(sent.body) - set(now.transactions)
             if missing:
                 lost += 1
                 problems.append(f"lost: {key} acknowledged transactions {sorted(missing)}")
@@ -557,7 +557,7 @@ def audit(database_url: str, journal: Journal, baseline: Stored) -> list[str]:
         if transaction_id is not None:
             explained.add(transaction_id)
         decoded = json.loads(body)
-        explained |= _transaction_ids(decoded)
+        explained |= transaction_ids(decoded)
         if "expires_at" in decoded and decoded["id"] in now.holds:
             explained |= {t for t in now.holds[decoded["id"]] if t is not None}
     for transaction_id in sorted(set(new_transactions) - explained):

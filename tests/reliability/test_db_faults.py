@@ -16,7 +16,6 @@ configuration fails it.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
@@ -26,10 +25,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 
-from tests.support.server import ServerProcess, free_port
+from tests.support.clusters import PrivateCluster
+from tests.support.server import ServerProcess
 from wallet.limits import (
     DB_CONNECT_TIMEOUT_S,
     DB_LOCK_TIMEOUT_MS,
@@ -42,7 +41,6 @@ from .checks import new_key, new_user
 
 pytestmark = pytest.mark.slow
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 # The outage lasts at least this long, and until the load's clients have been answered 503.
 OUTAGE_S = 3.0
 
@@ -71,66 +69,6 @@ ANSWER_BOUND_S = (
 # Once the database is back, the write in flight may still fail (one answer); a write sent after
 # it finds the database there.
 RECOVERY_BOUND_S = 2 * ANSWER_BOUND_S
-
-
-# --- a private PostgreSQL cluster ---------------------------------------------------------------
-
-
-class PrivateCluster:
-    """initdb + pg_ctl in a temporary directory, run as the ``postgres`` OS user."""
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="wallet-pg-"))
-        self.data = self.dir / "data"
-        self.port = free_port()
-        shutil.chown(self.dir, "postgres", "postgres")
-
-    def _as_postgres(self, *argv: str) -> None:
-        command = ["runuser", "-u", "postgres", "--", *argv]
-        result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-        if result.returncode != 0:
-            raise RuntimeError(f"{' '.join(argv)} failed: {result.stdout}{result.stderr}")
-
-    def init(self) -> PrivateCluster:
-        self._as_postgres(
-            str(PG_BIN / "initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "-N"
-        )
-        self.start()
-        with psycopg.connect(self.url("postgres"), autocommit=True) as connection:
-            connection.execute("CREATE DATABASE wallet")
-        return self
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
-        log = str(self.dir / "postgresql.log")
-        self._as_postgres(
-            str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", log, "-w", "start"
-        )
-
-    def stop(self, mode: str = "immediate") -> None:
-        self._as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
-
-    def url(self, database: str = "wallet") -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
-
-    def remove(self) -> None:
-        with contextlib.suppress(RuntimeError):
-            self.stop("fast")
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@pytest.fixture
-def cluster() -> Iterator[PrivateCluster]:
-    if not (PG_BIN / "initdb").exists() or shutil.which("runuser") is None:
-        pytest.skip(f"needs PostgreSQL 15 binaries in {PG_BIN} and runuser")
-    private = PrivateCluster()
-    try:
-        private.init()
-    except (RuntimeError, OSError, psycopg.Error) as error:
-        private.remove()
-        pytest.skip(f"cannot run a private PostgreSQL cluster here: {error}")
-    yield private
-    private.remove()
 
 
 def topup_payload(user: str, description: str | None = None) -> dict[str, object]:

@@ -97,3 +97,19 @@ def test_readers_have_the_same_settings(careless_database: Database) -> None:
                 session.run("DELETE FROM idempotency_keys")
         else:
             assert settings_in_force(session) == POSTGRESQL_EXPECTED
+
+
+@pytest.mark.parametrize(
+    ("query", "accepted"),
+    [("", False), ("?target_session_attrs=any", False), ("?target_session_attrs=read-write", True)],
+)
+def test_a_url_with_several_hosts_must_ask_for_the_primary(query: str, accepted: bool) -> None:
+    """With several hosts libpq takes the first that answers, which may be a standby; the service
+    refuses to start on such a URL rather than fail its writes there."""
+    url = f"postgresql://postgres@127.0.0.1:5432,127.0.0.1:5433/wallet{query}"
+    if accepted:
+        with opened(url) as database:
+            assert database.backend is Backend.POSTGRESQL
+    else:
+        with pytest.raises(ValueError, match="target_session_attrs=read-write"), opened(url):
+            pass

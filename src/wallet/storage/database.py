@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import psycopg.conninfo
 import psycopg.errors
 import psycopg_pool
 
@@ -33,6 +34,7 @@ from wallet.domain.errors import Unavailable
 from wallet.limits import (
     DB_CONNECT_TIMEOUT_S,
     DB_LOCK_TIMEOUT_MS,
+    DB_POOL_RECONNECT_TIMEOUT_S,
     DB_READ_POOL_SIZE_MAX,
     DB_STATEMENT_TIMEOUT_MS,
     SQLITE_CHECKPOINT_ERROR_PAUSE_S,
@@ -430,9 +432,26 @@ class SQLiteDatabase(Database):
 
 
 def postgresql_conninfo(database_url: str) -> str:
-    """libpq accepts postgresql:// and postgres:// URLs; drop a SQLAlchemy driver suffix."""
+    """libpq accepts postgresql:// and postgres:// URLs; drop a SQLAlchemy driver suffix. The rest
+    reaches libpq intact, the multi-host form (``h1:5432,h2:5432``) included."""
     scheme, rest = database_url.split(":", 1)
     return "postgresql:" + rest if scheme.startswith("postgres") else database_url
+
+
+def _check_hosts(conninfo: str) -> None:
+    """Several hosts (a primary and its standbys) only with ``target_session_attrs=read-write``
+    (or ``primary``): otherwise libpq connects to the first host that answers, and a write on a
+    standby fails with an error that is nobody's fault but the setting's."""
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError:
+        return  # libpq says what is wrong with it at the first connection, as before
+    hosts = str(params.get("host") or params.get("hostaddr") or "").split(",")
+    if len(hosts) > 1 and params.get("target_session_attrs") not in ("read-write", "primary"):
+        raise ValueError(
+            "a DATABASE_URL with several hosts needs ?target_session_attrs=read-write, so that"
+            " the service connects to the primary only"
+        )
 
 
 _POSTGRESQL_OPTIONS = (
@@ -479,6 +498,7 @@ class PostgreSQLDatabase(Database):
     def __init__(self, settings: Settings) -> None:
         self.url = settings.database_url
         self.conninfo = postgresql_conninfo(settings.database_url)
+        _check_hosts(self.conninfo)
         self._pool = psycopg_pool.ConnectionPool(
             self.conninfo,
             min_size=1,
@@ -490,6 +510,9 @@ class PostgreSQLDatabase(Database):
                 "application_name": "wallet-reader",
             },
             timeout=DB_CONNECT_TIMEOUT_S,
+            # psycopg_pool's default (5 minutes of doubling delays) would leave readers waiting
+            # half as long again as the outage once a new primary is up.
+            reconnect_timeout=DB_POOL_RECONNECT_TIMEOUT_S,
             open=False,
             name="wallet-readers",
         )

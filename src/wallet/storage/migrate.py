@@ -10,28 +10,38 @@ the two would deadlock (migrations/online.py).
 import time
 from pathlib import Path
 
+import psycopg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 
 from wallet.domain.errors import Unavailable
-from wallet.limits import MIGRATION_LOCK_POLL_S, MIGRATION_LOCK_WAIT_S
+from wallet.limits import DB_CONNECT_TIMEOUT_S, MIGRATION_LOCK_POLL_S, MIGRATION_LOCK_WAIT_S
+
+from .database import postgresql_conninfo
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 _ADVISORY_LOCK_ID = 0x57A11E7  # "wallet"
 
 
-def sqlalchemy_url(database_url: str) -> str:
-    scheme, rest = database_url.split(":", 1)
-    if scheme.startswith("postgres"):
-        return "postgresql+psycopg:" + rest
-    return database_url
+def _engine(database_url: str) -> Engine:
+    """SQLAlchemy's engine for Alembic. On PostgreSQL the URL goes to libpq as it is, through
+    psycopg: SQLAlchemy's own URL parser refuses libpq's multi-host form (``h1:5432,h2:5432``),
+    which a failover needs (README, "Production on PostgreSQL")."""
+    if database_url.split(":", 1)[0].startswith("postgres"):
+        conninfo = postgresql_conninfo(database_url)
+        return create_engine(
+            "postgresql+psycopg://",
+            poolclass=NullPool,
+            creator=lambda: psycopg.connect(conninfo, connect_timeout=DB_CONNECT_TIMEOUT_S),
+        )
+    return create_engine(database_url, poolclass=NullPool)
 
 
 def upgrade(database_url: str) -> None:
-    engine = create_engine(sqlalchemy_url(database_url), poolclass=NullPool)
+    engine = _engine(database_url)
     try:
         with engine.connect() as connection:
             _upgrade(connection)
