@@ -37,6 +37,10 @@ EXTRA_PROBLEMS: dict[str, tuple[int, str]] = {
     "method_not_allowed": (405, "Method not allowed"),
     "unsupported_media_type": (415, "Unsupported media type"),
     "internal_error": (500, "Internal error"),
+    # The server's own refusals of a request's head or of a slow client (server.py).
+    "request_timeout": (408, "Request timeout"),
+    "url_too_long": (414, "URL too long"),
+    "headers_too_large": (431, "Request header fields too large"),
 }
 
 PROBLEM_JSON = "application/problem+json"
