@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from wallet.domain.errors import Forbidden, Unauthorized, WalletError
+from wallet.domain.errors import Forbidden, Unauthorized, Unavailable, WalletError
 from wallet.service.keys import OPEN_CALLER, Caller, KeyRing
 from wallet.service.keys import Scope as KeyScope
 
@@ -67,6 +67,8 @@ def caller_for(
     """
     if not keys.enforced:
         return OPEN_CALLER, None
+    if keys.unknown:
+        return None, Unavailable("the API keys cannot be read right now")
     key = presented_key(headers)
     if key is None:
         return None, Unauthorized("send an API key: Authorization: Bearer <key> or X-API-Key")
