@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from fastapi import WebSocket
 from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from tests.support.factories import problem
 from tests.support.rawdb import connect
@@ -229,7 +231,7 @@ def test_keys_unreadable_at_start_refuse_every_protected_route_until_they_are_re
         for method, path in [("GET", "/balance/user_001/GC"), ("GET", "/assets")]:
             problem(client.request(method, path), 503, "unavailable")
         refused = client.post("/transaction", json=TOPUP)
-        problem(refused, 503, "unavailable")
+        assert problem(refused, 503, "unavailable")["request_id"] == refused.headers["x-request-id"]
         assert refused.headers["Retry-After"] == "1"
         assert client.get("/balance/user_001/GC").status_code == 503, "still closed"
         with connect(database_url) as raw:
@@ -265,3 +267,21 @@ def test_a_failed_refresh_of_an_empty_table_closes_the_service_until_a_read_succ
     finally:
         database.close()
 
+
+def test_a_websocket_never_reaches_the_app(settings: Settings) -> None:
+    """No route speaks WebSocket; one added later would still be refused at the edge, before
+    authentication could be skipped."""
+    app = create_app(settings.model_copy(update={"auth": "required"}))
+    reached = []
+
+    async def probe(websocket: WebSocket) -> None:
+        reached.append(True)
+        await websocket.accept()
+        await websocket.send_text("in")
+
+    app.add_api_websocket_route("/ws-probe", probe)
+    with TestClient(app) as client:
+        with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/ws-probe"):
+            pass
+        assert refused.value.code == 1008
+    assert reached == []

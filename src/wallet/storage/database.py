@@ -314,7 +314,7 @@ class SQLiteDatabase(Database):
         try:
             yield Session(connection, Backend.SQLITE)
         except sqlite3.OperationalError as error:
-            raise Unavailable(f"the database cannot be read: {error}") from error
+            raise Unavailable("the database cannot be read") from error
         finally:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
@@ -328,7 +328,7 @@ class SQLiteDatabase(Database):
             try:
                 self._loop_connection = _connect_sqlite(self.path, read_only=True)
             except sqlite3.Error as error:
-                raise Unavailable(f"the database cannot be opened: {error}") from error
+                raise Unavailable("the database cannot be opened") from error
         return self._loop_connection
 
     def _give_back(self, connection: sqlite3.Connection) -> None:
@@ -352,7 +352,7 @@ class SQLiteDatabase(Database):
                     connection = _connect_sqlite(self.path, read_only=True)
                 except sqlite3.Error as error:
                     self._opened -= 1
-                    raise Unavailable(f"the database cannot be opened: {error}") from error
+                    raise Unavailable("the database cannot be opened") from error
                 return connection
         try:
             return self._idle.get(timeout=DB_LOCK_TIMEOUT_MS / 1000)
@@ -363,7 +363,7 @@ class SQLiteDatabase(Database):
         try:
             return SQLiteWriterConnection(self.path, sustained=sustained)
         except sqlite3.Error as error:
-            raise Unavailable(f"the database cannot be opened: {error}") from error
+            raise Unavailable("the database cannot be opened") from error
 
     def is_transient(self, error: BaseException) -> bool:
         # "database is locked" after the busy timeout, a full disk, a read-only file: the unit of
@@ -467,7 +467,7 @@ class PostgreSQLDatabase(Database):
             with self._pool.connection() as connection:
                 yield Session(connection, Backend.POSTGRESQL)
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as error:
-            raise Unavailable(f"the database cannot be reached: {error}") from error
+            raise Unavailable("the database cannot be reached") from error
 
     def _open_pool(self) -> None:
         if not self._pool_opened:
@@ -480,7 +480,7 @@ class PostgreSQLDatabase(Database):
         try:
             return PostgreSQLWriterConnection(self.conninfo)
         except psycopg.OperationalError as error:
-            raise Unavailable(f"the database cannot be reached: {error}") from error
+            raise Unavailable("the database cannot be reached") from error
 
     def is_transient(self, error: BaseException) -> bool:
         return isinstance(
