@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
-"""One command to run the service, one to test it. Standard library only: a fresh machine needs
-nothing but Python 3.11+.
+"""One command to run the service, one to test it, one for the command line. Standard library
+only: a fresh machine needs nothing but Python 3.11+.
 
     python3 dev.py serve                 # python main.py, in .venv
     python3 dev.py test [pytest args]    # ruff check, ruff format --check, mypy, then pytest
+    python3 dev.py wallet ARGS...        # the `wallet` command line (keys, seed, verify, ...)
 
-Both first make sure .venv exists and holds the pinned requirements and the package (editable).
+Each first makes sure .venv exists and holds the pinned requirements and the package (editable).
 They install only when requirements*.txt or pyproject.toml changed since the last install: a hash
 of those files is kept in .venv. The environment passes through (DATABASE_URL, PORT, CI, ...).
+What dev.py itself prints, and what pip prints, goes to stderr, so that the standard output of
+`wallet` stays the command's alone: `KEY=$(python3 dev.py wallet keys create ...)` holds the key.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ import subprocess
 import sys
 import venv
 from pathlib import Path
+from typing import TextIO
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 PYTHON = VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+WALLET = VENV / ("Scripts/wallet.exe" if os.name == "nt" else "bin/wallet")
 # The files an install is made from: a change to any of them calls for a new install.
 INSTALL_INPUTS = ("requirements.txt", "requirements-dev.txt", "pyproject.toml")
 
@@ -40,13 +45,18 @@ def main(argv: list[str]) -> int:
     if command == "test":
         ensure_venv("requirements-dev.txt")
         return test(args)
+    if command == "wallet":
+        ensure_venv("requirements.txt")
+        # Unlike serve, this keeps the caller's directory, as the command itself would: a
+        # relative path (export --output, the default sqlite:///wallet_service.db) is theirs.
+        os.execv(WALLET, [str(WALLET), *args])  # noqa: S606 - no shell, by design
     sys.exit(__doc__)
 
 
 def ensure_venv(requirements: str) -> None:
     """Create .venv if missing; install ``requirements`` and the package if the inputs changed."""
     if not PYTHON.exists():
-        print(f"dev.py: creating {VENV}", flush=True)
+        print(f"dev.py: creating {VENV}", file=sys.stderr, flush=True)
         venv.create(VENV, with_pip=True)
     digest = hashlib.sha256(requirements.encode())
     for name in INSTALL_INPUTS:
@@ -55,7 +65,7 @@ def ensure_venv(requirements: str) -> None:
     if stamp.exists() and stamp.read_text() == digest.hexdigest():
         return
     for install in (["-r", ROOT / requirements], ["--no-deps", "-e", ROOT]):
-        if run(PYTHON, "-m", "pip", "install", "--quiet", *install) != 0:
+        if run(PYTHON, "-m", "pip", "install", "--quiet", *install, stdout=sys.stderr) != 0:
             sys.exit("dev.py: pip install failed")
     stamp.write_text(digest.hexdigest())
 
@@ -80,9 +90,9 @@ def parallel(pytest_args: list[str]) -> list[str]:
     return pytest_args if chose else ["-n", "auto", *pytest_args]
 
 
-def run(*command: object) -> int:
-    print("+", " ".join(str(part) for part in command), flush=True)
-    return subprocess.call([str(part) for part in command], cwd=ROOT)
+def run(*command: object, stdout: TextIO | None = None) -> int:
+    print("+", " ".join(str(part) for part in command), file=sys.stderr, flush=True)
+    return subprocess.call([str(part) for part in command], cwd=ROOT, stdout=stdout)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,8 @@ settings as ``wallet.server.serve``. It touches no database: every route answers
 body of the size the service answers. What the service does on top of this is the cost of the
 wallet itself.
 
-Run it as ``PORT=8001 python bench/baseline_app.py``; bench/run.py does.
-``BASELINE_HISTORY_ITEMS`` sets how many transactions a history page holds (run.py sets it to
-what the service's pages held in the same run).
+Run it as ``PORT=8001 python bench/baseline_app.py``; bench/run.py does. Its answers are
+bench/answers.py's, which bench/fastapi_app.py gives too.
 """
 
 from __future__ import annotations
@@ -25,48 +24,15 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 from starlette.responses import Response
 
+from answers import BALANCE, HISTORY, TRANSACTION
 from wallet.api.deps import IdempotencyKeyHeader
 from wallet.api.jsonbody import ExactJSONRoute
 from wallet.api.models import TransactionCreate
 from wallet.api.routes.balances import AssetPath, UserIdPath
 
-# A transaction as the service answers it (about 530 bytes).
-TRANSACTION = {
-    "id": "019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d",
-    "transaction_type": "purchase",
-    "status": "completed",
-    "user_id": "bench_00042",
-    "asset_code": "GC",
-    "amount": "25.00",
-    "description": "Bought in-game item",
-    "idempotency_key": None,
-    "balance_after": "75.00",
-    "created_at": "2026-11-25T08:00:00.123456Z",
-    "entries": [
-        {
-            "account_type": "user",
-            "account_id": "bench_00042",
-            "amount": "-25.00",
-            "balance_before": "100.00",
-            "balance_after": "75.00",
-        },
-        {
-            "account_type": "system",
-            "account_id": "treasury",
-            "amount": "25.00",
-            "balance_before": "999999998000.00",
-            "balance_after": "999999998025.00",
-        },
-    ],
-}
-BALANCE = {"user_id": "bench_00042", "asset_code": "GC", "balance": "75.00"}
-HISTORY_ITEMS = int(os.environ.get("BASELINE_HISTORY_ITEMS", "20"))
-
 TRANSACTION_BODY = orjson.dumps(TRANSACTION)
 BALANCE_BODY = orjson.dumps(BALANCE)
-HISTORY_BODY = orjson.dumps(
-    {"user_id": "bench_00042", "items": [TRANSACTION] * HISTORY_ITEMS, "next_cursor": None}
-)
+HISTORY_BODY = orjson.dumps(HISTORY)
 
 router = APIRouter(route_class=ExactJSONRoute)
 

@@ -101,7 +101,7 @@ DESCRIPTIONS = {
     "purchase": ("Bought in-game item", "Unlocked level pack", "Cosmetic skin"),
 }
 KEYED_SHARE_DEFAULT = 0.20  # as the wrk workload: a fifth of the requests carry a key
-KEY_SCOPE = ""  # the open caller's scope (wallet.service.keys.OPEN_CALLER), as in the bench
+KEY_OWNER = ""  # the open caller's key id (wallet.service.keys.OPEN_CALLER), as in the bench
 DAYS_DEFAULT = 365
 
 # The tables the load writes, whose per-row triggers are dropped for it.
@@ -300,7 +300,7 @@ class Ledger:
             amount_minor=amount,
             description=description,
             idempotency_key=key,
-            scope=KEY_SCOPE,
+            key_owner=KEY_OWNER,
         )
         transaction = PostedTransaction(
             id=transaction_id,
@@ -315,7 +315,7 @@ class Ledger:
             entries=entries,
         )
         body = orjson.dumps(transaction_view(transaction, self.scales[asset_code])).decode()
-        return (KEY_SCOPE, key, command.fingerprint, CREATED, body, transaction_id, at_us)
+        return (KEY_OWNER, key, command.fingerprint, CREATED, body, transaction_id, at_us)
 
     def touched_accounts(self) -> list[Account]:
         return [account for account in self.accounts.values() if account.touched]

@@ -49,8 +49,8 @@ def populate(database_url: str, users: int) -> bool:
     """True if the users were created, False if they existed already."""
     service = WalletService(Settings(database_url=database_url, seed=True))
     service.database.migrate()
-    service.refresh_assets()
-    seed_demo_ledger(service)
+    service.assets.refresh()
+    seed_demo_ledger(service.assets, service.writer)
     try:
         with service.database.reading() as session:
             if store.user_exists(session, user_id(1)):

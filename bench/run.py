@@ -11,16 +11,20 @@ Each round (``--repeat`` of them; medians are reported):
 2. starts the service (``python main.py``; N processes on one database with ``--processes N``)
    pinned to the server CPU;
 3. for each workload in turn (POST /transaction mix, GET balance, GET history: the reads see what
-   the writes wrote), starts the baseline app (bench/baseline_app.py: the same request model and
-   server settings, no database) pinned to the same CPU, warms both up, and loads the service and
-   then the baseline with the same wrk script, wrk pinned to the other CPU. A run starts when both
-   CPUs are quiet, and is taken again (at most three times in all) when other processes kept
-   the machine busy for more than 5 % of a CPU during it: on a shared machine that noise is
-   recorded with each run.
+   the writes wrote), warms up and loads the service, then each of two baselines, started fresh
+   and pinned to the same CPU, with the same wrk script, wrk pinned to the other CPU. Neither
+   baseline touches a database; both answer the same fixed JSON (bench/answers.py):
+   ``baseline`` (bench/baseline_app.py) with the service's request model, route class and server
+   settings, ``fastapi`` (bench/fastapi_app.py) written as a user starts with FastAPI (a plain
+   Pydantic model, response models, default JSON rendering). A run starts when both CPUs are
+   quiet, and is taken again (at most three times in all) when other processes kept the machine
+   busy for more than 5 % of a CPU during it: on a shared machine that noise is recorded with
+   each run.
 
-Then it prints a table per workload (throughput, p50, p99, p99.9 of service and baseline, and
-their ratio), the servers' peak memory (VmHWM) and the targets of issue 3, and writes everything,
-every run included, as JSON to bench/results/<timestamp>-<backend>.json.
+Then it prints a table per workload (throughput, p50, p99, p99.9 and CPU per request of the
+service and both baselines, and the service's ratios to each: ``vs_baseline``, ``vs_fastapi``),
+the servers' peak memory (VmHWM) and the targets of issue 3 (against ``baseline``), and writes
+everything, every run included, as JSON to bench/results/<timestamp>-<backend>.json.
 
 Standard library and httpx only (plus psycopg, a dependency of the service, for --backend
 postgresql). Needs Linux (/proc), ``wrk`` and ``taskset`` on PATH, and two CPUs.
@@ -78,6 +82,22 @@ PG_ADMIN_URL_DEFAULT = os.environ.get(
 POST_THROUGHPUT_RATIO_MIN = 0.7
 POST_P99_MS_MAX = 25.0
 BALANCE_THROUGHPUT_RATIO_MIN = 0.8
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """An app that the service is measured against, in the same rounds."""
+
+    name: str
+    script: str
+    ratio_key: str  # the key of the service's ratios to it, in the report
+
+
+BASELINES = (
+    Baseline("baseline", "baseline_app.py", "vs_baseline"),
+    Baseline("fastapi", "fastapi_app.py", "vs_fastapi"),
+)
+SERVERS = ("service", *(b.name for b in BASELINES))
 
 
 @dataclass(frozen=True)
@@ -490,56 +510,51 @@ def ratio_text(value: float | None) -> str:
 
 
 def print_workload(title: str, result: dict[str, Any], repeat: int, duration: float) -> None:
-    service, baseline = result["service"]["median"], result["baseline"]["median"]
-    ratio = result["ratio"]
+    medians = {name: result[name]["median"] for name in SERVERS}
+    service = medians["service"]
     runs = f"median of {repeat} runs" if repeat > 1 else "one run"
     runs += f" of {duration:g} s"
     print(f"\n{title}  ({runs})")
-    print(f"  {'':<20}{'service':>12}{'baseline':>12}{'service/baseline':>20}")
-    print(
-        f"  {'throughput (req/s)':<20}{service['throughput_rps']:>12,.0f}"
-        f"{baseline['throughput_rps']:>12,.0f}{ratio_text(ratio['throughput']):>20}"
-    )
+    names = "".join(f"{name:>10}" for name in SERVERS)
+    keys = "".join(f"{b.ratio_key:>13}" for b in BASELINES)
+    print(f"  {'':<20}{names}{keys}")
+
+    def row(label: str, key: str, number: Callable[[dict[str, Any]], float], form: str) -> None:
+        values = "".join(f"{number(medians[name]):>10{form}}" for name in SERVERS)
+        shares = "".join(f"{ratio_text(result[b.ratio_key][key]):>13}" for b in BASELINES)
+        print(f"  {label:<20}{values}{shares}")
+
+    row("throughput (req/s)", "throughput", lambda m: m["throughput_rps"], ",.0f")
     for p in ("50", "99", "99.9"):
         key = f"p{p}"
-        print(
-            f"  {key + ' (ms)':<20}{service['latency_ms'][key]:>12.2f}"
-            f"{baseline['latency_ms'][key]:>12.2f}{ratio_text(ratio[key]):>20}"
-        )
+        row(f"{key} (ms)", key, lambda m, key=key: m["latency_ms"][key], ".2f")
     key = "server_cpu_us_per_request"
-    print(
-        f"  {'CPU µs per request':<20}{service[key]:>12,.0f}{baseline[key]:>12,.0f}"
-        f"{ratio_text(ratio[key]):>20}"
-    )
+    row("CPU µs per request", key, lambda m: m[key], ",.0f")
     total = sum(service["statuses"].values()) or 1
     shares = ", ".join(f"{s} {100 * n / total:.1f} %" for s, n in service["statuses"].items())
     print(f"  service statuses: {shares}")
-    if service["socket_errors"] or baseline["socket_errors"]:
-        errors = f"service {service['socket_errors']}, baseline {baseline['socket_errors']}"
+    if any(median["socket_errors"] for median in medians.values()):
+        errors = ", ".join(f"{name} {medians[name]['socket_errors']}" for name in SERVERS)
         print(f"  socket errors: {errors}")
     if "database_cpu_us_per_request" in service:
         database_us = service["database_cpu_us_per_request"]
         print(f"  PostgreSQL backends of the service: {database_us:,.0f} µs of CPU per request")
-    print(
-        f"  CPU used by the server: service {100 * service['server_cpu_share']:.0f} %, baseline"
-        f" {100 * baseline['server_cpu_share']:.0f} % of a CPU; by other processes:"
-        f" {100 * service['other_cpu_share']:.0f} % / {100 * baseline['other_cpu_share']:.0f} %"
-    )
-    noisy = service.get("noisy_runs", 0), baseline.get("noisy_runs", 0)
-    if any(noisy):
+    own = ", ".join(f"{name} {100 * medians[name]['server_cpu_share']:.0f} %" for name in SERVERS)
+    other = " / ".join(f"{100 * medians[name]['other_cpu_share']:.0f} %" for name in SERVERS)
+    print(f"  CPU used by the server: {own} of a CPU; by other processes: {other}")
+    noisy = {name: medians[name].get("noisy_runs", 0) for name in SERVERS}
+    if any(noisy.values()):
+        counts = ", ".join(f"{name} {count}" for name, count in noisy.items())
         print(
-            f"  NOISY: {noisy[0]} service and {noisy[1]} baseline run(s) of {repeat} shared the"
-            f" machine with other processes (more than {100 * NOISY_SHARE_MAX:.0f} % of a CPU)"
+            f"  NOISY runs, of {repeat} each: {counts} (other processes took more than"
+            f" {100 * NOISY_SHARE_MAX:.0f} % of a CPU during them)"
         )
 
 
 def print_summary(report: dict[str, Any]) -> None:
     """Peak memory, and the issue's targets (which the report gains) when both workloads ran."""
-    memory = report["peak_rss_mib"]
-    print(
-        f"\npeak RSS (VmHWM, the largest of any process and round): service"
-        f" {memory['service']:.1f} MiB, baseline {memory['baseline']:.1f} MiB"
-    )
+    memory = ", ".join(f"{name} {mib:.1f} MiB" for name, mib in report["peak_rss_mib"].items())
+    print(f"\npeak RSS (VmHWM, the largest of any process and round): {memory}")
     if not {"post_transaction", "get_balance"} <= set(report["workloads"]):
         return
     report["targets"] = targets(report["workloads"])
@@ -557,8 +572,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return [
         {
             "target": f"POST /transaction throughput >= {POST_THROUGHPUT_RATIO_MIN} x baseline",
-            "value": post["ratio"]["throughput"],
-            "met": (post["ratio"]["throughput"] or 0) >= POST_THROUGHPUT_RATIO_MIN,
+            "value": post["vs_baseline"]["throughput"],
+            "met": (post["vs_baseline"]["throughput"] or 0) >= POST_THROUGHPUT_RATIO_MIN,
         },
         {
             "target": f"POST /transaction p99 <= {POST_P99_MS_MAX:g} ms",
@@ -567,8 +582,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         },
         {
             "target": f"GET balance throughput >= {BALANCE_THROUGHPUT_RATIO_MIN} x baseline",
-            "value": balance["ratio"]["throughput"],
-            "met": (balance["ratio"]["throughput"] or 0) >= BALANCE_THROUGHPUT_RATIO_MIN,
+            "value": balance["vs_baseline"]["throughput"],
+            "met": (balance["vs_baseline"]["throughput"] or 0) >= BALANCE_THROUGHPUT_RATIO_MIN,
         },
     ]
 
@@ -706,7 +721,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "workloads": {},
     }
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
-        w.name: {"service": [], "baseline": []} for w in workloads
+        w.name: {name: [] for name in SERVERS} for w in workloads
     }
     for number in range(1, args.repeat + 1):
         if args.repeat > 1:
@@ -714,18 +729,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["rounds"].append(run_round(args, load, workloads, args.seed + number - 1, runs))
 
     for workload in workloads:
-        service, baseline = runs[workload.name]["service"], runs[workload.name]["baseline"]
-        service_median, baseline_median = median_of(service), median_of(baseline)
         result: dict[str, Any] = {
-            "service": {"median": service_median, "runs": service},
-            "baseline": {"median": baseline_median, "runs": baseline},
-            "ratio": ratios(service_median, baseline_median),
+            name: {"median": median_of(measured), "runs": measured}
+            for name, measured in runs[workload.name].items()
         }
+        for baseline in BASELINES:
+            result[baseline.ratio_key] = ratios(
+                result["service"]["median"], result[baseline.name]["median"]
+            )
         report["workloads"][workload.name] = result
         print_workload(workload.title, result, args.repeat, args.duration)
     report["peak_rss_mib"] = {
-        "service": max(r["peak_rss_mib"]["service"] for r in report["rounds"]),
-        "baseline": max(r["peak_rss_mib"]["baseline"] for r in report["rounds"]),
+        name: max(r["peak_rss_mib"][name] for r in report["rounds"]) for name in SERVERS
     }
     print_summary(report)
     report["machine"]["loadavg_at_end"] = Path("/proc/loadavg").read_text().split()[:3]
@@ -745,7 +760,7 @@ def run_round(
     runs: dict[str, dict[str, list[dict[str, Any]]]],
 ) -> dict[str, Any]:
     """One round: a fresh database and service, every workload on it in order (the writes of
-    the first are the data of the reads after it), each against a fresh baseline too."""
+    the first are the data of the reads after it), each against fresh baselines too."""
     workdir = Path(tempfile.mkdtemp(prefix="wallet-bench-"))
     services: list[Server] = []
     round_notes: dict[str, Any] = {
@@ -753,7 +768,7 @@ def run_round(
         "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3],
         "sqlite_commits_per_s": sqlite_commit_rate(workdir),
     }
-    baseline_rss: list[int] = []
+    baseline_rss: dict[str, list[int]] = {b.name: [] for b in BASELINES}
     try:
         with fresh_database(args.backend, workdir, args.pg_admin_url) as database_url:
             clock = time.monotonic()
@@ -782,18 +797,20 @@ def run_round(
                 " SQLite commits/s"
             )
             for workload in workloads:
-                service_run, baseline_run = measure_pair(
+                measured = measure_workload(
                     args, load, workload, services, workdir, seed, baseline_rss, database
                 )
-                runs[workload.name]["service"].append(service_run)
-                runs[workload.name]["baseline"].append(baseline_run)
-                print(
-                    f"  {workload.name}: service {service_run['throughput_rps']:,.0f} req/s,"
-                    f" baseline {baseline_run['throughput_rps']:,.0f} req/s"
+                for name, result in measured.items():
+                    runs[workload.name][name].append(result)
+                rates = ", ".join(
+                    f"{name} {result['throughput_rps']:,.0f}" for name, result in measured.items()
                 )
+                print(f"  {workload.name} (req/s): {rates}")
             round_notes["peak_rss_mib"] = {
                 "service": max(round((s.read_peak_rss() or 0) / 1024, 1) for s in services),
-                "baseline": round(max(baseline_rss, default=0) / 1024, 1),
+                **{
+                    name: round(max(rss, default=0) / 1024, 1) for name, rss in baseline_rss.items()
+                },
             }
     finally:
         for server in services:
@@ -805,43 +822,47 @@ def run_round(
     return round_notes
 
 
-def measure_pair(
+def measure_workload(
     args: argparse.Namespace,
     load: LoadSettings,
     workload: Workload,
     services: Sequence[Server],
     workdir: Path,
     seed: int,
-    baseline_rss: list[int],
+    baseline_rss: dict[str, list[int]],
     database: str | None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Warm up and measure the service, then a fresh baseline, on one workload."""
+) -> dict[str, dict[str, Any]]:
+    """Warm up and measure the service, then each baseline (started fresh), on one workload;
+    the measurements by server name."""
     baseline_env = {"WALLET_LOG_LEVEL": "warning"}
     notes: dict[str, Any] = {}
     if workload.name == "get_history":
-        # The baseline answers pages as long as the service's pages are at this point.
+        # The baselines answer pages as long as the service's pages are at this point.
         items = mean_history_items(services[0].url, args.users, seed)
         baseline_env["BASELINE_HISTORY_ITEMS"] = str(items)
         notes["history_items_per_page"] = items
-    baseline = Server(
-        f"baseline-{workload.name}",
-        [args.python, str(ROOT / "bench" / "baseline_app.py")],
-        baseline_env,
-        services[0].cpu,
-        workdir / f"baseline-{workload.name}.log",
-    ).start()
-    try:
-        results = []
-        for servers, db in ((list(services), database), ([baseline], None)):
-            if args.warmup > 0:
-                run_wrk(load, workload, servers, args.warmup, seed=seed + 1000)
-            measured = measure_quietly(load, workload, servers, args.duration, seed, db)
-            results.append({**notes, **measured})
-    finally:
-        baseline.stop()
-        if baseline.peak_rss_kib is not None:
-            baseline_rss.append(baseline.peak_rss_kib)
-    return results[0], results[1]
+
+    def measure(servers: Sequence[Server], db: str | None) -> dict[str, Any]:
+        if args.warmup > 0:
+            run_wrk(load, workload, servers, args.warmup, seed=seed + 1000)
+        return {**notes, **measure_quietly(load, workload, servers, args.duration, seed, db)}
+
+    results = {"service": measure(services, database)}
+    for kind in BASELINES:
+        baseline = Server(
+            f"{kind.name}-{workload.name}",
+            [args.python, str(ROOT / "bench" / kind.script)],
+            baseline_env,
+            services[0].cpu,
+            workdir / f"{kind.name}-{workload.name}.log",
+        ).start()
+        try:
+            results[kind.name] = measure([baseline], None)
+        finally:
+            baseline.stop()
+            if baseline.peak_rss_kib is not None:
+                baseline_rss[kind.name].append(baseline.peak_rss_kib)
+    return results
 
 
 def sqlite_commit_rate(workdir: Path, seconds: float = 1.0) -> int:

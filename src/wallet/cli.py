@@ -32,10 +32,10 @@ from wallet import __version__
 from wallet.config import DEFAULT_DATABASE_URL, Settings
 from wallet.domain.errors import Unavailable, WalletError
 from wallet.domain.ledger import Asset
-from wallet.domain.money import format_minor, parse_amount, supply_to_minor
+from wallet.domain.money import format_minor, parse_amount
 from wallet.limits import ASSET_CODE_PATTERN, SCALE_MAX
 from wallet.service.admin import migrate_database, seed_database
-from wallet.service.assets import add_asset, list_assets
+from wallet.service.assets import AssetCatalog, new_asset
 from wallet.service.clock import format_us, parse_instant_us
 from wallet.service.export import EXPORT_FIELDS, ExportRow, export_ledger
 from wallet.service.keys import Scope, create_api_key, list_api_keys, revoke_api_key
@@ -158,7 +158,7 @@ def assets() -> None:
 def assets_list(database_url: str | None) -> None:
     """List every asset: code, name, scale and supply."""
     settings = _settings(database_url)
-    for asset in _with_database(settings, list_assets):
+    for asset in _with_database(settings, lambda database: AssetCatalog(database).refresh()):
         supply = format_minor(asset.supply_minor, asset.scale)
         click.echo(f"{asset.code}  {asset.name}  scale {asset.scale}  supply {supply}")
 
@@ -180,8 +180,7 @@ def assets_add(database_url: str | None, code: str, name: str, scale: int, suppl
         raise click.UsageError(f"--supply: {error}") from None
 
     def add(database: Database) -> Asset:
-        asset = Asset(code, name, scale, supply_to_minor(amount, scale))
-        add_asset(database, asset)
+        [asset] = AssetCatalog(database).add([new_asset(code, name, scale, amount)])
         return asset
 
     asset = _with_database(settings, add)

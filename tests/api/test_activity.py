@@ -1,7 +1,7 @@
 """GET /admin/assets/{code}/activity on both backends: sums to the cent per UTC day and type,
 days with nothing, the window's bounds, the admin scope, and malformed requests.
 
-Transactions are posted on chosen days by moving the writer's clock forward (never back, so
+Transactions are posted on chosen days by moving the service's clock forward (never back, so
 every entry is newer than the seed's), and the report is read at a chosen "now".
 """
 
@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.support.clock import ManualClock
 from tests.support.factories import problem, purchase, topup
 from wallet.api import create_app
 from wallet.config import Settings
-from wallet.service import activity, writer
-from wallet.service.clock import now_us
 from wallet.service.keys import create_api_key
+from wallet.service.wallet import WalletService
 from wallet.storage import open_database
 
 DAY_US = 86_400_000_000
@@ -28,11 +28,11 @@ TYPES = ["topup", "bonus", "purchase", "refund", "hold", "capture", "release"]
 
 
 class Clock:
-    """Whole UTC days after today's, for the writer and for the report."""
+    """Whole UTC days after today's, on the service's clock."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.monkeypatch = monkeypatch
-        self.tomorrow = (now_us() // DAY_US + 1) * DAY_US
+    def __init__(self) -> None:
+        self.manual = ManualClock()
+        self.tomorrow = (self.manual.now_us() // DAY_US + 1) * DAY_US
 
     def day(self, offset: int) -> str:
         return (
@@ -40,17 +40,23 @@ class Clock:
         ).isoformat()
 
     def write_on(self, offset: int, hour: int = 1) -> None:
-        at = self.tomorrow + offset * DAY_US + hour * HOUR_US
-        self.monkeypatch.setattr(writer, "now_us", lambda: at)
+        self.manual.set(self.tomorrow + offset * DAY_US + hour * HOUR_US)
 
     def report_on(self, offset: int) -> None:
-        at = self.tomorrow + offset * DAY_US + 12 * HOUR_US
-        self.monkeypatch.setattr(activity, "now_us", lambda: at)
+        self.manual.set(self.tomorrow + offset * DAY_US + 12 * HOUR_US)
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    return Clock(monkeypatch)
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def client(settings: Settings, clock: Clock) -> Iterator[TestClient]:
+    """The service on the test's clock."""
+    service = WalletService(settings, clock=clock.manual)
+    with TestClient(create_app(settings, service), raise_server_exceptions=False) as test_client:
+        yield test_client
 
 
 def _activity(client: TestClient, asset: str = "GC", **params: object) -> dict[str, Any]:

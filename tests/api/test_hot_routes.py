@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from starlette.middleware.gzip import GZipMiddleware
 
 from tests.support.factories import (
     balance,
@@ -26,9 +27,12 @@ from tests.support.factories import (
     validation_locations,
 )
 from tests.support.server import ServerProcess
+from wallet.api import create_app
 from wallet.api.hot import HotRoutes
+from wallet.config import Settings
 from wallet.limits import REQUEST_BODY_BYTES_MAX
-from wallet.service.wallet import WalletService, encode_cursor
+from wallet.service.cursors import encode_cursor
+from wallet.service.wallet import WalletService
 
 
 def test_a_body_that_is_not_declared_json_is_refused_by_the_route(client: TestClient) -> None:
@@ -98,7 +102,7 @@ def test_a_bug_in_a_hot_route_is_a_problem_with_the_request_id(
     def broken(*args: object) -> dict[str, str]:
         raise RuntimeError("a bug in the balance read")
 
-    monkeypatch.setattr(service, "balance", broken)
+    monkeypatch.setattr(service.balances, "get", broken)
     response = client.get("/balance/user_001/GC", headers={"X-Request-ID": "trace-hot"})
     problem(response, 500, "internal_error")
     assert response.headers["x-request-id"] == "trace-hot"
@@ -258,3 +262,14 @@ def test_the_hot_route_serves_plain_history_queries_and_hands_on_the_rest(
     ):
         assert asyncio.run(call(query)) == 299, query
     assert len(handed_on) == 11
+
+
+def test_a_framework_middleware_is_refused_since_it_would_miss_the_hot_routes(
+    settings: Settings,
+) -> None:
+    """A CORS or GZip layer added the framework's way would wrap only what the hot routes hand
+    on: the app says so at once instead of applying it to some requests.
+    """
+    app = create_app(settings)
+    with pytest.raises(TypeError, match="edge"):
+        app.add_middleware(GZipMiddleware)

@@ -303,7 +303,6 @@ CONTRACT_ERROR_CODES = {
     "user_not_found": 404,
     "asset_not_found": 404,
     "transaction_not_found": 404,
-    "idempotency_key_in_flight": 409,
     "payload_too_large": 413,
     "validation_error": 422,
     "insufficient_funds": 422,

@@ -24,7 +24,6 @@ from wallet.client import (
     HoldExpired,
     HoldNotFound,
     HoldNotPending,
-    IdempotencyKeyInFlight,
     IdempotencyKeyMismatch,
     IdempotencyKeyReused,
     InsufficientFunds,
@@ -52,7 +51,6 @@ CONTRACT_CODES = {
     "user_not_found",
     "asset_not_found",
     "transaction_not_found",
-    "idempotency_key_in_flight",
     "payload_too_large",
     "validation_error",
     "insufficient_funds",
@@ -194,7 +192,6 @@ NO_RETRY = RetryPolicy(attempts_max=1)
     [
         (401, "unauthorized", Unauthorized),
         (403, "forbidden", Forbidden),
-        (409, "idempotency_key_in_flight", IdempotencyKeyInFlight),
         (503, "unavailable", Unavailable),
         (503, "overloaded", Overloaded),
         (404, "not_found", NotFound),

@@ -10,7 +10,8 @@ import httpx
 from fastapi.testclient import TestClient
 
 from wallet.config import Settings
-from wallet.service.wallet import TransactionInput, WalletService
+from wallet.service.transactions import TransactionInput
+from wallet.service.wallet import WalletService
 
 from .factories import assert_invariants, balance, count_transactions, purchase, topup
 
@@ -173,10 +174,10 @@ def test_a_failing_batch_spoils_no_neighbour_in_its_commit(settings: Settings) -
                 TransactionInput("purchase", "r", "GC", Decimal(2)),
             ]
             return await asyncio.gather(
-                *(service.post_transaction(g) for g in good[:10]),
-                service.post_batch(doomed, None),
-                service.post_batch(fine, None),
-                *(service.post_transaction(g) for g in good[10:]),
+                *(service.transactions.post(g) for g in good[:10]),
+                service.transactions.post_batch(doomed, None),
+                service.transactions.post_batch(fine, None),
+                *(service.transactions.post(g) for g in good[10:]),
             )
 
         outcomes = asyncio.run(together())
@@ -184,8 +185,8 @@ def test_a_failing_batch_spoils_no_neighbour_in_its_commit(settings: Settings) -
         failed = outcomes[10].error
         assert failed is not None
         assert failed.code == "batch_failed"
-        assert service.balance("r", "GC")["balance"] == "1.00"
-        assert all(service.balance(f"p{n}", "GC")["balance"] == "1.00" for n in range(20))
+        assert service.balances.get("r", "GC")["balance"] == "1.00"
+        assert all(service.balances.get(f"p{n}", "GC")["balance"] == "1.00" for n in range(20))
     finally:
         service.stop()
     assert_invariants(settings.database_url)

@@ -2,11 +2,15 @@
 new flows.
 """
 
+from typing import get_args
+
 from fastapi.testclient import TestClient
 
 from wallet.api.docs import _EXAMPLES
 from wallet.api.problems import STATUS_BY_CODE
+from wallet.client.models import TransactionType as ClientTransactionType
 from wallet.domain.errors import WalletError
+from wallet.domain.ledger import POSTABLE_TRANSACTION_TYPES
 
 
 def _codes() -> set[str]:
@@ -47,5 +51,22 @@ def test_the_openapi_document_shows_the_new_flows(client: TestClient) -> None:
     assert set(capture["409"]["content"]["application/problem+json"]["examples"]) == {
         "hold_expired",
         "hold_not_pending",
-        "idempotency_key_in_flight",
     }
+
+
+def test_the_postable_kinds_are_one_list_everywhere(client: TestClient) -> None:
+    """The domain defines the kinds a client may post; the model, the history filter, the
+    OpenAPI document and the Python client all name exactly those.
+    """
+    expected = [kind.value for kind in POSTABLE_TRANSACTION_TYPES]
+    schema = client.get("/openapi.json").json()
+    posted = schema["components"]["schemas"]["TransactionCreate"]["properties"]
+    assert posted["transaction_type"]["enum"] == expected
+    [history_filter] = [
+        p
+        for p in schema["paths"]["/transaction/{user_id}/history"]["get"]["parameters"]
+        if p["name"] == "transaction_type"
+    ]
+    assert history_filter["schema"]["anyOf"][0]["enum"] == expected
+    assert list(get_args(ClientTransactionType)) == expected
+    assert client.get("/transaction/user_001/history?transaction_type=hold").status_code == 422

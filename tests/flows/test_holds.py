@@ -6,7 +6,6 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -17,11 +16,14 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.support.clock import ManualClock
 from tests.support.server import ServerProcess
 from wallet.api import create_app
 from wallet.config import Settings
 from wallet.domain.holds import HoldAction
-from wallet.service.wallet import HoldInput, TransactionInput, WalletService
+from wallet.service.holds import HoldInput
+from wallet.service.transactions import TransactionInput
+from wallet.service.wallet import WalletService
 
 from .factories import assert_invariants, balance, count_transactions, query, topup
 
@@ -212,28 +214,30 @@ def test_the_schema_allows_each_hold_one_move(client: TestClient, database_url: 
             query(database_url, sql)
 
 
-@pytest.fixture
-def no_sweeper(database_url: str) -> Iterator[TestClient]:
-    settings = Settings(database_url=database_url, hold_sweep_interval_s=3600)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as test_client:
-        yield test_client
+def _app(database_url: str, clock: ManualClock, sweep_interval_s: float) -> TestClient:
+    settings = Settings(database_url=database_url, hold_sweep_interval_s=sweep_interval_s)
+    service = WalletService(settings, clock=clock)
+    return TestClient(create_app(settings, service), raise_server_exceptions=False)
 
 
 def test_an_expired_hold_cannot_be_captured_and_is_released_after_a_restart(
-    no_sweeper: TestClient, database_url: str
+    database_url: str,
 ) -> None:
-    topup(no_sweeper, "alice", 100)
-    hold = placed(no_sweeper, "alice", 30, expires_in_seconds=1)
-    time.sleep(1.05)
-    # The sweeper has not run (its first pass came before the expiry), yet the capture is late.
-    response = no_sweeper.post(f"/holds/{hold['id']}/capture")
-    assert response.status_code == 409
-    assert response.json()["code"] == "hold_expired"
-    assert no_sweeper.get(f"/holds/{hold['id']}").json()["status"] == "pending"
-    no_sweeper.__exit__(None, None, None)
+    clock = ManualClock()
+    with _app(database_url, clock, sweep_interval_s=3600) as no_sweeper:
+        topup(no_sweeper, "alice", 100)
+        hold = placed(no_sweeper, "alice", 30, expires_in_seconds=60)
+        clock.advance(59)
+        assert no_sweeper.get(f"/holds/{hold['id']}").json()["status"] == "pending"
+        clock.advance(1)
+        # The sweeper has not run (its first pass came before the expiry), yet the capture is
+        # late: expiry is decided by the clock, not by the sweeper.
+        response = no_sweeper.post(f"/holds/{hold['id']}/capture")
+        assert response.status_code == 409
+        assert response.json()["code"] == "hold_expired"
+        assert no_sweeper.get(f"/holds/{hold['id']}").json()["status"] == "pending"
 
-    settings = Settings(database_url=database_url, hold_sweep_interval_s=0.1)
-    with TestClient(create_app(settings), raise_server_exceptions=False) as restarted:
+    with _app(database_url, clock, sweep_interval_s=0.1) as restarted:
         expired = _wait_for_status(restarted, hold["id"], "expired")
         assert expired["captured_amount"] == "0.00"
         assert len(expired["transactions"]) == 2
@@ -249,6 +253,7 @@ def test_an_expired_hold_cannot_be_captured_and_is_released_after_a_restart(
 
 
 def test_the_sweeper_releases_expired_holds_without_anyone_calling(database_url: str) -> None:
+    """The one test of holds that waits for a real expiry, end to end on the system clock."""
     settings = Settings(database_url=database_url, hold_sweep_interval_s=0.1)
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         topup(client, "alice", 100)
@@ -277,7 +282,7 @@ def test_races_in_one_process_have_one_winner(settings: Settings) -> None:
     try:
 
         async def race() -> list[list[str | None]]:
-            await service.post_transaction(TransactionInput("topup", "alice", "GC", Decimal(100)))
+            await service.transactions.post(TransactionInput("topup", "alice", "GC", Decimal(100)))
             results = []
             pairs = [
                 (HoldAction.CAPTURE, HoldAction.RELEASE),
@@ -285,10 +290,10 @@ def test_races_in_one_process_have_one_winner(settings: Settings) -> None:
                 (HoldAction.CAPTURE, HoldAction.CAPTURE),
             ]
             for first, second in pairs * 2:
-                hold = await service.place_hold(HoldInput("alice", "GC", Decimal(5), 600))
+                hold = await service.holds.place(HoldInput("alice", "GC", Decimal(5), 600))
                 hold_id = orjson.loads(hold.body)["id"]
                 outcomes = await asyncio.gather(
-                    service.settle_hold(hold_id, first), service.settle_hold(hold_id, second)
+                    service.holds.settle(hold_id, first), service.holds.settle(hold_id, second)
                 )
                 results.append([o.error.code if o.error else None for o in outcomes])
             return results
@@ -306,17 +311,19 @@ def test_a_capture_racing_the_expiry_has_one_winner(settings: Settings) -> None:
     try:
 
         async def race() -> tuple[list[Any], int]:
-            topped = service.command_for(TransactionInput("topup", "alice", "GC", Decimal(100)))
+            topped = service.transactions.command_for(
+                TransactionInput("topup", "alice", "GC", Decimal(100))
+            )
             await service.writer.submit(topped)
             holds = [
                 orjson.loads(
-                    (await service.place_hold(HoldInput("alice", "GC", Decimal(5), 1))).body
+                    (await service.holds.place(HoldInput("alice", "GC", Decimal(5), 1))).body
                 )["id"]
                 for _ in range(4)
             ]
             await asyncio.sleep(0.95)
-            captures = [service.settle_hold(h, HoldAction.CAPTURE) for h in holds]
-            outcomes = await asyncio.gather(*captures, service.expire_holds())
+            captures = [service.holds.settle(h, HoldAction.CAPTURE) for h in holds]
+            outcomes = await asyncio.gather(*captures, service.holds.expire_due())
             return list(outcomes[:-1]), int(outcomes[-1])
 
         captures, expired = asyncio.run(race())
@@ -326,7 +333,8 @@ def test_a_capture_racing_the_expiry_has_one_winner(settings: Settings) -> None:
         assert len(won) + len(lost) == 4
         assert expired <= len(lost)
         statuses = [
-            h["status"] for h in service.holds("alice", status=None, limit=10, cursor=None).items
+            h["status"]
+            for h in service.holds.of_user("alice", status=None, limit=10, cursor=None).items
         ]
         assert statuses.count("captured") == len(won)
     finally:

@@ -14,7 +14,8 @@ from fastapi.testclient import TestClient
 
 from tests.support.server import ServerProcess
 from wallet.config import Settings
-from wallet.service.wallet import TransactionInput, WalletService
+from wallet.service.transactions import TransactionInput
+from wallet.service.wallet import WalletService
 
 from .factories import (
     assert_invariants,
@@ -191,14 +192,16 @@ def test_racing_full_refunds_in_one_process_exactly_one_wins(settings: Settings)
     try:
 
         async def race() -> list[Any]:
-            credit = await service.post_transaction(
+            credit = await service.transactions.post(
                 TransactionInput("topup", "alice", "GC", amount=Decimal(100))
             )
             assert credit.transaction_id is not None
             refund_input = TransactionInput(
                 "refund", None, None, None, refund_of=credit.transaction_id
             )
-            return await asyncio.gather(*(service.post_transaction(refund_input) for _ in range(8)))
+            return await asyncio.gather(
+                *(service.transactions.post(refund_input) for _ in range(8))
+            )
 
         outcomes = asyncio.run(race())
     finally:

@@ -57,7 +57,6 @@ DECIDED = {
 TRANSIENT = {
     (503, "unavailable"),
     (503, "overloaded"),
-    (409, "idempotency_key_in_flight"),
 }
 FLOWS = (
     "topup",

@@ -18,8 +18,9 @@ import psycopg
 import pytest
 
 from wallet.config import Settings
-from wallet.service.posting import Outcome
-from wallet.service.wallet import TransactionInput, WalletService
+from wallet.service.commands import Outcome
+from wallet.service.transactions import TransactionInput
+from wallet.service.wallet import WalletService
 from wallet.storage.database import sqlite_path
 
 from .checks import new_key, new_user
@@ -47,7 +48,7 @@ def balance_after(outcome: Outcome) -> str:
 def idle_service(database_url: str) -> Iterator[WalletService]:
     """A service over a seeded database whose writer has not started yet."""
     service = WalletService(Settings(database_url=database_url, seed=False))
-    service.refresh_assets()
+    service.assets.refresh()
     try:
         yield service
     finally:
@@ -58,7 +59,7 @@ async def post_as_one_batch(
     service: WalletService, requests: Sequence[TransactionInput]
 ) -> list[Outcome]:
     """Queue every request before the writer runs, so that it finds them all in its queue."""
-    tasks = [asyncio.ensure_future(service.post_transaction(r)) for r in requests]
+    tasks = [asyncio.ensure_future(service.transactions.post(r)) for r in requests]
     await asyncio.sleep(0)  # each task runs up to its wait for the writer
     assert service.writer.queue_depth == len(requests)
     service.writer.start()
@@ -118,13 +119,13 @@ def test_a_batch_applies_commands_in_arrival_order_and_refuses_one_alone(
     assert len({o.transaction_id for o in outcomes if o.error is None}) == 7
 
     # The refused commands left nothing behind; the others are all there.
-    assert idle_service.balance(alice, "GC")["balance"] == "0.00"
-    assert idle_service.balance(bob, "GC")["balance"] == "55.00"
-    bob_history = idle_service.history(
+    assert idle_service.balances.get(alice, "GC")["balance"] == "0.00"
+    assert idle_service.balances.get(bob, "GC")["balance"] == "55.00"
+    bob_history = idle_service.transactions.history(
         bob, limit=10, cursor=None, asset_code=None, transaction_type=None
     )
     assert [t["transaction_type"] for t in bob_history.items] == ["bonus", "topup"]
-    assert idle_service.balance(carol, "DI")["balance"] == "0.00"
+    assert idle_service.balances.get(carol, "DI")["balance"] == "0.00"
 
 
 def test_a_refused_command_in_a_batch_is_decided_for_its_key(idle_service: WalletService) -> None:
@@ -144,13 +145,13 @@ def test_a_refused_command_in_a_batch_is_decided_for_its_key(idle_service: Walle
     ]
 
     async def retry() -> Outcome:
-        return await idle_service.post_transaction(request("purchase", user_id, "20.00", key=key))
+        return await idle_service.transactions.post(request("purchase", user_id, "20.00", key=key))
 
     again = asyncio.run(retry())
     assert again.replayed
     assert again.error is not None
     assert again.error.code == "insufficient_funds"
-    assert idle_service.balance(user_id, "GC")["balance"] == "20.00"
+    assert idle_service.balances.get(user_id, "GC")["balance"] == "20.00"
 
 
 def transactions_seen_by_a_new_connection(database_url: str, ids: list[str]) -> set[str]:
@@ -176,7 +177,7 @@ def test_concurrent_commands_share_commits_and_are_durable_when_answered(
         batches_before = service.writer.batches_committed
 
         async def post_all() -> list[Outcome]:
-            return await asyncio.gather(*(service.post_transaction(r) for r in requests))
+            return await asyncio.gather(*(service.transactions.post(r) for r in requests))
 
         outcomes = asyncio.run(post_all())
 
@@ -191,6 +192,6 @@ def test_concurrent_commands_share_commits_and_are_durable_when_answered(
             acknowledged
         )
         for user_id in users:
-            assert service.balance(user_id, "GC")["balance"] == "20.00"
+            assert service.balances.get(user_id, "GC")["balance"] == "20.00"
     finally:
         service.stop()

@@ -19,7 +19,8 @@ import pytest
 import wallet.service.writer as writer_module
 from wallet.config import Settings
 from wallet.domain.errors import Unavailable
-from wallet.service.wallet import TransactionInput, WalletService
+from wallet.service.transactions import TransactionInput
+from wallet.service.wallet import WalletService
 from wallet.storage import ledger as store
 from wallet.storage.database import WriterConnection
 
@@ -40,7 +41,7 @@ def count_transactions(service: WalletService, user_id: str) -> int:
 @pytest.fixture
 def service(database_url: str) -> Iterator[WalletService]:
     wallet = WalletService(Settings(database_url=database_url, seed=False))
-    wallet.refresh_assets()
+    wallet.assets.refresh()
     try:
         yield wallet
     finally:
@@ -55,10 +56,10 @@ def test_a_request_withdrawn_after_its_wait_timed_out_is_never_applied(
     async def scenario() -> None:
         # The writer is not running yet, so the request waits in the queue past its bound.
         with pytest.raises(Unavailable):
-            await service.post_transaction(topup("walked_away"))
+            await service.transactions.post(topup("walked_away"))
         service.writer.start()
         # A later request is applied; the withdrawn one, queued before it, is not.
-        outcome = await service.post_transaction(topup("stayed"))
+        outcome = await service.transactions.post(topup("stayed"))
         assert outcome.error is None
 
     asyncio.run(scenario())
@@ -113,8 +114,8 @@ def test_a_failed_commit_is_applied_exactly_once(service: WalletService, committ
 
     async def scenario() -> list[str]:
         outcomes = await asyncio.gather(
-            service.post_transaction(topup("once_a", "1.00")),
-            service.post_transaction(topup("once_b", "2.00")),
+            service.transactions.post(topup("once_a", "1.00")),
+            service.transactions.post(topup("once_b", "2.00")),
         )
         assert [o.error for o in outcomes] == [None, None]
         return [str(o.transaction_id) for o in outcomes]
@@ -124,5 +125,5 @@ def test_a_failed_commit_is_applied_exactly_once(service: WalletService, committ
     assert count_transactions(service, "once_b") == 1
     with service.database.reading() as session:
         assert all(store.transaction_exists(session, i) for i in ids)
-    assert service.balance("once_a", "GC")["balance"] == "1.00"
-    assert service.balance("once_b", "GC")["balance"] == "2.00"
+    assert service.balances.get("once_a", "GC")["balance"] == "1.00"
+    assert service.balances.get("once_b", "GC")["balance"] == "2.00"

@@ -19,16 +19,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from wallet import __version__
 from wallet.config import Settings
-from wallet.domain.errors import PayloadTooLarge, ValidationFailed, WalletError
+from wallet.domain.errors import ValidationFailed, WalletError
 from wallet.limits import HOLD_SWEEP_BATCH_MAX, REQUEST_BODY_BYTES_MAX
 from wallet.priority import lower_thread_priority
+from wallet.service.commands import InternalError
 from wallet.service.wallet import WalletService
-from wallet.service.writer import InternalError
 
 from .auth import CONSOLE_PATH, document_security
 from .edge import EdgeMiddleware
+from .errors import PayloadTooLarge
 from .hot import HotRoutes
-from .problems import extra_problem_response, wallet_error_response
+from .problems import error_response, extra_problem_response
 from .routes import activity, admin, balances, holds, system, transactions
 
 log = logging.getLogger(__name__)
@@ -103,9 +104,9 @@ class WalletApp(FastAPI):
 
     They wrap the whole framework rather than sit in its middleware stack, so the hot routes
     skip its outer layers too (error, telemetry and body-limit middleware: a coroutine and a
-    wrapped ``send`` each). The edge answers an unexpected error itself (500 problem). Note: a
+    wrapped ``send`` each). The edge answers an unexpected error itself (500 problem). A
     middleware added with ``app.add_middleware`` (CORS, GZip, …) would apply only to what the
-    hot routes hand on; add such a layer to the edge instead.
+    hot routes hand on, so it is refused: add such a layer to the edge instead.
     """
 
     edge: ASGIApp | None = None
@@ -118,6 +119,12 @@ class WalletApp(FastAPI):
 
     async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
         await super().__call__(scope, receive, send)
+
+    def add_middleware(self, *args: Any, **kwargs: Any) -> None:
+        raise TypeError(
+            "a middleware added to the framework would miss the hot routes (api/hot.py): "
+            "add it to the edge (api/edge.py) instead"
+        )
 
 
 CONSOLE_DIR = Path(__file__).parent / "console"
@@ -184,7 +191,7 @@ async def sweep_expired_holds(service: WalletService, interval_s: float) -> None
     """
     while True:
         try:
-            expired = await service.expire_holds()
+            expired = await service.holds.expire_due()
         except Exception:
             log.exception("the hold expiry pass failed; trying again later")
             expired = 0
@@ -193,26 +200,33 @@ async def sweep_expired_holds(service: WalletService, interval_s: float) -> None
 
 
 def _install_error_handlers(app: FastAPI, service: WalletService) -> None:
-    refusals = service.metrics.refusals
+    """The framework's routes answer every error through problems.error_response, as the hot
+    routes and the edge do.
+    """
+    metrics = service.metrics
 
+    # A refusal and the writer's InternalError are answered where they are raised; anything
+    # else reaches the framework's last handler (Exception), which logs it.
     @app.exception_handler(WalletError)
-    async def wallet_error(request: Request, error: WalletError) -> Response:
-        refusals.labels(error.code).inc()
-        return wallet_error_response(error)
+    @app.exception_handler(InternalError)
+    async def known_error(request: Request, error: Exception) -> Response:
+        return error_response(error, metrics)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, error: Exception) -> Response:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return error_response(error, metrics)
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> Response:
         items = [_validation_item(item) for item in error.errors()]
         detail = "; ".join(f"{'.'.join(map(str, i['loc']))}: {i['msg']}" for i in items[:5])
-        refusals.labels(ValidationFailed.code).inc()
-        return wallet_error_response(ValidationFailed(detail or "invalid request", items))
+        return error_response(ValidationFailed(detail or "invalid request", items), metrics)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, error: StarletteHTTPException) -> Response:
         if error.status_code == 413:
-            refusals.labels(PayloadTooLarge.code).inc()
-            limit = REQUEST_BODY_BYTES_MAX
-            return wallet_error_response(PayloadTooLarge(f"the body is larger than {limit} bytes"))
+            return error_response(PayloadTooLarge(REQUEST_BODY_BYTES_MAX), metrics)
         if error.status_code == 405:
             response = extra_problem_response(
                 "method_not_allowed", f"{request.method} is not allowed here"
@@ -225,17 +239,8 @@ def _install_error_handlers(app: FastAPI, service: WalletService) -> None:
             return extra_problem_response("not_found", f"no route {request.url.path}")
         if error.status_code == 400:
             # The body could not be read as JSON at all.
-            return wallet_error_response(ValidationFailed.at("body", str(error.detail)))
-        return extra_problem_response("internal_error", str(error.detail))
-
-    @app.exception_handler(InternalError)
-    async def internal_error(request: Request, error: InternalError) -> Response:
-        return extra_problem_response("internal_error", "an unexpected error; it has been logged")
-
-    @app.exception_handler(Exception)
-    async def unexpected_error(request: Request, error: Exception) -> Response:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return extra_problem_response("internal_error", "an unexpected error; it has been logged")
+            return error_response(ValidationFailed.at("body", str(error.detail)), metrics)
+        return error_response(error, metrics)
 
 
 def _allowed_methods(request: Request) -> list[str]:

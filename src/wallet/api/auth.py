@@ -13,11 +13,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from wallet.domain.errors import Forbidden, Unauthorized, Unavailable, WalletError
+from starlette.types import Scope as ASGIScope
+
+from wallet.domain.errors import Unavailable, WalletError
 from wallet.service.keys import OPEN_CALLER, Caller, KeyRing
 from wallet.service.keys import Scope as KeyScope
 
 from .docs import problems
+from .errors import Forbidden, Unauthorized
 
 OPEN_PATHS = frozenset(
     {"/", "/health", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
@@ -78,6 +81,12 @@ def caller_for(
     if needed not in caller.scopes:
         return caller, Forbidden(f"this API key lacks the scope {needed}")
     return caller, None
+
+
+def caller_of(scope: ASGIScope) -> Caller:
+    """The caller the edge recognised for this request (open mode: the one unnamed caller)."""
+    caller: Caller = scope.get("state", {}).get("caller", OPEN_CALLER)
+    return caller
 
 
 def document_security(schema: dict[str, Any]) -> dict[str, Any]:

@@ -5,8 +5,9 @@ from typing import Annotated
 from fastapi import Depends, Header, Request
 
 from wallet.limits import IDEMPOTENCY_KEY_LENGTH_MAX, IDEMPOTENCY_KEY_PATTERN
-from wallet.service.keys import OPEN_CALLER, Caller
 from wallet.service.wallet import WalletService
+
+from .auth import caller_of
 
 
 async def get_service(request: Request) -> WalletService:
@@ -18,18 +19,12 @@ async def get_service(request: Request) -> WalletService:
 Service = Annotated[WalletService, Depends(get_service)]
 
 
-def get_caller(request: Request) -> Caller:
-    """The caller AuthMiddleware recognised (open mode: the one unnamed caller)."""
-    caller: Caller = request.scope.get("state", {}).get("caller", OPEN_CALLER)
-    return caller
+async def get_key_owner(request: Request) -> str:
+    """Idempotency keys belong to the API key that sent them: its id. (async: no thread.)"""
+    return caller_of(request.scope).key_id
 
 
-async def get_idempotency_scope(request: Request) -> str:
-    """Idempotency keys are scoped to the API key that used them: its id. (async: no thread.)"""
-    return get_caller(request).key_id
-
-
-IdempotencyScope = Annotated[str, Depends(get_idempotency_scope)]
+KeyOwner = Annotated[str, Depends(get_key_owner)]
 
 IdempotencyKeyHeader = Annotated[
     str | None,

@@ -23,11 +23,6 @@ _EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "user_not_found": ("User not found", "user user_999 has never been credited", {}),
     "asset_not_found": ("Asset not found", "no asset with code 'XX'", {}),
     "transaction_not_found": ("Transaction not found", "no transaction with id 'b3f1'", {}),
-    "idempotency_key_in_flight": (
-        "Idempotency key in flight",
-        "a request with this idempotency key is being processed; retry",
-        {},
-    ),
     "payload_too_large": ("Payload too large", "the body is larger than 65536 bytes", {}),
     "validation_error": (
         "Validation error",

@@ -39,14 +39,15 @@ from starlette.exceptions import HTTPException
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wallet.domain.errors import Forbidden, PayloadTooLarge, Unauthorized, WalletError
+from wallet.domain.errors import WalletError
 from wallet.service.keys import KeyRing
 from wallet.service.keys import Scope as KeyScope
 from wallet.service.metrics import Metrics
 from wallet.service.notes import request_notes
 
 from .auth import caller_for, required_scope
-from .problems import current_request_id, extra_problem_response, wallet_error_response
+from .errors import Forbidden, PayloadTooLarge, Unauthorized
+from .problems import current_request_id, error_response
 
 log = logging.getLogger("wallet.request")
 errors_log = logging.getLogger(__name__)
@@ -126,16 +127,14 @@ class EdgeMiddleware:
             if refusal is None and declared_length is not None:
                 refusal = self._check_length(declared_length)
             if refusal is not None:
-                self.metrics.refusals.labels(refusal[0].code).inc()
-                await _refuse(*refusal)(scope, receive, send_edge)
+                await _refuse(*refusal, self.metrics)(scope, receive, send_edge)
                 return
             await self.app(scope, self._limited(receive), send_edge)
-        except Exception:
+        except Exception as error:
             if status:
                 raise  # answered already (the framework's error middleware sends its 500 first)
             errors_log.exception("unexpected error on %s %s", scope["method"], scope["path"])
-            detail = "an unexpected error; it has been logged"
-            await extra_problem_response("internal_error", detail)(scope, receive, send_edge)
+            await error_response(error, self.metrics)(scope, receive, send_edge)
         else:
             if not status:
                 status = CLIENT_GONE  # nobody to answer: the client left before its request ended
@@ -157,7 +156,7 @@ class EdgeMiddleware:
 
     def _check_length(self, declared: bytes) -> tuple[WalletError, None] | None:
         if declared.isdigit() and (len(declared) > 18 or int(declared) > self.max_body_bytes):
-            return PayloadTooLarge(f"the body is larger than {self.max_body_bytes} bytes"), None
+            return PayloadTooLarge(self.max_body_bytes), None
         return None
 
     def _limited(self, receive: Receive) -> Receive:
@@ -219,8 +218,8 @@ async def _refuse_scope(scope: Scope, send: Send) -> None:
         await send({"type": "websocket.close", "code": _POLICY_VIOLATION})
 
 
-def _refuse(error: WalletError, needed: KeyScope | None) -> ASGIApp:
-    response = wallet_error_response(error)
+def _refuse(error: WalletError, needed: KeyScope | None, metrics: Metrics) -> ASGIApp:
+    response = error_response(error, metrics)
     if isinstance(error, Unauthorized):
         response.headers["WWW-Authenticate"] = 'Bearer realm="wallet"'
     elif isinstance(error, Forbidden):

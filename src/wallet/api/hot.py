@@ -24,9 +24,10 @@ same answers; anything else about them goes on to the FastAPI route, unchanged:
   encoded or empty value, a limit of ``020``) goes to the route, which decides it.
 
 The routes in routes/transactions.py and routes/balances.py stay the documentation (OpenAPI)
-and the fallback; the API tests run every case through this layer or past it. The history
-route's ``transaction_type`` literal and ``POSTABLE_TRANSACTION_TYPES`` (used here) must name the
-same kinds.
+and the fallback; the API tests run every case through this layer or past it. Both answer with
+the same functions: the service's use cases, the caller lookup (auth.caller_of), the answers
+(responses.py) and the problems (problems.error_response); the kinds a history takes come from
+the same list as the route's (models.POSTABLE_TYPES).
 """
 
 from __future__ import annotations
@@ -36,30 +37,29 @@ import logging
 import re
 from typing import Any
 
-import orjson
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from wallet.domain.errors import PayloadTooLarge, WalletError
-from wallet.domain.ledger import POSTABLE_TRANSACTION_TYPES
+from wallet.domain.errors import WalletError
 from wallet.limits import (
     ASSET_CODE_PATTERN,
     CURSOR_LENGTH_MAX,
     HISTORY_PAGE_SIZE_DEFAULT,
     HISTORY_PAGE_SIZE_MAX,
     IDEMPOTENCY_KEY_PATTERN,
-    REQUEST_BODY_BYTES_MAX,
     USER_ID_PATTERN,
 )
-from wallet.service.keys import OPEN_CALLER
-from wallet.service.posting import Outcome
-from wallet.service.wallet import WalletService, resolve_idempotency_key
-from wallet.service.writer import InternalError
+from wallet.service.commands import InternalError
+from wallet.service.transactions import resolve_idempotency_key
+from wallet.service.wallet import WalletService
 
+from .auth import caller_of
+from .errors import PayloadTooLarge
 from .jsonbody import loads_exact
-from .models import TransactionCreate
-from .problems import extra_problem_response, wallet_error_response
+from .models import POSTABLE_TYPES, TransactionCreate
+from .problems import error_response
+from .responses import json_response, outcome_response, page_response
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ _JSON = b"application/json"
 _LIMIT = re.compile(r"[1-9][0-9]{0,5}")
 # base64url without padding, as encode_cursor gives out, at most as long as the route takes
 _CURSOR = re.compile(rf"[A-Za-z0-9_-]{{1,{CURSOR_LENGTH_MAX}}}")
-_HISTORY_KINDS = frozenset(kind.value for kind in POSTABLE_TRANSACTION_TYPES)
+_HISTORY_KINDS = frozenset(POSTABLE_TYPES)
 
 
 class _Template:
@@ -122,8 +122,7 @@ class HotRoutes:
         try:
             body = await _read_body(receive)
         except HTTPException:
-            limit = REQUEST_BODY_BYTES_MAX
-            await self._refuse(PayloadTooLarge(f"the body is larger than {limit} bytes"), send)
+            await self._refuse(PayloadTooLarge(), scope, send)
             return
         if body is None:
             return  # the client went away before sending its whole body: nothing to do (499)
@@ -133,24 +132,25 @@ class HotRoutes:
             return
         payload, header_key = accepted
         scope["route"] = POST_TRANSACTION
-        caller = scope.get("state", {}).get("caller", OPEN_CALLER)
         try:
             key = resolve_idempotency_key(header_key, payload.idempotency_key)
-            outcome = await self.service.post_transaction(payload.to_input(key), caller.key_id)
+            outcome = await self.service.transactions.post(
+                payload.to_input(key), caller_of(scope).key_id
+            )
         except (WalletError, InternalError) as error:
-            await self._refuse(error, send)
+            await self._refuse(error, scope, send)
             return
-        await _send_outcome(outcome, 201, send)
+        await outcome_response(outcome, 201)(scope, _no_body, send)
 
     async def _get_balance(self, scope: Scope, user_id: str, asset_code: str, send: Send) -> None:
         scope["route"] = GET_BALANCE
         service = self.service
         try:
-            view = await service.read(service.balance, user_id, asset_code, None)
+            view = await service.read(service.balances.get, user_id, asset_code, None)
         except WalletError as error:
-            await self._refuse(error, send)
+            await self._refuse(error, scope, send)
             return
-        await _send(200, orjson.dumps(view), send)
+        await json_response(view)(scope, _no_body, send)
 
     async def _get_history(
         self, scope: Scope, user_id: str, query: dict[str, Any], send: Send
@@ -158,23 +158,16 @@ class HotRoutes:
         scope["route"] = GET_HISTORY
         service = self.service
         try:
-            page = await service.read(functools.partial(service.history, user_id, **query))
-        except WalletError as error:
-            await self._refuse(error, send)
-            return
-        body = {"user_id": user_id, "items": page.items, "next_cursor": page.next_cursor}
-        await _send(200, orjson.dumps(body), send)
-
-    async def _refuse(self, error: WalletError | InternalError, send: Send) -> None:
-        """Answer as the app's error handlers do (app.py)."""
-        if isinstance(error, WalletError):
-            self.service.metrics.refusals.labels(error.code).inc()
-            response = wallet_error_response(error)
-        else:
-            response = extra_problem_response(
-                "internal_error", "an unexpected error; it has been logged"
+            page = await service.read(
+                functools.partial(service.transactions.history, user_id, **query)
             )
-        await response({"type": "http"}, _no_body, send)
+        except WalletError as error:
+            await self._refuse(error, scope, send)
+            return
+        await page_response(page, user_id=user_id)(scope, _no_body, send)
+
+    async def _refuse(self, error: Exception, scope: Scope, send: Send) -> None:
+        await error_response(error, self.service.metrics)(scope, _no_body, send)
 
 
 def _accepted(
@@ -275,19 +268,3 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 async def _no_body() -> Message:
     return {"type": "http.request", "body": b"", "more_body": False}
-
-
-async def _send_outcome(outcome: Outcome, status: int, send: Send) -> None:
-    if outcome.error is not None:
-        response = wallet_error_response(outcome.error, replayed=outcome.replayed)
-        await response({"type": "http"}, _no_body, send)
-        return
-    await _send(status, outcome.body, send, replayed=outcome.replayed)
-
-
-async def _send(status: int, body: bytes, send: Send, *, replayed: bool = False) -> None:
-    headers = [(b"content-length", str(len(body)).encode()), (b"content-type", _JSON)]
-    if replayed:
-        headers.append((b"idempotent-replayed", b"true"))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})

@@ -5,10 +5,11 @@ strings with exactly the asset's scale of decimals.
 """
 
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 
+from wallet.domain.ledger import POSTABLE_TRANSACTION_TYPES
 from wallet.domain.money import parse_amount
 from wallet.limits import (
     ASSET_CODE_PATTERN,
@@ -21,7 +22,16 @@ from wallet.limits import (
     SCALE_MAX,
     USER_ID_PATTERN,
 )
-from wallet.service.wallet import TransactionInput
+from wallet.service.activity import ACTIVITY_TYPES
+from wallet.service.transactions import TransactionInput
+
+# The kinds a client may post (and filter a history by), from the domain's one list: a Literal
+# built from it validates and documents them (OpenAPI's enum) exactly as a written one would.
+POSTABLE_TYPES: tuple[str, ...] = tuple(kind.value for kind in POSTABLE_TRANSACTION_TYPES)
+if TYPE_CHECKING:
+    PostableType = str
+else:
+    PostableType = Literal[POSTABLE_TYPES]
 
 Amount = Annotated[
     Decimal,
@@ -70,7 +80,7 @@ class BatchItem(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    transaction_type: Literal["topup", "bonus", "purchase", "refund"]
+    transaction_type: PostableType
     user_id: UserId | None = None
     asset_code: AssetCode | None = None
     amount: Amount | None = None
@@ -305,19 +315,6 @@ class Problem(BaseModel):
     errors: list[ValidationProblemItem | BatchProblemItem] | None = None
 
 
-def example_problem(
-    status: int, code: str, title: str, detail: str, **extra: Any
-) -> dict[str, Any]:
-    return {
-        "type": "about:blank",
-        "title": title,
-        "status": status,
-        "code": code,
-        "detail": detail,
-        **extra,
-    }
-
-
 class HoldCreate(BaseModel):
     """Set funds aside now, to capture or release later."""
 
@@ -490,16 +487,13 @@ class ActivityDay(BaseModel):
     activity: dict[str, ActivityTotal]
 
 
-_ACTIVITY_TYPES = ("topup", "bonus", "purchase", "refund", "hold", "capture", "release")
-
-
 def _activity_day(day: str, **totals: tuple[int, str]) -> dict[str, Any]:
     zero = (0, "0.00")
     return {
         "date": day,
         "activity": {
             kind: dict(zip(("count", "amount"), totals.get(kind, zero), strict=True))
-            for kind in _ACTIVITY_TYPES
+            for kind in ACTIVITY_TYPES
         },
     }
 
@@ -509,7 +503,7 @@ _ACTIVITY_EXAMPLE: dict[str, Any] = {
     "days": 2,
     "from": "2026-11-24",
     "to": "2026-11-25",
-    "transaction_types": list(_ACTIVITY_TYPES),
+    "transaction_types": list(ACTIVITY_TYPES),
     "daily": [
         _activity_day(
             "2026-11-24",

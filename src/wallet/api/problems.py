@@ -1,4 +1,5 @@
-"""Errors as RFC 9457 problem details: the one table from error code to HTTP status.
+"""Errors as RFC 9457 problem details: the one table from error code to HTTP status, and the one
+renderer of a problem, used by the FastAPI routes' error handlers, the hot routes and the edge.
 
 A 5xx problem carries the request's id (``request_id``), which its log lines carry too, so that
 a client's report leads to the cause; the cause itself (a database driver's message, which may
@@ -14,20 +15,22 @@ from starlette.responses import Response
 
 from wallet.domain import errors
 from wallet.limits import RETRY_AFTER_S
+from wallet.service.metrics import Metrics
+
+from .errors import Forbidden, PayloadTooLarge, Unauthorized
 
 STATUS_BY_CODE: dict[str, int] = {
     errors.IdempotencyKeyMismatch.code: 400,
-    errors.Unauthorized.code: 401,
-    errors.Forbidden.code: 403,
+    Unauthorized.code: 401,
+    Forbidden.code: 403,
     errors.UserNotFound.code: 404,
     errors.AssetNotFound.code: 404,
     errors.TransactionNotFound.code: 404,
-    errors.IdempotencyKeyInFlight.code: 409,
     errors.HoldNotFound.code: 404,
     errors.HoldExpired.code: 409,
     errors.AssetExists.code: 409,
     errors.HoldNotPending.code: 409,
-    errors.PayloadTooLarge.code: 413,
+    PayloadTooLarge.code: 413,
     errors.ValidationFailed.code: 422,
     errors.InsufficientFunds.code: 422,
     errors.IdempotencyKeyReused.code: 422,
@@ -51,6 +54,8 @@ EXTRA_PROBLEMS: dict[str, tuple[int, str]] = {
 }
 
 PROBLEM_JSON = "application/problem+json"
+# What a client is told of a failure that is ours; the error itself goes to the log.
+INTERNAL_ERROR_DETAIL = "an unexpected error; it has been logged"
 
 log = logging.getLogger(__name__)
 
@@ -102,3 +107,13 @@ def wallet_error_response(error: errors.WalletError, *, replayed: bool = False) 
 def extra_problem_response(code: str, detail: str) -> Response:
     status, title = EXTRA_PROBLEMS[code]
     return problem_response(status, code, title, detail)
+
+
+def error_response(error: Exception, metrics: Metrics) -> Response:
+    """The answer to an error raised while serving a request: its problem if it is a refusal
+    (counted by code), else 500 ``internal_error`` (a bug, or an InternalError of the writer).
+    """
+    if isinstance(error, errors.WalletError):
+        metrics.refusals.labels(error.code).inc()
+        return wallet_error_response(error)
+    return extra_problem_response("internal_error", INTERNAL_ERROR_DETAIL)

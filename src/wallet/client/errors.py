@@ -107,12 +107,6 @@ class MethodNotAllowed(WalletAPIError):
     code = "method_not_allowed"
 
 
-class IdempotencyKeyInFlight(WalletAPIError):
-    """409: a request with the same key is being processed; raised once retries are spent."""
-
-    code = "idempotency_key_in_flight"
-
-
 class HoldExpired(WalletAPIError):
     """409: a capture after the hold's expiry."""
 

@@ -125,7 +125,7 @@ class Exchange(Generic[T]):
         if response.is_success:
             return Done(self.call.parse(response))
         error = error_from_response(response)
-        if is_retryable_answer(error.status, error.error_code) and self._attempts_remain():
+        if is_retryable_answer(error.status) and self._attempts_remain():
             retry_after_s = self.policy.retry_after_s(response.headers.get("Retry-After"))
             return Wait(retry_after_s if retry_after_s is not None else self._backoff_s())
         raise error

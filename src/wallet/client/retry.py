@@ -2,7 +2,6 @@
 
 What is retried, and why it is safe:
 
-- 409 ``idempotency_key_in_flight``: the same key is being processed; the retry gets the replay.
 - 503 (``unavailable``, ``overloaded``): the service decided nothing, so the key stays free.
   ``Retry-After`` is honoured, capped at ``retry_after_max_s``.
 - A connect error or connect timeout: the request never left, so any request may go again.
@@ -21,8 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import httpx
-
-IN_FLIGHT_CODE = "idempotency_key_in_flight"
 
 # Errors raised before the request left: always safe to try again.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -66,9 +63,9 @@ class RetryPolicy:
         return min(float(header.strip()), self.retry_after_max_s)
 
 
-def is_retryable_answer(status: int, code: str | None) -> bool:
-    """A 409 in flight or any 503: the service decided nothing, and asks to be asked again."""
-    return status == 503 or (status == 409 and code == IN_FLIGHT_CODE)
+def is_retryable_answer(status: int) -> bool:
+    """Any 503: the service decided nothing, and asks to be asked again."""
+    return status == 503
 
 
 def is_retryable_error(error: httpx.TransportError, is_write: bool) -> bool:

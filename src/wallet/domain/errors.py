@@ -1,7 +1,8 @@
 """The one tree of expected failures.
 
 Each error carries a stable ``code`` (the API's error code) and a ``detail`` for people. Mapping to
-HTTP statuses lives in the API layer, in one table; the domain knows nothing of HTTP.
+HTTP statuses lives in the API layer, in one table; the domain knows nothing of HTTP (the
+refusals that belong to HTTP itself, such as a missing API key, are in api/errors.py).
 """
 
 from typing import Any, ClassVar
@@ -93,38 +94,14 @@ class IdempotencyKeyMismatch(WalletError):
     title = "Idempotency key mismatch"
 
 
-class IdempotencyKeyInFlight(WalletError):
-    code = "idempotency_key_in_flight"
-    title = "Idempotency key in flight"
-
-
 class IdempotencyKeyReused(WalletError):
     code = "idempotency_key_reused"
     title = "Idempotency key reused"
 
 
-class PayloadTooLarge(WalletError):
-    code = "payload_too_large"
-    title = "Payload too large"
-
-
 class AssetExists(WalletError):
     code = "asset_exists"
     title = "Asset exists"
-
-
-class Unauthorized(WalletError):
-    """No API key, or one that is malformed, unknown or revoked."""
-
-    code = "unauthorized"
-    title = "Unauthorized"
-
-
-class Forbidden(WalletError):
-    """A valid API key that lacks the scope the route needs."""
-
-    code = "forbidden"
-    title = "Forbidden"
 
 
 class Unavailable(WalletError):

@@ -1,23 +1,35 @@
-"""Assets as an operator sees them: adding one with its supply, and where its supply is.
+"""Assets: the catalogue the service checks requests against, adding one with its supply, and
+where an asset's supply is.
 
 Adding an asset writes the asset and issues its whole supply (issuance -> treasury) in ONE unit
 of work, on a writer connection of its own: either the asset exists with its supply in the
 treasury, or nothing was written. (On SQLite this connection takes turns with the group-commit
-writer through the database's write lock.)
+writer through the database's write lock.) The HTTP route, the command line and the seed all add
+assets through ``AssetCatalog.add``.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
-from wallet.domain.errors import AssetExists
-from wallet.domain.ledger import HOLDS, ISSUANCE, TREASURY, Asset
+from wallet.domain.errors import AssetExists, AssetNotFound
+from wallet.domain.ledger import HOLDS, ISSUANCE, TREASURY, Asset, TransactionType
+from wallet.domain.money import format_minor, supply_to_minor
+from wallet.limits import ASSET_REFRESH_INTERVAL_S
 from wallet.storage import Database
 from wallet.storage import ledger as store
 
-from .clock import now_us
+from .clock import SYSTEM_CLOCK, Clock
+from .commands import PostingCommand
 from .posting import apply_commands
-from .seed import issuance_command
+
+# The owner of the idempotency keys of what the service posts by itself (issuance, the seed's
+# openings): no API key's id looks like it.
+SYSTEM_KEY_OWNER = "system:seed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,40 +46,128 @@ class Supply:
         total = self.treasury_minor + self.users_minor + self.pending_holds_minor
         return total == self.asset.supply_minor
 
-
-def add_asset(database: Database, asset: Asset) -> None:
-    """Create ``asset`` and issue its supply to its treasury. Raises AssetExists."""
-    scales = {a.code: a.scale for a in list_assets(database)} | {asset.code: asset.scale}
-    connection = database.connect_writer()
-    try:
-        connection.begin()
-        if not store.insert_asset(connection.session, asset, now_us()):
-            raise AssetExists(f"an asset with code {asset.code!r} exists already")
-        [outcome] = apply_commands(connection.session, [issuance_command(asset)], scales, now_us())
-        # A new asset's issuance account is empty and may go below zero: nothing can refuse it.
-        assert outcome.error is None, outcome.error
-        connection.commit()
-    except BaseException:
-        connection.rollback()
-        raise
-    finally:
-        connection.close()
+    def view(self) -> dict[str, Any]:
+        scale = self.asset.scale
+        return {
+            "asset_code": self.asset.code,
+            "supply": format_minor(self.asset.supply_minor, scale),
+            "treasury": format_minor(self.treasury_minor, scale),
+            "users": format_minor(self.users_minor, scale),
+            "pending_holds": format_minor(self.pending_holds_minor, scale),
+            "adds_up": self.adds_up,
+        }
 
 
-def list_assets(database: Database) -> list[Asset]:
-    with database.reading() as session:
-        return store.list_assets(session)
+def new_asset(code: str, name: str, scale: int, supply: Decimal) -> Asset:
+    """An asset as an operator describes it, its supply in major units (422 if out of bounds)."""
+    return Asset(code, name, scale, supply_to_minor(supply, scale))
 
 
-def asset_supply(database: Database, asset: Asset) -> Supply:
-    """The asset's balances by holder, in one statement (so one consistent read)."""
-    with database.reading() as session:
-        totals = store.balances_by_holder(session, asset.code)
-    for holder in totals:
-        assert holder in ("user", TREASURY, ISSUANCE, HOLDS), holder
-    return Supply(
-        asset=asset,
-        treasury_minor=totals.get(TREASURY, 0),
-        users_minor=totals.get("user", 0),
-        pending_holds_minor=totals.get(HOLDS, 0),
+def issuance_command(asset: Asset) -> PostingCommand:
+    """The transaction that issues an asset's whole supply to its treasury (once per asset)."""
+    return PostingCommand(
+        transaction_type=TransactionType.ISSUANCE,
+        user_id=None,
+        asset_code=asset.code,
+        amount_minor=asset.supply_minor,
+        description=f"Supply of {asset.name}",
+        idempotency_key=f"issuance:{asset.code}",
+        key_owner=SYSTEM_KEY_OWNER,
     )
+
+
+class AssetCatalog:
+    """The ledger's assets, cached in memory: every request is checked against them, and a code
+    not in the cache is looked up again at most once a second (another process may have added
+    it), so that unknown codes never become a query per request.
+    """
+
+    def __init__(self, database: Database, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._database = database
+        self._clock = clock
+        self._assets: dict[str, Asset] = {}
+        self._loaded_at = -ASSET_REFRESH_INTERVAL_S
+
+    def refresh(self) -> list[Asset]:
+        with self._database.reading() as session:
+            assets = store.list_assets(session)
+        self._assets = {asset.code: asset for asset in assets}
+        self._loaded_at = time.monotonic()
+        return assets
+
+    def known(self) -> list[Asset]:
+        """Every asset, by code."""
+        return sorted(self._assets.values(), key=lambda a: a.code)
+
+    def cached(self, code: str | None) -> Asset | None:
+        """The asset if it is in the cache; no database read (safe on the event loop)."""
+        return None if code is None else self._assets.get(code)
+
+    def get(self, code: str) -> Asset:
+        """The asset, looked up again if it is not cached. Raises AssetNotFound."""
+        asset = self._assets.get(code)
+        if asset is None and time.monotonic() - self._loaded_at >= ASSET_REFRESH_INTERVAL_S:
+            asset = {a.code: a for a in self.refresh()}.get(code)
+        if asset is None:
+            raise AssetNotFound(f"no asset with code {code!r}")
+        return asset
+
+    def scales(self) -> dict[str, int]:
+        return {code: asset.scale for code, asset in self._assets.items()}
+
+    def add(self, assets: Iterable[Asset], *, exist_ok: bool = False) -> list[Asset]:
+        """Create each asset and issue its supply to its treasury, in one unit of work, and
+        return the assets created. An asset whose code exists already raises AssetExists, or,
+        with ``exist_ok`` (the seed), is left as it is: its issuance is posted again under its
+        idempotency key, a replay that changes nothing (and that completes a database whose
+        asset was written by an older seed that stopped before issuing it).
+        """
+        created: list[Asset] = []
+        to_issue: list[Asset] = []
+        connection = self._database.connect_writer()
+        try:
+            connection.begin()
+            now_us = self._clock.now_us()
+            for asset in assets:
+                if store.insert_asset(connection.session, asset, now_us):
+                    created.append(asset)
+                    to_issue.append(asset)
+                elif exist_ok:
+                    # Read after the insert: a process seeding at the same time may have just
+                    # committed it (PostgreSQL's insert waited for that commit).
+                    stored = {a.code: a for a in store.list_assets(connection.session)}
+                    to_issue.append(stored[asset.code])
+                else:
+                    raise AssetExists(f"an asset with code {asset.code!r} exists already")
+            if to_issue:
+                issued = apply_commands(
+                    connection.session,
+                    [issuance_command(asset) for asset in to_issue],
+                    {asset.code: asset.scale for asset in to_issue},
+                    now_us,
+                )
+                # A new asset's issuance account is empty and may go below zero: nothing can
+                # refuse its issuance.
+                assert all(outcome.error is None for outcome in issued), issued
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            connection.close()
+        self.refresh()
+        return created
+
+    def supply(self, code: str) -> Supply:
+        """Where the asset's supply is, read in one statement (so one consistent read)."""
+        asset = self.get(code)
+        with self._database.reading() as session:
+            totals = store.balances_by_holder(session, asset.code)
+        for holder in totals:
+            assert holder in ("user", TREASURY, ISSUANCE, HOLDS), holder
+        return Supply(
+            asset=asset,
+            treasury_minor=totals.get(TREASURY, 0),
+            users_minor=totals.get("user", 0),
+            pending_holds_minor=totals.get(HOLDS, 0),
+        )

@@ -1,9 +1,14 @@
-"""Time and identifiers, in one place so that both are easy to reason about."""
+"""Time and identifiers, in one place so that both are easy to reason about.
+
+The service reads the time through a ``Clock`` it is given (``SYSTEM_CLOCK`` in production), so
+that a test of expiry or of a daily window moves time instead of waiting for it.
+"""
 
 import functools
 import os
 import time
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -38,3 +43,26 @@ def new_transaction_id() -> str:
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 4122 variant
     digits = f"{value:032x}"
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
+
+
+class Clock(Protocol):
+    """Where the service reads the time: passed in, so that tests move it instead of sleeping.
+
+    Only the instants the ledger records or decides by (a transaction's ``created_at``, a hold's
+    expiry, a key's creation, the day of a report) come from here; timeouts and pacing, which
+    measure durations, use the monotonic clock.
+    """
+
+    def now_us(self) -> int:
+        """Microseconds since the Unix epoch."""
+        ...
+
+
+class SystemClock:
+    """The real time."""
+
+    def now_us(self) -> int:
+        return now_us()
+
+
+SYSTEM_CLOCK: Clock = SystemClock()

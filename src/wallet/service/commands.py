@@ -1,12 +1,15 @@
-"""What a write asks of the ledger, fully validated before it reaches the writer.
+"""What a write asks of the ledger, fully validated before it reaches the writer, and its answer.
 
 A command carries minor units, a known asset and a fingerprint of its payload: the writer never
-sees a malformed request, so nothing that fails validation can take a place in a commit.
+sees a malformed request, so nothing that fails validation can take a place in a commit. Its
+answer is an Outcome (a stored body, or the ledger's refusal), or an InternalError when the
+command failed for a reason that is not the caller's.
 """
 
 import hashlib
 from dataclasses import dataclass, field
 
+from wallet.domain.errors import WalletError
 from wallet.domain.holds import HoldAction
 from wallet.domain.ledger import TransactionType
 
@@ -21,8 +24,9 @@ class PostingCommand:
     description: str | None = None
     idempotency_key: str | None = None
     refund_of: str | None = None
-    # Whose key it is: idempotency keys are scoped to the caller that used them.
-    scope: str = ""
+    # Whose idempotency key it is: the id of the API key that sent it (keys of different
+    # callers never collide).
+    key_owner: str = ""
     fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -47,7 +51,7 @@ class BatchCommand:
 
     items: tuple[PostingCommand, ...]
     idempotency_key: str | None = None
-    scope: str = ""
+    key_owner: str = ""
     fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -72,7 +76,7 @@ class HoldCommand:
     expires_in_s: int = 0
     description: str | None = None
     idempotency_key: str | None = None
-    scope: str = ""
+    key_owner: str = ""
     fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -99,3 +103,17 @@ def postings_of(command: Command) -> tuple[PostingCommand, ...]:
     if isinstance(command, HoldCommand):
         return ()
     return (command,)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The answer to one command: a transaction's JSON body, or an error."""
+
+    body: bytes
+    transaction_id: str | None = None
+    error: WalletError | None = None
+    replayed: bool = False
+
+
+class InternalError(Exception):
+    """A command failed for a reason that is not the caller's: a bug, reported as 500."""

@@ -18,12 +18,14 @@ Names (all prefixed ``wallet_``):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from .commands import BatchCommand, Command, HoldCommand
-from .posting import Outcome
+from wallet.storage import Database
+from wallet.storage import holds as hold_store
+
+from .commands import BatchCommand, Command, HoldCommand, Outcome
 
 _LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -87,12 +89,13 @@ class Metrics:
                     counted = self._committed[labels] = self.transactions.labels(*labels)
                 counted.inc()
 
-    def set_holds_pending(self, counts: Iterable[tuple[str, int]]) -> None:
+    def exposition(self, database: Database) -> bytes:
+        """The Prometheus exposition, with the pending holds counted now."""
+        with database.reading() as session:
+            pending = hold_store.pending_by_asset(session)
         self.holds_pending.clear()
-        for asset_code, count in counts:
+        for asset_code, (count, _) in pending.items():
             self.holds_pending.labels(asset_code).set(count)
-
-    def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
 

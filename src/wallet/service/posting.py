@@ -19,7 +19,6 @@ Within a process the single writer thread serialises everything anyway.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -50,21 +49,11 @@ from wallet.storage import ledger as store
 
 from .book import DEBITS_USER, Book, check_user_known
 from .clock import new_transaction_id
-from .commands import BatchCommand, Command, HoldCommand, PostingCommand, postings_of
+from .commands import BatchCommand, Command, HoldCommand, Outcome, PostingCommand, postings_of
 from .holding import apply_hold, hold_accounts
 from .render import hold_view, transaction_view
 
 CREATED = "created"
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The answer to one command: a transaction's JSON body, or an error."""
-
-    body: bytes
-    transaction_id: str | None = None
-    error: WalletError | None = None
-    replayed: bool = False
 
 
 def transfer_of(command: PostingCommand) -> Transfer:
@@ -124,7 +113,9 @@ def apply_commands(
             outcome = Outcome(body=_error_body(error), error=error)
         outcomes[index] = outcome
         if command.idempotency_key is not None:
-            decided.append((command.scope, command.idempotency_key, _to_stored(command, outcome)))
+            decided.append(
+                (command.key_owner, command.idempotency_key, _to_stored(command, outcome))
+            )
 
     store.insert_transactions(session, book.posted, book.account_ids)
     hold_store.insert_holds(session, book.placed)
@@ -252,20 +243,20 @@ def apply_command(
 def _scoped_key(command: Command) -> tuple[str, str] | None:
     if command.idempotency_key is None:
         return None
-    return (command.scope, command.idempotency_key)
+    return (command.key_owner, command.idempotency_key)
 
 
 def _stored_outcomes(
     session: Session, commands: Sequence[Command]
 ) -> dict[tuple[str, str], store.StoredOutcome]:
-    keys_by_scope: dict[str, set[str]] = {}
+    keys_by_owner: dict[str, set[str]] = {}
     for command in commands:
         if command.idempotency_key is not None:
-            keys_by_scope.setdefault(command.scope, set()).add(command.idempotency_key)
+            keys_by_owner.setdefault(command.key_owner, set()).add(command.idempotency_key)
     found: dict[tuple[str, str], store.StoredOutcome] = {}
-    for scope, keys in keys_by_scope.items():
-        for key, outcome in store.find_outcomes(session, scope, sorted(keys)).items():
-            found[(scope, key)] = outcome
+    for key_owner, keys in keys_by_owner.items():
+        for key, outcome in store.find_outcomes(session, key_owner, sorted(keys)).items():
+            found[(key_owner, key)] = outcome
     return found
 
 

@@ -1,26 +1,20 @@
 """The seed data of API.md, created on first start and idempotently on every later one.
 
 Assets GC, DI and LP (scale 2), each with a treasury holding a supply of a trillion, issued from
-the asset's issuance account; users user_001 and user_002 with opening balances that are
-themselves top-ups, so every balance is explained by entries. Every step carries an idempotency
-key of the system's own scope, so running it again changes nothing.
+the asset's issuance account (``AssetCatalog.add``, as any asset is added); users user_001 and
+user_002 with opening balances that are themselves top-ups, so every balance is explained by
+entries. Every opening carries an idempotency key the system owns, so running the seed
+again changes nothing.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from wallet.domain.ledger import Asset, TransactionType
 from wallet.limits import SEED_SUPPLY_MAJOR
-from wallet.storage import ledger as store
 
-from .clock import now_us
+from .assets import SYSTEM_KEY_OWNER, AssetCatalog
 from .commands import PostingCommand
-
-if TYPE_CHECKING:
-    from .wallet import WalletService
-
-SEED_SCOPE = "system:seed"
+from .writer import GroupCommitWriter
 
 SEED_ASSETS = (
     Asset("GC", "Gold Coins", 2, SEED_SUPPLY_MAJOR * 100),
@@ -35,34 +29,9 @@ SEED_USERS = {
 }
 
 
-def issuance_command(asset: Asset) -> PostingCommand:
-    return PostingCommand(
-        transaction_type=TransactionType.ISSUANCE,
-        user_id=None,
-        asset_code=asset.code,
-        amount_minor=asset.supply_minor,
-        description=f"Supply of {asset.name}",
-        idempotency_key=f"issuance:{asset.code}",
-        scope=SEED_SCOPE,
-    )
-
-
-def add_assets(service: WalletService, assets: tuple[Asset, ...] | list[Asset]) -> None:
-    """Create assets and issue their supply to their treasuries (idempotent)."""
-    connection = service.database.connect_writer()
-    try:
-        connection.begin()
-        for asset in assets:
-            store.insert_asset(connection.session, asset, now_us())
-        connection.commit()
-    finally:
-        connection.close()
-    service.refresh_assets()
-    service.writer.apply_now([issuance_command(asset) for asset in assets])
-
-
-def seed_demo_ledger(service: WalletService) -> None:
-    add_assets(service, SEED_ASSETS)
+def seed_demo_ledger(assets: AssetCatalog, writer: GroupCommitWriter) -> None:
+    """Add the seed assets that are missing, then post the openings (before the writer runs)."""
+    assets.add(SEED_ASSETS, exist_ok=True)
     openings = [
         PostingCommand(
             transaction_type=TransactionType.TOPUP,
@@ -71,9 +40,9 @@ def seed_demo_ledger(service: WalletService) -> None:
             amount_minor=amount_minor,
             description="Opening balance",
             idempotency_key=f"opening:{user_id}:{asset_code}",
-            scope=SEED_SCOPE,
+            key_owner=SYSTEM_KEY_OWNER,
         )
         for user_id, balances in SEED_USERS.items()
         for asset_code, amount_minor in balances.items()
     ]
-    service.writer.apply_now(openings)
+    writer.apply_now(openings)

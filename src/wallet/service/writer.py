@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from wallet.domain.errors import Overloaded, Unavailable, WalletError
+from wallet.domain.errors import Overloaded, Unavailable
 from wallet.limits import (
     RETRY_AFTER_S,
     WRITE_BATCH_SIZE_MAX,
@@ -36,14 +36,13 @@ from wallet.storage import Database
 from wallet.storage import ledger as store
 from wallet.storage.database import WriterConnection
 
-from .clock import now_us
-from .commands import Command, PostingCommand
+from .clock import SYSTEM_CLOCK, Clock
+from .commands import Command, InternalError, Outcome, PostingCommand
 from .metrics import Metrics
-from .posting import Outcome, apply_commands
+from .notes import note_transaction
+from .posting import apply_commands
 
 log = logging.getLogger(__name__)
-
-ApplyBatch = Callable[..., list[Outcome]]
 
 
 @dataclass(slots=True)
@@ -60,16 +59,17 @@ class _Pending:
 _STOP = object()
 
 
-class InternalError(Exception):
-    """A command failed for a reason that is not the caller's: a bug, reported as 500."""
-
-
 class GroupCommitWriter:
     def __init__(
-        self, database: Database, scales: Callable[[], dict[str, int]], metrics: Metrics
+        self,
+        database: Database,
+        scales: Callable[[], dict[str, int]],
+        metrics: Metrics,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._database = database
         self._metrics = metrics
+        self._clock = clock
         self._scales = scales
         self._queue: queue.Queue[_Pending | object] = queue.Queue(maxsize=WRITE_QUEUE_LENGTH_MAX)
         self._thread: threading.Thread | None = None
@@ -98,6 +98,10 @@ class GroupCommitWriter:
             self._connection = None
 
     async def submit(self, command: Command) -> Outcome:
+        """Queue ``command`` and wait for its unit of work's answer (counted, and noted for the
+        request's log line). Raises Overloaded when the queue is full, Unavailable when the
+        answer did not come in time, InternalError for a bug.
+        """
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Outcome] = loop.create_future()
         pending = _Pending(command, future, loop)
@@ -112,9 +116,13 @@ class GroupCommitWriter:
         # a second task switch.
         timer = loop.call_later(WRITE_WAIT_TIMEOUT_S, self._withdraw, pending)
         try:
-            return await future
+            outcome = await future
         finally:
             timer.cancel()
+        self._metrics.record_outcome(command, outcome)
+        if outcome.transaction_id is not None:
+            note_transaction(outcome.transaction_id)
+        return outcome
 
     def _withdraw(self, pending: _Pending) -> None:
         """The caller has waited WRITE_WAIT_TIMEOUT_S: answer 503 if the command is still queued,
@@ -185,7 +193,9 @@ class GroupCommitWriter:
                 started = time.perf_counter()
                 connection.begin()
                 outcomes: list[Outcome | BaseException] = list(
-                    apply_commands(connection.session, commands, self._scales(), now_us())
+                    apply_commands(
+                        connection.session, commands, self._scales(), self._clock.now_us()
+                    )
                 )
             except Unavailable as error:
                 failure = error
@@ -307,9 +317,6 @@ def _set_all(answers: list[tuple[asyncio.Future[Outcome], object]]) -> None:
         else:
             assert isinstance(outcome, Outcome)
             future.set_result(outcome)
-
-
-__all__ = ["GroupCommitWriter", "InternalError", "WalletError"]
 
 
 def _cause(failure: BaseException | None) -> BaseException | None:

@@ -402,26 +402,28 @@ class StoredOutcome:
     transaction_id: str | None
 
 
-def find_outcomes(session: Session, scope: str, keys: Sequence[str]) -> dict[str, StoredOutcome]:
+def find_outcomes(
+    session: Session, key_owner: str, keys: Sequence[str]
+) -> dict[str, StoredOutcome]:
     if not keys:
         return {}
     placeholders = ", ".join("?" * len(keys))
     rows = session.all(
         "SELECT idempotency_key, fingerprint, outcome, response_body, transaction_id"
         f" FROM idempotency_keys WHERE scope = ? AND idempotency_key IN ({placeholders})",
-        [scope, *keys],
+        [key_owner, *keys],
     )
     return {row[0]: StoredOutcome(*row[1:]) for row in rows}
 
 
 def insert_outcomes(
-    session: Session, scope_key_outcomes: Sequence[tuple[str, str, StoredOutcome]], now_us: int
+    session: Session, owner_key_outcomes: Sequence[tuple[str, str, StoredOutcome]], now_us: int
 ) -> None:
     session.run_many(
         "INSERT INTO idempotency_keys (scope, idempotency_key, fingerprint, outcome,"
         " response_body, transaction_id, created_at_us) VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
-            (scope, key, o.fingerprint, o.outcome, o.response_body, o.transaction_id, now_us)
-            for scope, key, o in scope_key_outcomes
+            (key_owner, key, o.fingerprint, o.outcome, o.response_body, o.transaction_id, now_us)
+            for key_owner, key, o in owner_key_outcomes
         ],
     )

@@ -5,7 +5,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query
 
 from wallet.limits import ACTIVITY_DAYS_DEFAULT, ACTIVITY_DAYS_MAX, ASSET_CODE_PATTERN
-from wallet.service.activity import asset_activity
 
 from ..deps import Service
 from ..docs import problems
@@ -32,4 +31,4 @@ def get_activity(
         Query(ge=1, le=ACTIVITY_DAYS_MAX, description="How many UTC days, today included."),
     ] = ACTIVITY_DAYS_DEFAULT,
 ) -> dict[str, Any]:
-    return asset_activity(service, asset_code, days)
+    return service.activity.of_asset(asset_code, days)

@@ -8,6 +8,8 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
 from wallet.limits import ASSET_CODE_PATTERN
+from wallet.service.assets import new_asset
+from wallet.service.verify import verify_ledger
 
 from ..deps import Service
 from ..docs import COMMON, problems
@@ -30,7 +32,7 @@ router = APIRouter(tags=["admin"], route_class=ExactJSONRoute)
     },
 )
 def metrics(service: Service) -> Response:
-    return Response(service.metrics_exposition(), media_type=CONTENT_TYPE_LATEST)
+    return Response(service.metrics.exposition(service.database), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get(
@@ -43,7 +45,7 @@ def get_supply(
     asset_code: Annotated[str, Path(pattern=ASSET_CODE_PATTERN, examples=["GC"])],
     service: Service,
 ) -> dict[str, object]:
-    return service.supply(asset_code)
+    return service.assets.supply(asset_code).view()
 
 
 @router.post(
@@ -54,7 +56,7 @@ def get_supply(
     responses=problems("asset_exists", "payload_too_large", *COMMON),
 )
 def add_asset(body: AssetCreate, service: Service) -> dict[str, object]:
-    asset = service.add_asset(body.code, body.name, body.scale, body.supply)
+    [asset] = service.assets.add([new_asset(body.code, body.name, body.scale, body.supply)])
     return {"code": asset.code, "name": asset.name, "scale": asset.scale}
 
 
@@ -65,4 +67,4 @@ def add_asset(body: AssetCreate, service: Service) -> dict[str, object]:
     responses=problems(*COMMON),
 )
 def verify(service: Service) -> dict[str, object]:
-    return dataclasses.asdict(service.verify())
+    return dataclasses.asdict(verify_ledger(service.database))

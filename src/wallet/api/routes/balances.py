@@ -42,7 +42,7 @@ AssetPath = Annotated[str, Path(pattern=ASSET_CODE_PATTERN, examples=["GC"])]
     responses=problems("user_not_found", *COMMON),
 )
 async def get_balances(user_id: UserIdPath, service: Service) -> Response:
-    balances = await service.read(service.balances, user_id)
+    balances = await service.read(service.balances.of_user, user_id)
     return json_response({"user_id": user_id, "balances": balances})
 
 
@@ -66,4 +66,4 @@ async def get_balance(
         ),
     ] = None,
 ) -> Response:
-    return json_response(await service.read(service.balance, user_id, asset_code, as_of))
+    return json_response(await service.read(service.balances.get, user_id, asset_code, as_of))

@@ -13,13 +13,14 @@ from wallet.limits import (
     HOLD_PAGE_SIZE_MAX,
     USER_ID_PATTERN,
 )
-from wallet.service.wallet import HoldInput, resolve_idempotency_key
+from wallet.service.holds import HoldInput
+from wallet.service.transactions import resolve_idempotency_key
 
-from ..deps import IdempotencyKeyHeader, IdempotencyScope, Service
+from ..deps import IdempotencyKeyHeader, KeyOwner, Service
 from ..docs import COMMON, problems
 from ..jsonbody import ExactJSONRoute
 from ..models import HoldCapture, HoldCreate, HoldRead, HoldRelease, HoldsRead
-from ..responses import json_response, outcome_response
+from ..responses import json_response, outcome_response, page_response
 
 router = APIRouter(tags=["holds"], route_class=ExactJSONRoute)
 
@@ -30,7 +31,6 @@ _REPLAYABLE = {
 }
 _WRITE_PROBLEMS = (
     "idempotency_key_mismatch",
-    "idempotency_key_in_flight",
     "idempotency_key_reused",
     "payload_too_large",
     "overloaded",
@@ -51,7 +51,7 @@ _WRITE_PROBLEMS = (
 async def place_hold(
     body: HoldCreate,
     service: Service,
-    scope: IdempotencyScope,
+    key_owner: KeyOwner,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     request = HoldInput(
@@ -62,7 +62,7 @@ async def place_hold(
         description=body.description,
         idempotency_key=resolve_idempotency_key(idempotency_key, body.idempotency_key),
     )
-    return outcome_response(await service.place_hold(request, scope), 201)
+    return outcome_response(await service.holds.place(request, key_owner), 201)
 
 
 @router.get(
@@ -79,9 +79,9 @@ async def list_holds(
     cursor: Annotated[str | None, Query(min_length=1, max_length=CURSOR_LENGTH_MAX)] = None,
 ) -> Response:
     page = await service.read(
-        functools.partial(service.holds, user_id, status=status, limit=limit, cursor=cursor)
+        functools.partial(service.holds.of_user, user_id, status=status, limit=limit, cursor=cursor)
     )
-    return json_response({"items": page.items, "next_cursor": page.next_cursor})
+    return page_response(page)
 
 
 @router.get(
@@ -91,7 +91,7 @@ async def list_holds(
     responses=problems("hold_not_found", *COMMON),
 )
 async def get_hold(hold_id: HoldIdPath, service: Service) -> Response:
-    return json_response(await service.read(service.hold, hold_id))
+    return json_response(await service.read(service.holds.get, hold_id))
 
 
 @router.post(
@@ -106,13 +106,13 @@ async def get_hold(hold_id: HoldIdPath, service: Service) -> Response:
 async def capture_hold(
     hold_id: HoldIdPath,
     service: Service,
-    scope: IdempotencyScope,
+    key_owner: KeyOwner,
     body: HoldCapture | None = None,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     body = body or HoldCapture()
     key = resolve_idempotency_key(idempotency_key, body.idempotency_key)
-    outcome = await service.settle_hold(hold_id, HoldAction.CAPTURE, body.amount, key, scope)
+    outcome = await service.holds.settle(hold_id, HoldAction.CAPTURE, body.amount, key, key_owner)
     return outcome_response(outcome, 200)
 
 
@@ -128,11 +128,11 @@ async def capture_hold(
 async def release_hold(
     hold_id: HoldIdPath,
     service: Service,
-    scope: IdempotencyScope,
+    key_owner: KeyOwner,
     body: HoldRelease | None = None,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     body = body or HoldRelease()
     key = resolve_idempotency_key(idempotency_key, body.idempotency_key)
-    outcome = await service.settle_hold(hold_id, HoldAction.RELEASE, None, key, scope)
+    outcome = await service.holds.settle(hold_id, HoldAction.RELEASE, None, key, key_owner)
     return outcome_response(outcome, 200)

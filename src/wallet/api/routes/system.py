@@ -5,6 +5,7 @@ from fastapi.responses import JSONResponse
 
 from wallet import __version__
 from wallet.domain.errors import Unavailable
+from wallet.service.health import ping
 
 from ..deps import Service
 from ..docs import problems
@@ -28,7 +29,7 @@ def health(service: Service) -> JSONResponse:
     backend = service.database.backend.value
     auth = "enabled" if service.keys.enforced else "disabled"
     try:
-        latency_ms = round(service.ping(), 3)
+        latency_ms = round(ping(service.database), 3)
     except Unavailable:
         body = {
             "status": "unavailable",
@@ -53,4 +54,4 @@ def health(service: Service) -> JSONResponse:
     responses=problems("unavailable", "internal_error"),
 )
 def list_assets(service: Service) -> list[dict[str, object]]:
-    return [{"code": a.code, "name": a.name, "scale": a.scale} for a in service.refresh_assets()]
+    return [{"code": a.code, "name": a.name, "scale": a.scale} for a in service.assets.refresh()]

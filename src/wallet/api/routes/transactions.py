@@ -1,24 +1,32 @@
 """Posting transactions and reading them back."""
 
 import functools
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 from starlette.responses import Response
 
 from wallet.limits import (
+    ASSET_CODE_PATTERN,
     CURSOR_LENGTH_MAX,
     HISTORY_PAGE_SIZE_DEFAULT,
     HISTORY_PAGE_SIZE_MAX,
     USER_ID_PATTERN,
 )
-from wallet.service.wallet import TransactionInput, resolve_idempotency_key
+from wallet.service.transactions import TransactionInput, resolve_idempotency_key
 
-from ..deps import IdempotencyKeyHeader, IdempotencyScope, Service
+from ..deps import IdempotencyKeyHeader, KeyOwner, Service
 from ..docs import COMMON, problems
 from ..jsonbody import ExactJSONRoute
-from ..models import BatchCreate, BatchRead, HistoryRead, TransactionCreate, TransactionRead
-from ..responses import json_response, outcome_response
+from ..models import (
+    BatchCreate,
+    BatchRead,
+    HistoryRead,
+    PostableType,
+    TransactionCreate,
+    TransactionRead,
+)
+from ..responses import json_response, outcome_response, page_response
 
 router = APIRouter(tags=["transactions"], route_class=ExactJSONRoute)
 
@@ -50,7 +58,6 @@ TransactionIdPath = Annotated[
             "idempotency_key_mismatch",
             "user_not_found",
             "transaction_not_found",
-            "idempotency_key_in_flight",
             "payload_too_large",
             "validation_error",
             "insufficient_funds",
@@ -66,12 +73,12 @@ TransactionIdPath = Annotated[
 async def post_transaction(
     body: TransactionCreate,
     service: Service,
-    scope: IdempotencyScope,
+    key_owner: KeyOwner,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     """Served by api/hot.py when the request is well-formed; this route answers the rest."""
     key = resolve_idempotency_key(idempotency_key, body.idempotency_key)
-    return outcome_response(await service.post_transaction(body.to_input(key), scope), 201)
+    return outcome_response(await service.transactions.post(body.to_input(key), key_owner), 201)
 
 
 @router.post(
@@ -86,7 +93,6 @@ async def post_transaction(
         },
         **problems(
             "idempotency_key_mismatch",
-            "idempotency_key_in_flight",
             "payload_too_large",
             "validation_error",
             "batch_failed",
@@ -100,7 +106,7 @@ async def post_transaction(
 async def post_batch(
     body: BatchCreate,
     service: Service,
-    scope: IdempotencyScope,
+    key_owner: KeyOwner,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     key = resolve_idempotency_key(idempotency_key, body.idempotency_key)
@@ -115,7 +121,7 @@ async def post_batch(
         )
         for item in body.transactions
     ]
-    return outcome_response(await service.post_batch(items, key, scope), 201)
+    return outcome_response(await service.transactions.post_batch(items, key, key_owner), 201)
 
 
 @router.get(
@@ -125,7 +131,7 @@ async def post_batch(
     responses=problems("transaction_not_found", *COMMON),
 )
 async def get_transaction(transaction_id: TransactionIdPath, service: Service) -> Response:
-    return json_response(await service.read(service.transaction, transaction_id))
+    return json_response(await service.read(service.transactions.get, transaction_id))
 
 
 @router.get(
@@ -139,12 +145,12 @@ async def get_history(
     service: Service,
     limit: Annotated[int, Query(ge=1, le=HISTORY_PAGE_SIZE_MAX)] = HISTORY_PAGE_SIZE_DEFAULT,
     cursor: Annotated[str | None, Query(min_length=1, max_length=CURSOR_LENGTH_MAX)] = None,
-    asset_code: Annotated[str | None, Query(pattern=r"^[A-Z]{2,10}$")] = None,
-    transaction_type: Literal["topup", "bonus", "purchase", "refund"] | None = None,
+    asset_code: Annotated[str | None, Query(pattern=ASSET_CODE_PATTERN)] = None,
+    transaction_type: PostableType | None = None,
 ) -> Response:
     page = await service.read(
         functools.partial(
-            service.history,
+            service.transactions.history,
             user_id,
             limit=limit,
             cursor=cursor,
@@ -152,4 +158,4 @@ async def get_history(
             transaction_type=transaction_type,
         )
     )
-    return json_response({"user_id": user_id, "items": page.items, "next_cursor": page.next_cursor})
+    return page_response(page, user_id=user_id)

@@ -1,0 +1,212 @@
+"""Transactions: posting top-ups, bonuses, purchases, refunds and batches, and reading them back.
+
+A request is checked against the ledger's assets and bounds here, and becomes a command for the
+writer; what the ledger decides (funds, refundable amounts) is decided inside the unit of work.
+Preparing a request reads the database only for a refund (its original) or an asset missing
+from the cache; such preparation runs on a worker thread, never on the event loop, so that a
+slow or absent database cannot stall other requests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import anyio.to_thread
+
+from wallet.domain.errors import (
+    AssetNotFound,
+    BatchFailed,
+    IdempotencyKeyMismatch,
+    TransactionNotFound,
+    UserNotFound,
+    ValidationFailed,
+)
+from wallet.domain.ledger import POSTABLE_TRANSACTION_TYPES, TransactionType
+from wallet.domain.money import to_minor
+from wallet.storage import Database
+from wallet.storage import ledger as store
+
+from .assets import AssetCatalog
+from .commands import BatchCommand, Outcome, PostingCommand
+from .cursors import Page, decode_cursor, encode_cursor
+from .render import transaction_view
+from .writer import GroupCommitWriter
+
+_POSTABLE = {kind.value: kind for kind in POSTABLE_TRANSACTION_TYPES}
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionInput:
+    """A POST /transaction body, parsed but not yet checked against the ledger's assets."""
+
+    transaction_type: str
+    user_id: str | None
+    asset_code: str | None
+    amount: Decimal | None
+    description: str | None = None
+    idempotency_key: str | None = None
+    refund_of: str | None = None
+
+
+def resolve_idempotency_key(header: str | None, body: str | None) -> str | None:
+    """The request's idempotency key, from the header or the body; both and different: 400."""
+    if header is not None and body is not None and header != body:
+        raise IdempotencyKeyMismatch(
+            "the Idempotency-Key header and the body's idempotency_key differ"
+        )
+    return header if header is not None else body
+
+
+class Transactions:
+    def __init__(self, database: Database, assets: AssetCatalog, writer: GroupCommitWriter) -> None:
+        self._database = database
+        self._assets = assets
+        self._writer = writer
+
+    async def post(self, request: TransactionInput, key_owner: str = "") -> Outcome:
+        if self._needs_database(request):
+            command = await anyio.to_thread.run_sync(self.command_for, request, key_owner)
+        else:
+            command = self.command_for(request, key_owner)
+        return await self._writer.submit(command)
+
+    async def post_batch(
+        self, items: Sequence[TransactionInput], idempotency_key: str | None, key_owner: str = ""
+    ) -> Outcome:
+        """Apply ``items`` in order in one unit of work, all or none (one queued command).
+
+        An item that is malformed is a validation_error located at its index; an item that the
+        ledger refuses fails the batch with batch_failed, naming the item by its index.
+        """
+        if any(self._needs_database(item) for item in items):
+            commands = await anyio.to_thread.run_sync(self._batch_commands, items, key_owner)
+        else:
+            commands = self._batch_commands(items, key_owner)
+        return await self._writer.submit(BatchCommand(tuple(commands), idempotency_key, key_owner))
+
+    def get(self, transaction_id: str) -> dict[str, Any]:
+        with self._database.reading() as session:
+            transaction = store.get_transaction(session, transaction_id)
+        if transaction is None:
+            raise TransactionNotFound(f"no transaction with id {transaction_id!r}")
+        return transaction_view(transaction, self._assets.get(transaction.asset_code).scale)
+
+    def history(
+        self,
+        user_id: str,
+        *,
+        limit: int,
+        cursor: str | None,
+        asset_code: str | None,
+        transaction_type: str | None,
+    ) -> Page:
+        """A user's transactions, newest first; a page costs the same whatever the history."""
+        if asset_code is not None:
+            asset_code = self._assets.get(asset_code).code
+        before_seq = int(decode_cursor(cursor)) if cursor is not None else None
+        with self._database.reading() as session:
+            transactions = store.user_history(
+                session,
+                user_id,
+                limit=limit + 1,
+                before_seq=before_seq,
+                asset_code=asset_code,
+                transaction_type=transaction_type,
+            )
+            if not transactions and before_seq is None and not store.user_exists(session, user_id):
+                raise UserNotFound(f"user {user_id} has never been credited")
+        page = transactions[:limit]
+        next_cursor = encode_cursor(page[-1].seq) if len(transactions) > limit else None
+        scales = self._assets.scales()
+        return Page([transaction_view(t, scales[t.asset_code]) for t in page], next_cursor)
+
+    def command_for(self, request: TransactionInput, key_owner: str = "") -> PostingCommand:
+        """Check a request against the ledger's assets and bounds; raise ValidationFailed."""
+        kind = _POSTABLE.get(request.transaction_type)
+        if kind is None:
+            allowed = ", ".join(_POSTABLE)
+            raise ValidationFailed.at(
+                "transaction_type", f"transaction_type must be one of {allowed}"
+            )
+        if kind is TransactionType.REFUND:
+            return self._refund_command(request, key_owner)
+        if request.refund_of is not None:
+            raise ValidationFailed.at("refund_of", "refund_of is only for a refund")
+        for name in ("user_id", "asset_code", "amount"):
+            if getattr(request, name) is None:
+                raise ValidationFailed.at(name, f"{name} is required for a {kind.value}")
+        assert request.asset_code is not None
+        assert request.amount is not None
+        try:
+            asset = self._assets.get(request.asset_code)
+        except AssetNotFound as error:
+            raise ValidationFailed.at("asset_code", error.detail) from None
+        return PostingCommand(
+            transaction_type=kind,
+            user_id=request.user_id,
+            asset_code=asset.code,
+            amount_minor=to_minor(request.amount, asset.scale),
+            description=request.description,
+            idempotency_key=request.idempotency_key,
+            key_owner=key_owner,
+        )
+
+    def _refund_command(self, request: TransactionInput, key_owner: str) -> PostingCommand:
+        """A refund names its original, which fixes the user and the asset: a client may repeat
+        them, and they must match. The original never changes, so reading it before the unit of
+        work is safe; how much of it is left to refund is decided inside.
+        """
+        if request.refund_of is None:
+            raise ValidationFailed.at("refund_of", "refund_of is required for a refund")
+        with self._database.reading() as session:
+            original = store.get_transaction(session, request.refund_of)
+        if original is None:
+            raise TransactionNotFound(f"no transaction with id {request.refund_of!r}")
+        for name, given, actual in (
+            ("user_id", request.user_id, original.user_id),
+            ("asset_code", request.asset_code, original.asset_code),
+        ):
+            if given is not None and given != actual:
+                raise ValidationFailed.at(
+                    name, f"{name} {given!r} is not the refunded transaction's ({actual!r})"
+                )
+        scale = self._assets.get(original.asset_code).scale
+        return PostingCommand(
+            transaction_type=TransactionType.REFUND,
+            user_id=original.user_id,
+            asset_code=original.asset_code,
+            amount_minor=None if request.amount is None else to_minor(request.amount, scale),
+            description=request.description,
+            idempotency_key=request.idempotency_key,
+            refund_of=original.id,
+            key_owner=key_owner,
+        )
+
+    def _batch_commands(
+        self, items: Sequence[TransactionInput], key_owner: str
+    ) -> list[PostingCommand]:
+        commands: list[PostingCommand] = []
+        for index, item in enumerate(items):
+            try:
+                commands.append(self.command_for(item, key_owner))
+            except ValidationFailed as error:
+                located = [
+                    {**problem, "loc": ["body", "transactions", index, *problem["loc"][1:]]}
+                    for problem in error.errors
+                ]
+                raise ValidationFailed(f"transactions[{index}]: {error.detail}", located) from None
+            except TransactionNotFound as error:
+                raise BatchFailed(
+                    f"item {index} was refused ({error.code}): nothing was applied",
+                    [{"index": index, "code": error.code, "detail": error.detail}],
+                ) from None
+        return commands
+
+    def _needs_database(self, request: TransactionInput) -> bool:
+        """Whether preparing ``request`` reads the database (see the module's docstring)."""
+        return request.transaction_type == "refund" or (
+            self._assets.cached(request.asset_code) is None
+        )
