@@ -56,9 +56,7 @@ _TARGET_BYTES_MAX = REQUEST_LINE_BYTES_MAX - 24
 _HEAD_BYTES_MAX = REQUEST_LINE_BYTES_MAX + HEADERS_BYTES_MAX + 4 * HEADERS_COUNT_MAX + 2
 
 _URL_TOO_LONG = f"the request line is longer than {REQUEST_LINE_BYTES_MAX} bytes"
-_HEADER_TOO_LARGE = f"a header is larger than {HEADER_BYTES_MAX} bytes"
 _HEADERS_TOO_LARGE = f"the headers are larger than {HEADERS_BYTES_MAX} bytes"
-_TOO_MANY_HEADERS = f"more than {HEADERS_COUNT_MAX} headers"
 
 
 class DrainingHttpProtocol(HttpToolsProtocol):
@@ -115,6 +113,14 @@ class _TooLarge(Exception):
         super().__init__(detail)
         self.code = code
         self.detail = detail
+
+
+def _header_refusal(size: int, count: int) -> str:
+    if size > HEADER_BYTES_MAX:
+        return f"a header is larger than {HEADER_BYTES_MAX} bytes"
+    if count >= HEADERS_COUNT_MAX:
+        return f"more than {HEADERS_COUNT_MAX} headers"
+    return _HEADERS_TOO_LARGE
 
 
 class BoundedHttpProtocol(DrainingHttpProtocol):
@@ -200,13 +206,17 @@ class BoundedHttpProtocol(DrainingHttpProtocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         size = len(name) + len(value)
         self._headers_bytes += size
-        if size > HEADER_BYTES_MAX:
-            raise _TooLarge("headers_too_large", _HEADER_TOO_LARGE)
-        if self._headers_bytes > HEADERS_BYTES_MAX:
-            raise _TooLarge("headers_too_large", _HEADERS_TOO_LARGE)
-        if len(self.headers) >= HEADERS_COUNT_MAX:
-            raise _TooLarge("headers_too_large", _TOO_MANY_HEADERS)
-        super().on_header(name, value)
+        if (
+            size > HEADER_BYTES_MAX
+            or self._headers_bytes > HEADERS_BYTES_MAX
+            or len(self.headers) >= HEADERS_COUNT_MAX
+        ):
+            raise _TooLarge("headers_too_large", _header_refusal(size, len(self.headers)))
+        # uvicorn's on_header, inlined: this runs for every header of every request.
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        self.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         self._phase = _Phase.BODY
