@@ -120,8 +120,9 @@ def _write(database: Database, work: Callable[[WriterConnection], None]) -> None
 class KeyRing:
     """The keys as this process last read them, refreshed at most every ``refresh_s`` seconds.
 
-    Auth is enforced when ``required`` or as soon as any key exists, revoked or not: revoking
-    the last key does not open the service again.
+    Auth is enforced when ``required``, as soon as any key exists, revoked or not (revoking the
+    last key does not open the service again), and whenever the last read failed with no key in
+    the copy (``unknown``: no caller can be recognised, the edge answers 503).
     """
 
     def __init__(
