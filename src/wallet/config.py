@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from wallet.limits import BODY_TIMEOUT_S, CONNECTIONS_MAX, HEADERS_TIMEOUT_S
+
 DEFAULT_DATABASE_URL = "sqlite:///wallet_service.db"
 
 
@@ -42,6 +44,11 @@ class Settings(BaseSettings):
     # How many nice steps (Linux) the event loop's thread yields to the writer thread, which is on
     # every write's critical path (priority.py). 0 keeps them equal.
     loop_nice: int = Field(default=10, ge=0, le=19)
+    # Slow clients (limits.py): seconds a request's headers may take from its first byte, and its
+    # body from its headers; and how many connections are served at once.
+    headers_timeout_s: float = Field(default=HEADERS_TIMEOUT_S, gt=0)
+    body_timeout_s: float = Field(default=BODY_TIMEOUT_S, gt=0)
+    connections_max: int = Field(default=CONNECTIONS_MAX, ge=1)
 
     @field_validator("log_level", "log_format", "auth", mode="before")
     @classmethod

@@ -36,6 +36,26 @@ METADATA_FILTERS_MAX = 3
 
 # HTTP.
 REQUEST_BODY_BYTES_MAX = 64 * 1024
+# The request's head, counted as it arrives, before any of it is kept or handed on (server.py):
+# the request line (method, target, version) over REQUEST_LINE_BYTES_MAX is answered 414; one
+# header (name and value) over HEADER_BYTES_MAX, all of them over HEADERS_BYTES_MAX, or more than
+# HEADERS_COUNT_MAX of them, 431; and the connection is closed.
+REQUEST_LINE_BYTES_MAX = 8 * 1024
+HEADER_BYTES_MAX = 8 * 1024
+HEADERS_BYTES_MAX = 32 * 1024
+HEADERS_COUNT_MAX = 100
+# Slow clients: a request's headers must arrive within HEADERS_TIMEOUT_S of its first byte (a new
+# connection's first request: of the connection), and its body within BODY_TIMEOUT_S of its
+# headers; past either, 408 and the connection is closed. Settings WALLET_HEADERS_TIMEOUT_S and
+# WALLET_BODY_TIMEOUT_S may shorten or lengthen them.
+HEADERS_TIMEOUT_S = 10.0
+BODY_TIMEOUT_S = 10.0
+# Open connections served at once (setting WALLET_CONNECTIONS_MAX); one more is answered 503 and
+# closed at once. At start the process raises its soft limit of open files to the hard one and
+# keeps FILE_DESCRIPTORS_RESERVED of them for itself (database, logs, the listening socket): the
+# bound is lowered to fit, with a warning, when the hard limit is too small.
+CONNECTIONS_MAX = 4096
+FILE_DESCRIPTORS_RESERVED = 128
 HISTORY_PAGE_SIZE_DEFAULT = 50
 HISTORY_PAGE_SIZE_MAX = 500
 # A page cursor as a query parameter (the service hands out far shorter ones).

@@ -11,12 +11,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from fastapi import WebSocket
 from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
+from tests.support.factories import problem
+from tests.support.rawdb import connect
 from wallet.api import create_app
 from wallet.api.auth import required_scope
 from wallet.config import Settings
+from wallet.limits import AUTH_KEYS_REFRESH_S
 from wallet.service.keys import KeyRing, Scope, create_api_key, hash_key, revoke_api_key
+from wallet.service.wallet import WalletService
 from wallet.storage import open_database
 
 SAMPLE_PATH_VALUES = {
@@ -206,3 +212,76 @@ def test_only_a_hash_of_the_key_is_stored(settings: Settings) -> None:
     assert re.fullmatch(r"wk_[0-9a-f]{12}_[A-Za-z0-9_-]{43}", key)
     assert record.key_sha256 == hash_key(key)
     assert not any(key in str(value) for row in rows for value in row)
+
+
+@pytest.mark.parametrize("auth", ["auto", "required"])
+def test_keys_unreadable_at_start_refuse_every_protected_route_until_they_are_read(
+    database_url: str, auth: str
+) -> None:
+    """Fail closed: an unreadable keys table never opens the service, nor answers 401 to the
+    key holders; protected routes answer 503 until a read succeeds."""
+    settings = Settings(database_url=database_url, auth=auth)  # type: ignore[arg-type]
+    with connect(database_url) as raw:
+        raw.run("ALTER TABLE api_keys RENAME TO api_keys_away")
+    now = [0.0]
+    service = WalletService(settings)
+    service.keys = KeyRing(service.database, required=auth == "required", clock=lambda: now[0])
+    with TestClient(create_app(settings, service), raise_server_exceptions=False) as client:
+        assert client.get("/health").status_code == 200
+        for method, path in [("GET", "/balance/user_001/GC"), ("GET", "/assets")]:
+            problem(client.request(method, path), 503, "unavailable")
+        refused = client.post("/transaction", json=TOPUP)
+        assert problem(refused, 503, "unavailable")["request_id"] == refused.headers["x-request-id"]
+        assert refused.headers["Retry-After"] == "1"
+        assert client.get("/balance/user_001/GC").status_code == 503, "still closed"
+        with connect(database_url) as raw:
+            raw.run("ALTER TABLE api_keys_away RENAME TO api_keys")
+        now[0] += AUTH_KEYS_REFRESH_S
+        if auth == "auto":
+            assert client.get("/balance/user_001/GC").status_code == 200, "read: empty, open"
+        else:
+            problem(client.get("/balance/user_001/GC"), 401, "unauthorized")
+
+
+def test_a_failed_refresh_of_an_empty_table_closes_the_service_until_a_read_succeeds(
+    settings: Settings,
+) -> None:
+    now = [0.0]
+    database = open_database(settings)
+    try:
+        ring = KeyRing(database, required=False, refresh_s=5.0, clock=lambda: now[0])
+        ring.refresh()
+        assert not ring.enforced, "read, and empty: open"
+        with connect(settings.database_url) as raw:
+            raw.run("ALTER TABLE api_keys RENAME TO api_keys_away")
+        now[0] = 5.0
+        ring.refresh()
+        assert ring.enforced
+        assert ring.unknown
+        with connect(settings.database_url) as raw:
+            raw.run("ALTER TABLE api_keys_away RENAME TO api_keys")
+        now[0] = 10.0
+        ring.refresh()
+        assert not ring.enforced
+        assert not ring.unknown
+    finally:
+        database.close()
+
+
+def test_a_websocket_never_reaches_the_app(settings: Settings) -> None:
+    """No route speaks WebSocket; one added later would still be refused at the edge, before
+    authentication could be skipped."""
+    app = create_app(settings.model_copy(update={"auth": "required"}))
+    reached = []
+
+    async def probe(websocket: WebSocket) -> None:
+        reached.append(True)
+        await websocket.accept()
+        await websocket.send_text("in")
+
+    app.add_api_websocket_route("/ws-probe", probe)
+    with TestClient(app) as client:
+        with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/ws-probe"):
+            pass
+        assert refused.value.code == 1008
+    assert reached == []

@@ -1,5 +1,6 @@
 """Database faults while serving: the service answers 503 ``unavailable`` (with Retry-After,
-never 500, never a hang), writes nothing partial, and recovers by itself once the cause is gone.
+never 500, never a hang, never the driver's message), writes nothing partial, and recovers by
+itself once the cause is gone.
 
 - PostgreSQL restarted (stopped as in a crash, ``pg_ctl stop -m immediate``, then started) in the
   middle of the bank workload. The test runs its own PostgreSQL cluster in a temporary
@@ -16,19 +17,27 @@ configuration fails it.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
+from fastapi.testclient import TestClient
 
+from tests.support import rawdb
 from tests.support.clusters import PrivateCluster
+from tests.support.databases import PG_ADMIN_URL
+from tests.support.factories import problem
 from tests.support.server import ServerProcess
+from wallet.api import create_app
+from wallet.config import Settings
 from wallet.limits import (
     DB_CONNECT_TIMEOUT_S,
     DB_LOCK_TIMEOUT_MS,
@@ -330,3 +339,59 @@ def test_sqlite_disk_full_while_serving(
     finally:
         server.kill()
     print(f"full disk: {counts}")
+
+
+# --- what a failure tells the client ------------------------------------------------------------
+
+
+def refuse_connections(database_url: str) -> Callable[[], None]:
+    """Make the database fail under the service, with a driver message naming internals; the
+    function that repairs it."""
+    if database_url.startswith("sqlite"):
+        with rawdb.connect(database_url) as raw:
+            raw.run("ALTER TABLE accounts RENAME TO accounts_away")
+
+        def repair_sqlite() -> None:
+            with rawdb.connect(database_url) as raw:
+                raw.run("ALTER TABLE accounts_away RENAME TO accounts")
+
+        return repair_sqlite
+    name = database_url.rpartition("/")[2]
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+
+    def repair_postgresql() -> None:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+    return repair_postgresql
+
+
+def test_a_database_failure_is_answered_without_its_internals(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 503 says that the database failed, and gives the request id; what the driver said
+    (tables, hosts, ports, database names) goes to the log only."""
+    database_url = settings.database_url
+    internals = ["no such table", "accounts", "127.0.0.1", "5432", database_url.rpartition("/")[2]]
+    caplog.set_level(logging.WARNING)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        repair = refuse_connections(database_url)
+        try:
+            read = client.get("/balance/user_001/GC", headers={"X-Request-ID": "trace-read"})
+            write = client.post(
+                "/transaction",
+                json=topup_payload("user_001"),
+                headers={"X-Request-ID": "trace-write"},
+            )
+        finally:
+            repair()
+    for response, request_id in ((read, "trace-read"), (write, "trace-write")):
+        assert problem(response, 503, "unavailable")["request_id"] == request_id
+        leaked = [word for word in internals if word in response.text]
+        assert leaked == [], response.text
+    driver_said = "no such table" if database_url.startswith("sqlite") else "accepting connections"
+    assert driver_said in caplog.text

@@ -5,6 +5,7 @@ real concurrency and real kills.
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -28,8 +29,18 @@ def free_port() -> int:
 class ServerProcess:
     """``main.py`` of ``root`` (this checkout, or a copy of the source) as a real process."""
 
-    def __init__(self, database_url: str, log_path: Path, *, root: Path = ROOT, **env: str) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        log_path: Path,
+        *,
+        root: Path = ROOT,
+        open_files_soft: int | None = None,
+        **env: str,
+    ) -> None:
         self.root = root
+        # The soft limit of open files the process starts with (None: this process's).
+        self.open_files_soft = open_files_soft
         self.database_url = database_url
         self.log_path = log_path
         self.env = env
@@ -58,6 +69,7 @@ class ServerProcess:
             stdout=log,
             stderr=log,
             cwd=self.root,
+            preexec_fn=None if self.open_files_soft is None else self._limit_open_files,
         )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
@@ -71,6 +83,20 @@ class ServerProcess:
             time.sleep(0.05)
         self.kill()
         raise RuntimeError(f"server did not become healthy; see {self.log_path}")
+
+    @property
+    def rss_bytes(self) -> int:
+        """The process's resident memory, from /proc (Linux)."""
+        assert self.process is not None
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        kilobytes = next(
+            line.split()[1] for line in status.splitlines() if line.startswith("VmRSS:")
+        )
+        return int(kilobytes) * 1024
+
+    def _limit_open_files(self) -> None:
+        _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (self.open_files_soft, hard))
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as in a crash."""

@@ -117,7 +117,7 @@ class WalletApp(FastAPI):
     edge: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and self.edge is not None:
+        if scope["type"] != "lifespan" and self.edge is not None:
             await self.edge(scope, receive, send)
         else:
             await super().__call__(scope, receive, send)

@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.types import Scope as ASGIScope
 
-from wallet.domain.errors import WalletError
+from wallet.domain.errors import Unavailable, WalletError
 from wallet.service.keys import OPEN_CALLER, Caller, KeyRing
 from wallet.service.keys import Scope as KeyScope
 
@@ -70,6 +70,8 @@ def caller_for(
     """
     if not keys.enforced:
         return OPEN_CALLER, None
+    if keys.unknown:
+        return None, Unavailable("the API keys cannot be read right now")
     key = presented_key(headers)
     if key is None:
         return None, Unauthorized("send an API key: Authorization: Bearer <key> or X-API-Key")

@@ -19,6 +19,9 @@ and Starlette's BaseHTTPMiddleware would halve throughput), in this order:
    streamed body is counted as it is read, and going over raises a 413 HTTPException, which the
    app (or the hot routes) answer as the ``payload_too_large`` problem. Why not the framework's
    ``max_body_size``: Starlette answers it with its own text/plain 413, not the contract's problem.
+
+Any scope but HTTP (a WebSocket) is refused here, before authentication could be skipped: none
+of the routes speaks it. The lifespan scope never comes here (app.py).
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ from wallet.service.notes import request_notes
 
 from .auth import caller_for, required_scope
 from .errors import Forbidden, PayloadTooLarge, Unauthorized
-from .problems import error_response
+from .problems import current_request_id, error_response
 
 log = logging.getLogger("wallet.request")
 errors_log = logging.getLogger(__name__)
@@ -54,6 +57,9 @@ UNMATCHED = "unmatched"
 CLIENT_GONE = 499
 OTHER_METHOD = "other"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+# RFC 6455: the endpoint refuses what this connection asked for.
+_POLICY_VIOLATION = 1008
 
 _REQUEST_ID = re.compile(r"^[\x21-\x7e]{1,128}$")
 # A request id needs to be unique, not secret: a random per-process prefix and a counter cost
@@ -88,7 +94,7 @@ class EdgeMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            await _refuse_scope(scope, send)
             return
         started = time.perf_counter()
         given_id: bytes | None = None
@@ -104,6 +110,7 @@ class EdgeMiddleware:
             request_id = _new_request_id()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id.decode()
+        id_token = current_request_id.set(state["request_id"])
         status = 0
 
         async def send_edge(message: Message) -> None:
@@ -133,6 +140,7 @@ class EdgeMiddleware:
                 status = CLIENT_GONE  # nobody to answer: the client left before its request ended
         finally:
             request_notes.reset(token)
+            current_request_id.reset(id_token)
             self._observe(scope, status or 500, time.perf_counter() - started, notes)
 
     async def _authenticate(self, scope: Scope) -> tuple[WalletError, KeyScope | None] | None:
@@ -201,6 +209,13 @@ class EdgeMiddleware:
                 "transaction_id": notes.get("transaction_id"),
             }
             log.info("%s %s %d", method, route, status, extra={"fields": fields})
+
+
+async def _refuse_scope(scope: Scope, send: Send) -> None:
+    """Refuse a connection the service does not speak: a WebSocket is closed before it is
+    accepted (the server answers its handshake 403); any other kind is left unanswered."""
+    if scope["type"] == "websocket":
+        await send({"type": "websocket.close", "code": _POLICY_VIOLATION})
 
 
 def _refuse(error: WalletError, needed: KeyScope | None, metrics: Metrics) -> ASGIApp:

@@ -360,6 +360,8 @@ class Problem(BaseModel):
     code: str
     detail: str
     errors: list[ValidationProblemItem | BatchProblemItem] | None = None
+    # On a 5xx: the request's X-Request-ID, which the service's log lines about it carry.
+    request_id: str | None = None
 
 
 class HoldCreate(BaseModel):

@@ -1,7 +1,13 @@
 """Errors as RFC 9457 problem details: the one table from error code to HTTP status, and the one
 renderer of a problem, used by the FastAPI routes' error handlers, the hot routes and the edge.
+
+A 5xx problem carries the request's id (``request_id``), which its log lines carry too, so that
+a client's report leads to the cause; the cause itself (a database driver's message, which may
+name hosts and paths) is logged, never answered.
 """
 
+import logging
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -40,11 +46,20 @@ EXTRA_PROBLEMS: dict[str, tuple[int, str]] = {
     "not_found": (404, "Not found"),
     "method_not_allowed": (405, "Method not allowed"),
     "internal_error": (500, "Internal error"),
+    # The server's own refusals of a request's head or of a slow client (server.py).
+    "request_timeout": (408, "Request timeout"),
+    "url_too_long": (414, "URL too long"),
+    "headers_too_large": (431, "Request header fields too large"),
 }
 
 PROBLEM_JSON = "application/problem+json"
 # What a client is told of a failure that is ours; the error itself goes to the log.
 INTERNAL_ERROR_DETAIL = "an unexpected error; it has been logged"
+
+log = logging.getLogger(__name__)
+
+# The id of the request being answered; set by the edge middleware for each request.
+current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
 
 
 def problem_body(status: int, code: str, title: str, detail: str, **extra: Any) -> dict[str, Any]:
@@ -69,12 +84,21 @@ def problem_response(
     headers = dict(headers or {})
     if status == 503:
         headers.setdefault("Retry-After", str(RETRY_AFTER_S))
+    if status >= 500:
+        extra.setdefault("request_id", current_request_id.get())
     body = orjson.dumps(problem_body(status, code, title, detail, **extra))
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
 def wallet_error_response(error: errors.WalletError, *, replayed: bool = False) -> Response:
     status = STATUS_BY_CODE[error.code]
+    if status >= 500 and error.__cause__ is not None:
+        log.warning(
+            "%s: %s",
+            error.detail,
+            error.__cause__,
+            extra={"fields": {"request_id": current_request_id.get()}},
+        )
     headers = {"Idempotent-Replayed": "true"} if replayed else None
     return problem_response(status, error.code, error.title, error.detail, headers, **error.extra)
 

@@ -10,6 +10,11 @@ presented key is found by its id and its hash compared in constant time
 Every request is checked against ``KeyRing``, an in-memory copy of the keys table refreshed at
 most every AUTH_KEYS_REFRESH_S seconds: a key created or revoked with the command line takes
 effect within that bound, and a request costs one SHA-256 and a dict lookup, never a query.
+
+The ring fails closed: the service runs open (no key required) only when its last read of the
+keys table succeeded and found it empty. Before a first successful read, or when a read fails
+while the copy holds no key, nobody is recognised and the protected routes answer 503
+``unavailable`` until a read succeeds.
 """
 
 from __future__ import annotations
@@ -94,8 +99,9 @@ def revoke_api_key(database: Database, key_id: str) -> StoredKey | None:
 class KeyRing:
     """The keys as this process last read them, refreshed at most every ``refresh_s`` seconds.
 
-    Auth is enforced when ``required`` or as soon as any key exists, revoked or not: revoking
-    the last key does not open the service again.
+    Auth is enforced when ``required``, as soon as any key exists, revoked or not (revoking the
+    last key does not open the service again), and whenever the last read failed with no key in
+    the copy (``unknown``: no caller can be recognised, the edge answers 503).
     """
 
     def __init__(
@@ -111,6 +117,8 @@ class KeyRing:
         self._clock = clock
         self._by_id: dict[str, StoredKey] = {}
         self._loaded_at: float | None = None
+        # Whether the last read found the table empty (and so, with auth not required, open).
+        self._read_empty = False
         self._refreshing = threading.Lock()
 
     @property
@@ -119,19 +127,33 @@ class KeyRing:
 
     @property
     def enforced(self) -> bool:
-        return self.required or self.has_keys
+        return self.required or not self._read_empty
+
+    @property
+    def unknown(self) -> bool:
+        """No key is known, and the table could not be read: no caller can be recognised."""
+        return not self._by_id and not self._read_empty
 
     def stale(self) -> bool:
         return self._loaded_at is None or self._clock() - self._loaded_at >= self._refresh_s
 
     def refresh(self) -> None:
-        """Read the keys again; on a database failure keep the last copy and try again later."""
+        """Read the keys again; on a failure keep the last copy (closed if it holds no key) and
+        try again after ``refresh_s``."""
         if not self._refreshing.acquire(blocking=False):
             return  # another thread is reading them right now
         try:
             self._by_id = {key.id: key for key in list_api_keys(self._database)}
-        except WalletError as error:
-            log.warning("could not refresh the API keys, keeping the last copy: %s", error.detail)
+            self._read_empty = not self._by_id
+        except Exception as error:
+            # Whatever went wrong, the table's content is not known: never open on that.
+            self._read_empty = False
+            cause = error.__cause__ if isinstance(error, WalletError) else error
+            log.warning(
+                "could not read the API keys (%s); %s",
+                cause or error,
+                "keeping the last copy" if self._by_id else "protected routes answer 503",
+            )
         finally:
             self._loaded_at = self._clock()
             self._refreshing.release()

@@ -185,7 +185,7 @@ class GroupCommitWriter:
         failure: BaseException | None = None
         for attempt in range(WRITE_RETRIES_MAX + 1):
             if attempt:
-                log.warning("unit of work failed (attempt %d): %s", attempt, failure)
+                log.warning("unit of work failed (attempt %d): %s", attempt, _cause(failure))
                 self._drop_connection()
                 time.sleep(min(0.05 * 2 ** (attempt - 1), 1.0))
             try:
@@ -226,7 +226,9 @@ class GroupCommitWriter:
                 continue
             self._count_commit(len(commands), started)
             return outcomes
-        return [Unavailable(f"the database did not accept the write: {failure}")] * len(commands)
+        # The driver's message (which may name hosts and paths) is logged, never answered.
+        log.warning("unit of work failed (attempt %d), giving up: %s", attempt + 1, _cause(failure))
+        return [Unavailable("the database did not accept the write")] * len(commands)
 
     def _count_commit(self, commands: int, started: float) -> None:
         self._metrics.unit_of_work.observe(time.perf_counter() - started)
@@ -315,3 +317,8 @@ def _set_all(answers: list[tuple[asyncio.Future[Outcome], object]]) -> None:
         else:
             assert isinstance(outcome, Outcome)
             future.set_result(outcome)
+
+
+def _cause(failure: BaseException | None) -> BaseException | None:
+    """What went wrong underneath: the driver's error an Unavailable was raised from."""
+    return failure.__cause__ if isinstance(failure, Unavailable) and failure.__cause__ else failure

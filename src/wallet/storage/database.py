@@ -355,7 +355,7 @@ class SQLiteDatabase(Database):
         try:
             yield Session(connection, Backend.SQLITE)
         except sqlite3.OperationalError as error:
-            raise Unavailable(f"the database cannot be read: {error}") from error
+            raise Unavailable("the database cannot be read") from error
         finally:
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
@@ -371,7 +371,7 @@ class SQLiteDatabase(Database):
                     self.path, read_only=True, create=self._create
                 )
             except sqlite3.Error as error:
-                raise Unavailable(f"the database cannot be opened: {error}") from error
+                raise Unavailable("the database cannot be opened") from error
         return self._loop_connection
 
     def _give_back(self, connection: sqlite3.Connection) -> None:
@@ -395,7 +395,7 @@ class SQLiteDatabase(Database):
                     connection = _connect_sqlite(self.path, read_only=True, create=self._create)
                 except sqlite3.Error as error:
                     self._opened -= 1
-                    raise Unavailable(f"the database cannot be opened: {error}") from error
+                    raise Unavailable("the database cannot be opened") from error
                 return connection
         try:
             return self._idle.get(timeout=DB_LOCK_TIMEOUT_MS / 1000)
@@ -406,7 +406,7 @@ class SQLiteDatabase(Database):
         try:
             return SQLiteWriterConnection(self.path, sustained=sustained, create=self._create)
         except sqlite3.Error as error:
-            raise Unavailable(f"the database cannot be opened: {error}") from error
+            raise Unavailable("the database cannot be opened") from error
 
     def is_transient(self, error: BaseException) -> bool:
         # "database is locked" after the busy timeout, a full disk, a read-only file: the unit of
@@ -531,7 +531,7 @@ class PostgreSQLDatabase(Database):
             with self._pool.connection() as connection:
                 yield Session(connection, Backend.POSTGRESQL)
         except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as error:
-            raise Unavailable(f"the database cannot be reached: {error}") from error
+            raise Unavailable("the database cannot be reached") from error
 
     def _open_pool(self) -> None:
         if not self._pool_opened:
@@ -544,7 +544,7 @@ class PostgreSQLDatabase(Database):
         try:
             return PostgreSQLWriterConnection(self.conninfo)
         except psycopg.OperationalError as error:
-            raise Unavailable(f"the database cannot be reached: {error}") from error
+            raise Unavailable("the database cannot be reached") from error
 
     def is_transient(self, error: BaseException) -> bool:
         return isinstance(
