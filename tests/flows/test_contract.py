@@ -70,3 +70,15 @@ def test_the_postable_kinds_are_one_list_everywhere(client: TestClient) -> None:
     assert history_filter["schema"]["anyOf"][0]["enum"] == expected
     assert list(get_args(ClientTransactionType)) == expected
     assert client.get("/transaction/user_001/history?transaction_type=hold").status_code == 422
+
+
+def test_every_operation_documents_the_refusals_of_the_servers_protocol(
+    client: TestClient,
+) -> None:
+    """Any request may be refused by the server before it reaches a route (server.py): a head
+    too large, or too slow to arrive. Every operation says so, so a client generated from the
+    document knows these answers."""
+    paths = client.get("/openapi.json").json()["paths"]
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            assert {"408", "414", "431"} <= set(operation["responses"]), (method, path)

@@ -90,11 +90,16 @@ def caller_of(scope: ASGIScope) -> Caller:
 
 
 def document_security(schema: dict[str, Any]) -> dict[str, Any]:
-    """Add the security schemes, and each protected operation's scope, 401 and 403."""
+    """Add the security schemes, and each protected operation's scope, 401 and 403; and to every
+    operation the refusals of the server's protocol (server.py), which any request may get
+    before it reaches a route: 408, 414 and 431."""
     schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
-    refusals = _refusal_responses()
+    refusals = _refusal_responses("unauthorized", "forbidden")
+    transport = _refusal_responses("request_timeout", "url_too_long", "headers_too_large")
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
+            for status, response in transport.items():
+                operation.setdefault("responses", {}).setdefault(status, copy.deepcopy(response))
             needed = required_scope(method.upper(), path)
             if needed is None:
                 operation["security"] = []
@@ -110,9 +115,9 @@ def document_security(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
-def _refusal_responses() -> dict[str, dict[str, Any]]:
+def _refusal_responses(*codes: str) -> dict[str, dict[str, Any]]:
     refusals = {}
-    for status, response in problems("unauthorized", "forbidden").items():
+    for status, response in problems(*codes).items():
         model = response.pop("model")
         for content in response["content"].values():
             content["schema"] = {"$ref": f"#/components/schemas/{model.__name__}"}

@@ -16,6 +16,8 @@ from starlette.responses import HTMLResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
+from wallet.limits import HEADERS_BYTES_MAX, HEADERS_TIMEOUT_S, REQUEST_LINE_BYTES_MAX
+
 from .models import Problem
 from .problems import EXTRA_PROBLEMS, PROBLEM_JSON, STATUS_BY_CODE, problem_body
 
@@ -175,6 +177,21 @@ _EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
     "unavailable": ("Service unavailable", "the database cannot be reached", {}),
     "overloaded": ("Service overloaded", "the write queue is full; retry after 1 s", {}),
     "internal_error": ("Internal error", "an unexpected error; it has been logged", {}),
+    "request_timeout": (
+        "Request timeout",
+        f"the request's headers took over {HEADERS_TIMEOUT_S:g} s",
+        {},
+    ),
+    "url_too_long": (
+        "URL too long",
+        f"the request line is longer than {REQUEST_LINE_BYTES_MAX} bytes",
+        {},
+    ),
+    "headers_too_large": (
+        "Request header fields too large",
+        f"the headers are larger than {HEADERS_BYTES_MAX} bytes",
+        {},
+    ),
 }
 
 

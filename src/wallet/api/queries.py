@@ -32,6 +32,7 @@ METADATA_FILTER_DOC: dict[str, Any] = {
     "schema": {
         "type": "object",
         "maxProperties": METADATA_FILTERS_MAX,
+        "propertyNames": {"pattern": METADATA_KEY_PATTERN},
         "additionalProperties": {"type": "string", "maxLength": METADATA_VALUE_LENGTH_MAX},
     },
     "example": {"order_id": "A-1042"},
