@@ -10,8 +10,10 @@ with one connection, on a ledger built by bulkload.py (its orders bulk-order-1 â
    from the service's own ``find_transactions``;
 2. starts the service (``main.py``) on the database, pinned to CPU 0 as run.py does, and checks
    a sample of orders: each answers its one transaction, an unknown order none;
-3. ``--repeat`` rounds: with ``--warm`` (SQLite) the database file read once, front to back (as
-   compare.py --warm), then 2 s of warm-up and ``--duration`` seconds measured, wrk with one
+3. ``--repeat`` rounds: with ``--warm`` the database read once first (SQLite: the file, front to
+   back, as compare.py --warm; PostgreSQL: the relations a lookup reads, with ``pg_prewarm`` in
+   its ``read`` mode, into the system's page cache, which the extension needs to be installed
+   for), then 2 s of warm-up and ``--duration`` seconds measured, wrk with one
    thread and one connection on CPU 1 (bench/wrk/get_transactions_metadata.lua: a random order
    each request), taken again when other processes kept the machine busy (run.py's rule).
 
@@ -27,11 +29,13 @@ import os
 import random
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 
 import run
 from compare import warm_page_cache
@@ -41,10 +45,22 @@ sys.path.insert(0, str(run.ROOT / "src"))
 from wallet.config import Backend, Settings
 from wallet.storage import ledger as store
 from wallet.storage import open_database
-from wallet.storage.database import Params, Row, Session, sqlite_path
+from wallet.storage.database import Params, Row, Session, postgresql_conninfo, sqlite_path
 
 ORDER_PREFIX = "bulk-order-"  # bulkload.order_id
 WARMUP_S = 2.0
+# What a lookup reads on PostgreSQL (the plans under --explain), tables and indexes.
+LOOKUP_RELATIONS = (
+    "transaction_metadata",
+    "transaction_metadata_pkey",
+    "transactions",
+    "transactions_pkey",
+    "transactions_refund_of",
+    "entries",
+    "entries_transaction",
+    "accounts",
+    "accounts_pkey",
+)
 SAMPLE_ORDERS = 20
 LOOKUP = run.Workload(
     "get_transactions_metadata",
@@ -95,6 +111,24 @@ def explain(session: Session, order: str) -> str:
     return "\n\n".join(parts)
 
 
+def prewarm(database_url: str) -> float:
+    """PostgreSQL: read the relations a lookup reads once (``pg_prewarm``, into the system's
+    page cache, as the SQLite file is read); the seconds it took."""
+    started = time.monotonic()
+    with psycopg.connect(postgresql_conninfo(database_url), autocommit=True) as connection:
+        connection.execute("CREATE EXTENSION IF NOT EXISTS pg_prewarm")
+        for relation in LOOKUP_RELATIONS:
+            connection.execute("SELECT pg_prewarm(%s, 'read')", (relation,))
+    return time.monotonic() - started
+
+
+def warm(database_url: str) -> float:
+    settings = Settings(database_url=database_url)
+    if settings.backend is Backend.SQLITE:
+        return warm_page_cache(Path(sqlite_path(database_url)))
+    return prewarm(database_url)
+
+
 def check_answers(url: str, orders: int, rng: random.Random) -> None:
     """A sample of orders each answers its one transaction; an unknown order answers none."""
     with httpx.Client(base_url=url, timeout=30) as client:
@@ -124,7 +158,6 @@ def measure_rounds(args: argparse.Namespace, orders: int) -> list[dict[str, Any]
     os.environ["BENCH_ORDERS"] = str(orders)
     settings = Settings(database_url=args.database_url)
     sqlite = settings.backend is Backend.SQLITE
-    path = sqlite_path(args.database_url) if sqlite else None
     # PostgreSQL: its backends serving the service are not "other processes" (run.py's rule).
     database = None if sqlite else args.database_url.rsplit("/", 1)[1]
     load = run.LoadSettings(threads=1, connections=1, load_cpu=1, users=run.USERS)
@@ -136,7 +169,7 @@ def measure_rounds(args: argparse.Namespace, orders: int) -> list[dict[str, Any]
         try:
             check_answers(server.url, orders, random.Random(args.seed))
             for number in range(args.repeat):
-                warmed_s = warm_page_cache(Path(path)) if path and args.warm else None
+                warmed_s = warm(args.database_url) if args.warm else None
                 loadavg = Path("/proc/loadavg").read_text().split()[:3]
                 run.run_wrk(load, LOOKUP, [server], WARMUP_S, args.seed + 1000 + number)
                 result = run.measure_quietly(
@@ -144,8 +177,8 @@ def measure_rounds(args: argparse.Namespace, orders: int) -> list[dict[str, Any]
                 )
                 result.update(warmed_s=warmed_s, loadavg_at_start=loadavg)
                 rounds.append(result)
-                warm = f", file read in {warmed_s:.1f} s before" if warmed_s is not None else ""
-                print(f"round {number + 1} (load {' '.join(loadavg)}{warm}): {summary(result)}")
+                read = f", read in {warmed_s:.1f} s before" if warmed_s is not None else ""
+                print(f"round {number + 1} (load {' '.join(loadavg)}{read}): {summary(result)}")
         finally:
             server.stop()
     return rounds
@@ -157,7 +190,7 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per round")
     parser.add_argument("--repeat", type=int, default=3, help="rounds; medians are reported")
     parser.add_argument(
-        "--warm", action="store_true", help="SQLite: read the file before each round"
+        "--warm", action="store_true", help="read the database once before each round"
     )
     parser.add_argument("--explain", action="store_true", help="print the query plans")
     parser.add_argument("--seed", type=int, default=1)
