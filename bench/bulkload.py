@@ -17,6 +17,10 @@ For a fresh database (it refuses one that holds transactions already):
    transaction's instant (wallet.service.clock's format), instants increase over ``--days`` up to
    now, and a ``--keyed-share`` of the transactions carry an idempotency key, stored with the
    fingerprint and the response body the service would have stored (its own code computes both);
+   a ``--metadata-share`` (a third) carry metadata, ``{"order_id": "bulk-order-N", "store":
+   "ios|android|web"}`` (N counts them from 1), stored as the service stores it: the object with
+   its keys sorted in ``transactions.metadata``, one ``transaction_metadata`` row per member under
+   the transaction's seq, and in a keyed transaction's fingerprint and response body;
 3. writes it in large batches in one unit of work: ``executemany`` on SQLite (journal and syncs
    off for the load, WAL again at the end), ``COPY`` on PostgreSQL (then ``ANALYZE``), in the
    order the service would have written it, while a child process computes the next batches.
@@ -28,7 +32,8 @@ For a fresh database (it refuses one that holds transactions already):
    on. Accounts are opened at zero at their first credit, and get their
    final balance and last entry at the end;
 4. runs the service's ledger audit (``verify_ledger``, as ``wallet verify``), checks what the
-   audit does not (each account's ``last_entry_id``, the triggers and indexes, on PostgreSQL the
+   audit does not (each account's ``last_entry_id``, that ``transaction_metadata`` holds exactly
+   the members of the transactions' metadata, the triggers and indexes, on PostgreSQL the
    identity sequences), prints the result and exits 1 if anything is wrong.
 
 The indexes are kept during the load on purpose: built afterwards (``--rebuild-indexes``, twice
@@ -77,7 +82,7 @@ from wallet.domain.ledger import (
     TransactionType,
 )
 from wallet.service import clock
-from wallet.service.commands import PostingCommand
+from wallet.service.commands import PostingCommand, metadata_json
 from wallet.service.posting import CREATED
 from wallet.service.render import transaction_view
 from wallet.service.verify import verify_ledger
@@ -101,11 +106,21 @@ DESCRIPTIONS = {
     "purchase": ("Bought in-game item", "Unlocked level pack", "Cosmetic skin"),
 }
 KEYED_SHARE_DEFAULT = 0.20  # as the wrk workload: a fifth of the requests carry a key
+# A third of the transactions carry the caller's references, as the metadata variant of the wrk
+# workload's requests do: an order id of their own, and the store that sold it.
+METADATA_SHARE_DEFAULT = 1 / 3
+STORES = ("ios", "android", "web")
 KEY_OWNER = ""  # the open caller's key id (wallet.service.keys.OPEN_CALLER), as in the bench
 DAYS_DEFAULT = 365
 
 # The tables the load writes, whose per-row triggers are dropped for it.
-LEDGER_TABLES = ("accounts", "transactions", "entries", "idempotency_keys")
+LEDGER_TABLES = (
+    "accounts",
+    "transactions",
+    "transaction_metadata",
+    "entries",
+    "idempotency_keys",
+)
 
 ENTRY_COLUMNS = (
     "id",
@@ -126,7 +141,9 @@ TRANSACTION_COLUMNS = (
     "description",
     "idempotency_key",
     "created_at_us",
+    "metadata",
 )
+METADATA_COLUMNS = ("key", "value", "seq")
 ACCOUNT_COLUMNS = ("id", "owner_type", "owner_id", "asset_code", "balance_minor", "created_at_us")
 KEY_COLUMNS = (
     "scope",
@@ -176,10 +193,12 @@ class Account:
 
 @dataclass(slots=True)
 class Batch:
-    """Rows to write, in an order the foreign keys accept: accounts, transactions, entries, keys."""
+    """Rows to write, in an order the foreign keys accept: accounts, transactions, their
+    metadata, entries, keys."""
 
     accounts: list[Row] = field(default_factory=list)
     transactions: list[Row] = field(default_factory=list)
+    metadata: list[Row] = field(default_factory=list)
     entries: list[Row] = field(default_factory=list)
     keys: list[Row] = field(default_factory=list)
 
@@ -191,6 +210,7 @@ class Plan:
     start_us: int
     end_us: int
     keyed_share: float
+    metadata_share: float
     seed: int
 
 
@@ -199,6 +219,7 @@ class Tally:
     by_kind: dict[str, int] = field(default_factory=dict)
     refused: int = 0
     keyed: int = 0
+    with_metadata: int = 0
 
 
 class Ledger:
@@ -234,6 +255,7 @@ class Ledger:
         amount: int,
         description: str,
         key: str | None,
+        metadata: dict[str, str] | None,
         at_us: int,
         transaction_id: str,
         batch: Batch,
@@ -264,13 +286,20 @@ class Ledger:
         )  # fmt: skip
         seq = self.next_seq
         self.next_seq += 1
+        # As the service stores them (storage.ledger.insert_transactions): the object as
+        # commands.metadata_json writes it, and one row per member under the transaction's seq.
+        stored_metadata = metadata_json(metadata)
         batch.transactions.append(
-            (seq, transaction_id, kind, user, asset_code, amount, description, key, at_us)
-        )
+            (seq, transaction_id, kind, user, asset_code, amount, description, key, at_us,
+             stored_metadata)
+        )  # fmt: skip
+        if metadata:
+            batch.metadata.extend((name, value, seq) for name, value in metadata.items())
         if key is not None:
             batch.keys.append(
                 self._stored_outcome(
-                    kind, user, asset_code, amount, description, key, at_us, transaction_id,
+                    kind, user, asset_code, amount, description, key, stored_metadata, at_us,
+                    transaction_id,
                     (PostedEntry(debit.owner_type, debit.owner_id, -amount, debit_before,
                                  debit.balance_minor),
                      PostedEntry(credit.owner_type, credit.owner_id, amount, credit_before,
@@ -287,6 +316,7 @@ class Ledger:
         amount: int,
         description: str,
         key: str,
+        metadata: str | None,
         at_us: int,
         transaction_id: str,
         entries: tuple[PostedEntry, PostedEntry],
@@ -301,6 +331,7 @@ class Ledger:
             description=description,
             idempotency_key=key,
             key_owner=KEY_OWNER,
+            metadata=metadata,
         )
         transaction = PostedTransaction(
             id=transaction_id,
@@ -313,6 +344,7 @@ class Ledger:
             idempotency_key=key,
             created_at_us=at_us,
             entries=entries,
+            metadata=metadata,
         )
         body = orjson.dumps(transaction_view(transaction, self.scales[asset_code])).decode()
         return (KEY_OWNER, key, command.fingerprint, CREATED, body, transaction_id, at_us)
@@ -324,6 +356,9 @@ class Ledger:
 def history(ledger: Ledger, plan: Plan, tally: Tally) -> Iterator[Batch]:
     """The plan's transactions, in batches of TRANSACTIONS_PER_BATCH, in the order of time."""
     rng = random.Random(plan.seed)
+    # The metadata's own generator: the history (kinds, users, amounts, keys) is the same with
+    # or without metadata, for a seed.
+    references = random.Random(f"metadata {plan.seed}")
     users = [user_id(number) for number in range(1, plan.users + 1)]
     # Each transaction gets its own slot of ``step`` microseconds and a random instant in it, so
     # instants strictly increase and the last one is before ``end_us``.
@@ -348,6 +383,7 @@ def history(ledger: Ledger, plan: Plan, tally: Tally) -> Iterator[Batch]:
                 opening.asset_code,
             )
             amount, description, key = opening.amount_minor, opening.description or "", None
+            metadata = None
         else:
             kind = _pick(kinds, rng.random())
             user = users[int(rng.random() * plan.users)]
@@ -357,19 +393,32 @@ def history(ledger: Ledger, plan: Plan, tally: Tally) -> Iterator[Batch]:
             options = DESCRIPTIONS[kind]
             description = options[int(rng.random() * len(options))]
             key = f"bulk-{ledger.next_seq}" if rng.random() < plan.keyed_share else None
+            metadata = None
+            if references.random() < plan.metadata_share:
+                store = STORES[int(references.random() * len(STORES))]
+                metadata = {"order_id": order_id(tally.with_metadata + 1), "store": store}
         if not ledger.post(
-            kind, user, asset_code, amount, description, key, at_us, transaction_id, batch
-        ):
+            kind, user, asset_code, amount, description, key, metadata, at_us, transaction_id,
+            batch,
+        ):  # fmt: skip
             tally.refused += 1
             continue
         posted += 1
         tally.by_kind[kind] = tally.by_kind.get(kind, 0) + 1
         tally.keyed += key is not None
+        tally.with_metadata += metadata is not None
         if len(batch.transactions) >= TRANSACTIONS_PER_BATCH:
             yield batch
             batch = Batch()
     if batch.transactions:
         yield batch
+
+
+def order_id(number: int) -> str:
+    """The order id of the ``number``-th transaction with metadata (from 1): every one of
+    ``bulk-order-1`` … ``bulk-order-N`` names exactly one transaction, so that a reader can pick
+    one at random knowing N (bench/wrk/get_transactions_metadata.lua)."""
+    return f"bulk-order-{number}"
 
 
 def _cumulative(weighted: Sequence[tuple[str, float]]) -> list[tuple[float, str]]:
@@ -562,6 +611,12 @@ class Loader(ABC):
     def last_entry_mismatches(self) -> int:
         """How many accounts do not name their last entry in ``last_entry_id``."""
 
+    @abstractmethod
+    def metadata_mismatches(self) -> tuple[int, int]:
+        """How many members of the transactions' metadata have no row of their own in
+        ``transaction_metadata`` (under their transaction's seq), and how many rows that table
+        has beyond the members: with both zero, the table is exactly the members."""
+
     def checks(self) -> list[str]:
         """What the ledger audit does not check; a description of each problem found."""
         problems = []
@@ -571,6 +626,12 @@ class Loader(ABC):
         mismatches = self.last_entry_mismatches()
         if mismatches:
             problems.append(f"{mismatches} accounts do not name their last entry")
+        missing, extra = self.metadata_mismatches()
+        if missing or extra:
+            problems.append(
+                f"transaction_metadata lacks {missing} members of the transactions' metadata"
+                f" and has {extra} rows more than them"
+            )
         return problems
 
     @abstractmethod
@@ -610,6 +671,7 @@ class SQLiteLoader(Loader):
         for table, columns, rows in (
             ("accounts", ACCOUNT_COLUMNS, batch.accounts),
             ("transactions", TRANSACTION_COLUMNS, batch.transactions),
+            ("transaction_metadata", METADATA_COLUMNS, batch.metadata),
             ("entries", ENTRY_COLUMNS, batch.entries),
             ("idempotency_keys", KEY_COLUMNS, batch.keys),
         ):
@@ -640,6 +702,16 @@ class SQLiteLoader(Loader):
             " WHERE e.account_id = acc.id)"
         ).fetchone()
         return int(row[0])
+
+    def metadata_mismatches(self) -> tuple[int, int]:
+        row = self.connection.execute(
+            "SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM"
+            " transaction_metadata m WHERE m.key = j.key AND m.value = j.value AND m.seq = t.seq)),"
+            " (SELECT count(*) FROM transaction_metadata)"
+            " FROM transactions t, json_each(t.metadata) j WHERE t.metadata IS NOT NULL"
+        ).fetchone()
+        members, missing, rows = (int(value) for value in row)
+        return missing, rows - (members - missing)
 
     def close(self) -> None:
         self.connection.close()
@@ -694,6 +766,7 @@ class PostgreSQLLoader(Loader):
             for table, columns, rows in (
                 ("accounts", ACCOUNT_COLUMNS, batch.accounts),
                 ("transactions", TRANSACTION_COLUMNS, batch.transactions),
+                ("transaction_metadata", METADATA_COLUMNS, batch.metadata),
                 ("entries", ENTRY_COLUMNS, batch.entries),
                 ("idempotency_keys", KEY_COLUMNS, batch.keys),
             ):
@@ -736,6 +809,18 @@ class PostgreSQLLoader(Loader):
         ).fetchone()
         return 0 if row is None else int(row[0])
 
+    def metadata_mismatches(self) -> tuple[int, int]:
+        row = self.connection.execute(
+            "SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM"
+            " transaction_metadata m WHERE m.key = j.key AND m.value = j.value AND m.seq = t.seq)),"
+            " (SELECT count(*) FROM transaction_metadata)"
+            " FROM transactions t, json_each_text(t.metadata::json) j"
+            " WHERE t.metadata IS NOT NULL"
+        ).fetchone()
+        assert row is not None
+        members, missing, rows = (int(value) for value in row)
+        return missing, rows - (members - missing)
+
     def checks(self) -> list[str]:
         problems = super().checks()
         for table, column in self.IDENTITIES:
@@ -770,6 +855,7 @@ def load(args: argparse.Namespace) -> int:
         start_us=start_us + 1_000_000,
         end_us=end_us,
         keyed_share=args.keyed_share,
+        metadata_share=args.metadata_share,
         seed=args.seed,
     )
     loader: Loader
@@ -784,7 +870,7 @@ def load(args: argparse.Namespace) -> int:
         for batch in computing.batches():
             loader.write(batch)
             written += len(batch.transactions)
-            rows += len(batch.accounts) + len(batch.transactions)
+            rows += len(batch.accounts) + len(batch.transactions) + len(batch.metadata)
             rows += len(batch.entries) + len(batch.keys)
             if args.progress:
                 elapsed = time.monotonic() - started
@@ -799,7 +885,9 @@ def load(args: argparse.Namespace) -> int:
         kinds = ", ".join(f"{kind} {n:,}" for kind, n in sorted(tally.by_kind.items()))
         print(
             f"loaded {entries:,} entries ({plan.transactions:,} transactions: {kinds};"
-            f" {tally.keyed:,} with an idempotency key; {tally.refused:,} purchases refused,"
+            f" {tally.keyed:,} with an idempotency key, {tally.with_metadata:,} with metadata"
+            f" (order ids bulk-order-1 … bulk-order-{tally.with_metadata});"
+            f" {tally.refused:,} purchases refused,"
             f" not written) for {plan.users:,} users over {args.days} days,"
             f" {rows:,} rows in all, into {settings.backend.value} in {loaded_s:.1f} s:"
             f" {entries / loaded_s:,.0f} entries/s, {rows / loaded_s:,.0f} rows/s"
@@ -839,6 +927,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=KEYED_SHARE_DEFAULT,
         help="share of the transactions (after the opening top-ups) with an idempotency key",
     )
+    parser.add_argument(
+        "--metadata-share",
+        type=float,
+        default=METADATA_SHARE_DEFAULT,
+        help="share of the transactions (after the opening top-ups) with metadata: an order id"
+        " of their own and a store (0: none)",
+    )
     parser.add_argument("--days", type=int, default=DAYS_DEFAULT, help="span of the history")
     parser.add_argument("--seed", type=int, default=1, help="seed of the random history")
     parser.add_argument(
@@ -856,6 +951,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--entries must leave room for every user's opening top-up (2 per user)")
     if not 0 <= args.keyed_share <= 1:
         parser.error("--keyed-share is a share, between 0 and 1")
+    if not 0 <= args.metadata_share <= 1:
+        parser.error("--metadata-share is a share, between 0 and 1")
     if args.days < 1:
         parser.error("--days must be at least 1")
     return args

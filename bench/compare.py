@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/compare.py /tmp/before /tmp/after --rounds 3
     .venv/bin/python bench/compare.py . .@/tmp/wallet-10m.db --rounds 3 --history
+    .venv/bin/python bench/compare.py . --workloads post_transaction,post_transaction_metadata
 
 Each argument is a checkout of this repository (``git worktree add /tmp/before <commit>``),
 optionally followed by ``@`` and a SQLite file to start from instead of a fresh database (a
@@ -13,6 +14,13 @@ saves copying and syncing 3.5 GB per run; each run then adds its writes to it). 
 processes were busy). ``--history`` adds GET history pages after the writes, with one connection
 and with 32. Builds alternate within each round, so a machine that speeds up or slows down
 during the comparison affects them alike: compare the rounds' ratios, and the medians.
+
+``--workloads`` names the POST workloads of bench/run.py to run on every build (default the
+mix, ``post_transaction``); with more than one, each build runs each of them in turn within each
+round, every run on a database of its own, and the ratios are against the first build's first
+workload: ``. --workloads post_transaction,post_transaction_metadata`` is the A/B of the mix
+with metadata on a third of its requests against the same mix without (for a seed, the two send
+the same requests but for the metadata).
 
 ``--warm`` reads each @DATABASE_FILE once, front to back, before its run, so that the run starts
 with the file in the page cache: the steady state of a service whose host keeps its database in
@@ -74,12 +82,13 @@ def warm_page_cache(database: Path) -> float:
     return time.monotonic() - started
 
 
-def measure(target: str, args: argparse.Namespace, round_number: int) -> dict[str, Any]:
+def measure(
+    target: str, posts: run.Workload, args: argparse.Namespace, round_number: int
+) -> dict[str, Any]:
     build_text, _, start_from = target.partition("@")
     build = Path(build_text).resolve()
     workdir = Path(tempfile.mkdtemp(prefix="wallet-compare-"))
     load = run.LoadSettings(2, 32, 1, args.users)
-    posts = next(w for w in run.WORKLOADS if w.name == "post_transaction")
     try:
         if start_from and args.in_place:
             database = Path(start_from)
@@ -140,6 +149,11 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--history", action="store_true")
     parser.add_argument(
+        "--workloads",
+        default="post_transaction",
+        help="comma-separated POST workloads of run.py, each run on every build in every round",
+    )
+    parser.add_argument(
         "--in-place",
         action="store_true",
         help="run on each @DATABASE_FILE itself, not on a copy: no 3.5 GB copy and sync per run,"
@@ -152,26 +166,37 @@ def main() -> int:
     )
     parser.add_argument("--python", default=sys.executable)
     args = parser.parse_args()
+    workloads = {w.name: w for w in run.WORKLOADS if w.name.startswith("post_transaction")}
+    chosen = [name.strip() for name in args.workloads.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in workloads]
+    if unknown or not chosen:
+        parser.error(f"--workloads: choose among {sorted(workloads)}")
     os.sched_setaffinity(0, {1})
-    results: dict[str, list[dict[str, Any]]] = {target: [] for target in args.targets}
+    # What each run is called: the build (and database), and the workload when there are several.
+    names = {
+        (target, name): target if len(chosen) == 1 else f"{target} {name}"
+        for target in args.targets
+        for name in chosen
+    }
+    results: dict[str, list[dict[str, Any]]] = {label: [] for label in names.values()}
     for number in range(args.rounds):
-        for target in args.targets:
-            result = measure(target, args, number)
-            results[target].append(result)
-            print(f"round {number + 1}  {line(target, result)}", flush=True)
-    first = args.targets[0]
-    for target in args.targets:
-        runs = results[target]
+        for (target, workload), label in names.items():
+            result = measure(target, workloads[workload], args, number)
+            results[label].append(result)
+            print(f"round {number + 1}  {line(label, result)}", flush=True)
+    first = next(iter(names.values()))
+    for label, runs in results.items():
         ratios = [
             mine["throughput_rps"] / theirs["throughput_rps"]
             for mine, theirs in zip(runs, results[first], strict=True)
         ]
         print(
-            f"median {target[-40:]:40s}"
+            f"median {label[-40:]:40s}"
             f" {statistics.median(r['throughput_rps'] for r in runs):7,.0f} req/s"
             f"  p99 {statistics.median(r['latency_ms']['p99'] for r in runs):5.1f} ms"
             f"  CPU {statistics.median(r['server_cpu_us_per_request'] for r in runs):4.0f} µs/req"
             f"  against {first[-30:]}: rounds {', '.join(f'{r:.2f}' for r in ratios)}"
+            f" (median {statistics.median(ratios):.2f})"
         )
     return 0
 

@@ -105,10 +105,20 @@ class Workload:
     name: str
     title: str
     script: str
+    # Run when --workloads is not given.
+    default: bool = True
 
 
 WORKLOADS = (
     Workload("post_transaction", "POST /transaction (mix)", "post_transaction.lua"),
+    # The same mix with metadata on every third new body: for bench/compare.py's A/B against
+    # the mix without it, or --workloads here.
+    Workload(
+        "post_transaction_metadata",
+        "POST /transaction (mix, metadata on a third)",
+        "post_transaction_metadata.lua",
+        default=False,
+    ),
     Workload("get_balance", "GET /balance/{user}/{asset}", "get_balance.lua"),
     Workload("get_history", "GET /transaction/{user}/history?limit=20", "get_history.lua"),
 )
@@ -658,8 +668,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--load-cpu", type=int, default=1, help="CPU for wrk (and this script)")
     parser.add_argument(
         "--workloads",
-        default=",".join(w.name for w in WORKLOADS),
-        help="comma-separated subset, in order",
+        default=",".join(w.name for w in WORKLOADS if w.default),
+        help="comma-separated subset, run in this script's order (default: all but"
+        " post_transaction_metadata)",
     )
     parser.add_argument(
         "--pg-admin-url",

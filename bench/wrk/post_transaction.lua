@@ -5,6 +5,11 @@
 --   Amounts are JSON numbers or decimal strings, half each.
 --   A fifth of the requests carry an Idempotency-Key header; one in ten of those repeats a
 --   recent key with its original body, and is answered with the replay.
+--   With METADATA_EVERY = n (a global set before this script runs, as
+--   post_transaction_metadata.lua does; 0 by default), every n-th new body carries metadata, an
+--   order id of its own and a store: {"order_id": "wrk-<nonce>-<thread>-<n>", "store": "ios"}.
+--   It is chosen by counting, not by drawing from the generator, so that a run with metadata
+--   sends the same mix, request by request, as a run without it with the same seed.
 -- Usage: wrk -s bench/wrk/post_transaction.lua http://127.0.0.1:8000
 
 local here = debug.getinfo(1, "S").source:match("^@(.*/)") or "./"
@@ -22,9 +27,12 @@ local DESCRIPTIONS = {
 local KEYED_SHARE = 0.20
 local REPEAT_SHARE = 0.10
 local RECENT_KEYS = 100
+local STORES = {"ios", "android", "web"}
+local metadata_every = METADATA_EVERY or 0
 
 local recent = {}     -- ring of {key, body} this thread sent with a key
 local sent_keys = 0
+local new_bodies = 0
 
 setup = common.setup
 response = common.response
@@ -42,15 +50,26 @@ local function amount_json(minor)
    return '"' .. text .. '"'
 end
 
+-- The metadata member of the n-th new body ("" when it carries none).
+local function metadata_json(n)
+   if metadata_every == 0 or n % metadata_every ~= 0 then
+      return ""
+   end
+   local store = STORES[math.floor(n / metadata_every) % #STORES + 1]
+   return string.format(', "metadata": {"order_id": "wrk-%s-%d-%d", "store": "%s"}',
+      common.nonce, thread_id, n, store)
+end
+
 local function new_body()
    local kind = common.pick(TYPES)
    local range = AMOUNTS[kind]
    local descriptions = DESCRIPTIONS[kind]
+   new_bodies = new_bodies + 1
    return string.format(
       '{"transaction_type": "%s", "user_id": "%s", "asset_code": "%s", "amount": %s, '
-         .. '"description": "%s"}',
+         .. '"description": "%s"%s}',
       kind, common.user(), common.pick(ASSETS), amount_json(math.random(range[1], range[2])),
-      descriptions[math.random(#descriptions)])
+      descriptions[math.random(#descriptions)], metadata_json(new_bodies))
 end
 
 function request()
