@@ -4,7 +4,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -14,7 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.routing import Match, Mount
+from starlette.routing import Match, Mount, compile_path
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -28,7 +27,7 @@ from wallet.service.wallet import WalletService
 
 from .auth import CONSOLE_PATH, document_security
 from .docs import install_docs
-from .edge import EdgeMiddleware
+from .edge import HTTP_METHODS, EdgeMiddleware
 from .errors import PayloadTooLarge
 from .hot import HotRoutes
 from .problems import error_response, extra_problem_response
@@ -262,12 +261,10 @@ def _allowed_methods(request: Request) -> list[str]:
     # Under a mount the scope's root path is the mount's: match from the app's own root.
     root_path = request.scope.get("app_root_path", request.scope.get("root_path", ""))
     path = request.scope["path"].removeprefix(root_path)
-    known = {"DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"}
     documented: dict[int, set[str]] = {}
     for template, operations in request.app.openapi()["paths"].items():
-        pattern = re.sub(r"\\\{[^/]+?\\\}", "[^/]+", re.escape(template))
-        if re.fullmatch(pattern, path):
-            named = {name.upper() for name in operations} & known
+        if compile_path(template)[0].match(path):
+            named = {name.upper() for name in operations} & HTTP_METHODS
             documented.setdefault(template.count("{"), set()).update(named)
     if documented:
         return sorted(documented[min(documented)])

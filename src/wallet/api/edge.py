@@ -56,7 +56,8 @@ UNMATCHED = "unmatched"
 # nginx's "client closed request": counted, never sent.
 CLIENT_GONE = 499
 OTHER_METHOD = "other"
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# HTTP's standard methods: any other is "other" in the metrics, and no route answers it.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 # RFC 6455: the endpoint refuses what this connection asked for.
 _POLICY_VIOLATION = 1008
@@ -186,7 +187,7 @@ class EdgeMiddleware:
         return UNMATCHED
 
     def _observe(self, scope: Scope, status: int, duration_s: float, notes: dict[str, str]) -> None:
-        method = scope["method"] if scope["method"] in _METHODS else OTHER_METHOD
+        method = scope["method"] if scope["method"] in HTTP_METHODS else OTHER_METHOD
         route = self.route_template(scope)
         counted = self._counted.get((method, route, status))
         if counted is None:

@@ -60,6 +60,7 @@ from .errors import PayloadTooLarge
 from .jsonbody import loads_exact
 from .models import POSTABLE_TYPES, TransactionCreate
 from .problems import error_response
+from .queries import HISTORY_PARAMETERS
 from .responses import json_response, outcome_response, page_response
 
 _USER_ID = re.compile(USER_ID_PATTERN)
@@ -205,10 +206,8 @@ def _history_query(raw: bytes) -> dict[str, Any] | None:
     is; None when the route must see it.
     """
     query: dict[str, Any] = {
+        **dict.fromkeys(HISTORY_PARAMETERS),
         "limit": HISTORY_PAGE_SIZE_DEFAULT,
-        "cursor": None,
-        "asset_code": None,
-        "transaction_type": None,
     }
     if not raw:
         return query

@@ -39,6 +39,12 @@ METADATA_FILTER_DOC: dict[str, Any] = {
 }
 
 
+# The parameters of a user's history page besides its metadata filters (the route reads them,
+# and so does the hot route, api/hot.py), and those of a page across users.
+HISTORY_PARAMETERS = frozenset({"limit", "cursor", "asset_code", "transaction_type"})
+SEARCH_PARAMETERS = HISTORY_PARAMETERS | {"user_id"}
+
+
 def metadata_filters(request: Request, takes: frozenset[str]) -> tuple[tuple[str, str], ...]:
     """The request's metadata filters, in the order given; a 422 for any parameter not in
     ``takes`` (nor a metadata filter), any parameter given twice, a malformed key or value, or

@@ -28,7 +28,12 @@ from ..models import (
     TransactionRead,
     TransactionsRead,
 )
-from ..queries import METADATA_FILTER_DOC, metadata_filters
+from ..queries import (
+    HISTORY_PARAMETERS,
+    METADATA_FILTER_DOC,
+    SEARCH_PARAMETERS,
+    metadata_filters,
+)
 from ..responses import json_response, outcome_response, page_response
 
 router = APIRouter(tags=["transactions"], route_class=ExactJSONRoute)
@@ -138,8 +143,6 @@ async def get_transaction(transaction_id: TransactionIdPath, service: Service) -
     return json_response(await service.read(service.transactions.get, transaction_id))
 
 
-_HISTORY_TAKES = frozenset({"limit", "cursor", "asset_code", "transaction_type"})
-_SEARCH_TAKES = _HISTORY_TAKES | {"user_id"}
 Limit = Annotated[int, Query(ge=1, le=HISTORY_PAGE_SIZE_MAX)]
 Cursor = Annotated[str | None, Query(min_length=1, max_length=CURSOR_LENGTH_MAX)]
 AssetCodeQuery = Annotated[str | None, Query(pattern=ASSET_CODE_PATTERN)]
@@ -162,7 +165,7 @@ async def get_history(
     transaction_type: PostableType | None = None,
 ) -> Response:
     """Served by api/hot.py when the query is plain; this route answers the rest."""
-    metadata = metadata_filters(request, _HISTORY_TAKES)
+    metadata = metadata_filters(request, HISTORY_PARAMETERS)
     page = await service.read(
         functools.partial(
             service.transactions.history,
@@ -196,7 +199,7 @@ async def list_transactions(
     """``GET /transactions?metadata[order_id]=A-1042`` finds an order's transactions at the cost
     of an index lookup, whatever the ledger's size.
     """
-    metadata = metadata_filters(request, _SEARCH_TAKES)
+    metadata = metadata_filters(request, SEARCH_PARAMETERS)
     page = await service.read(
         functools.partial(
             service.transactions.search,
