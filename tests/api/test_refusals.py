@@ -145,6 +145,34 @@ def test_a_member_twice_at_any_depth_is_refused_and_once_per_object_is_not(
     assert balance(client, "twice") == "2.00"
 
 
+NOT_OBJECTS = [b"3.338056479714416e-60", b"0.0", b"5", b"[]", b'"{}"', b"true"]
+
+
+@pytest.mark.parametrize("raw", NOT_OBJECTS, ids=[raw.decode() for raw in NOT_OBJECTS])
+@pytest.mark.parametrize("action", ["capture", "release"])
+def test_a_body_that_is_not_an_object_is_refused_and_the_hold_stays_pending(
+    client: TestClient, action: str, raw: bytes
+) -> None:
+    # Every field of a capture or a release is optional; a number with a fraction (a Decimal to
+    # the model) was once read as an empty object, and captured the whole hold.
+    hold_id = _hold(client)
+
+    response = _post(client, f"/holds/{hold_id}/{action}", raw)
+
+    assert validation_locations(response) == [["body"]]
+    assert "JSON object" in _messages(response)
+    assert client.get(f"/holds/{hold_id}").json()["status"] == "pending"
+
+
+@pytest.mark.parametrize("path", ["/transaction", "/transaction/batch", "/holds", "/admin/assets"])
+def test_every_body_must_be_an_object(client: TestClient, path: str) -> None:
+    for raw in NOT_OBJECTS:
+        response = _post(client, path, raw)
+
+        assert validation_locations(response) == [["body"]], raw
+        assert "JSON object" in _messages(response)
+
+
 # --- The amount grammar (API.md, "Money") -------------------------------------------------------
 
 REFUSED_AMOUNT_STRINGS = [" 5", "5 ", "\n1.00\t", "1e3", "1,000", "+5", ".5", "5.", "1.000"]

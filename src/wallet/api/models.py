@@ -14,7 +14,9 @@ from pydantic import (
     PlainValidator,
     StringConstraints,
     WithJsonSchema,
+    model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from wallet.domain.ledger import POSTABLE_TRANSACTION_TYPES, TransactionType
 from wallet.domain.money import parse_amount
@@ -109,7 +111,26 @@ Metadata = Annotated[
 ]
 
 
-class BatchItem(BaseModel):
+class RequestBody(BaseModel):
+    """A request's body, or an object in one: a JSON object and nothing else.
+
+    FastAPI validates a body with ``from_attributes``, which reads a model's fields off any
+    Python object; a JSON number with a fraction is one here (a Decimal, jsonbody), so without
+    this check a body of ``3.5e-60`` was taken as ``{}`` by a model whose fields are optional
+    (a capture of the whole hold).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_json_object(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            return data
+        raise PydanticCustomError("model_type", "Input should be a JSON object")
+
+
+class BatchItem(RequestBody):
     """One transaction of a batch: a TransactionCreate without an idempotency key (the batch
     has one, for all of its items).
     """
@@ -173,7 +194,7 @@ class TransactionCreate(BatchItem):
         )
 
 
-class BatchCreate(BaseModel):
+class BatchCreate(RequestBody):
     """Several transactions applied in order, each seeing the ones before it, all or none."""
 
     model_config = ConfigDict(
@@ -364,7 +385,7 @@ class Problem(BaseModel):
     request_id: str | None = None
 
 
-class HoldCreate(BaseModel):
+class HoldCreate(RequestBody):
     """Set funds aside now, to capture or release later."""
 
     model_config = ConfigDict(
@@ -394,7 +415,7 @@ class HoldCreate(BaseModel):
     metadata: Metadata | None = None
 
 
-class HoldCapture(BaseModel):
+class HoldCapture(RequestBody):
     """Capture all of a hold, or ``amount`` of it (the rest goes back to the user)."""
 
     model_config = ConfigDict(
@@ -405,7 +426,7 @@ class HoldCapture(BaseModel):
     idempotency_key: IdempotencyKey | None = None
 
 
-class HoldRelease(BaseModel):
+class HoldRelease(RequestBody):
     """Release all of a hold back to the user."""
 
     model_config = ConfigDict(
@@ -458,7 +479,7 @@ class HoldsRead(BaseModel):
     next_cursor: str | None
 
 
-class AssetCreate(BaseModel):
+class AssetCreate(RequestBody):
     """A new asset and its whole supply, issued to its treasury."""
 
     model_config = ConfigDict(
