@@ -8,6 +8,8 @@ its mark, so none of its items is written.
 
 from dataclasses import dataclass, field, replace
 
+import orjson
+
 from wallet.domain.errors import UserNotFound
 from wallet.domain.holds import Hold
 from wallet.domain.ledger import (
@@ -18,8 +20,12 @@ from wallet.domain.ledger import (
     Transfer,
     post,
 )
+from wallet.storage.events import NewEvent
 
 from .clock import new_transaction_id
+from .render import transaction_view
+
+TRANSACTION_CREATED = "transaction.created"
 
 # The kinds that debit a user, who must have been credited before (else user_not_found).
 DEBITS_USER = frozenset({TransactionType.PURCHASE, TransactionType.HOLD})
@@ -44,6 +50,10 @@ class Book:
     # Holds placed in this unit of work (as placed), and ids of holds settled in it.
     placed: list[Hold] = field(default_factory=list)
     settled: list[str] = field(default_factory=list)
+    # The events of what was recorded, in order, to write with it (the outbox).
+    events: list[NewEvent] = field(default_factory=list)
+    # Each recorded transaction as the API shows it, rendered once: its answer and its event.
+    views: dict[str, bytes] = field(default_factory=dict)
 
     def mark(self) -> "Book":
         """A copy of the state a batch's postings change, to go back to if the batch fails."""
@@ -53,6 +63,7 @@ class Book:
             known_users=set(self.known_users),
             refunded=dict(self.refunded),
             posted=list(self.posted),
+            events=list(self.events),
         )
 
     def restore(self, mark: "Book") -> None:
@@ -60,6 +71,11 @@ class Book:
         self.known_users = mark.known_users
         self.refunded = mark.refunded
         self.posted = mark.posted
+        self.events = mark.events
+
+    def emit(self, kind: str, data: bytes) -> None:
+        """Keep an event to write with this unit of work."""
+        self.events.append(NewEvent(new_transaction_id(), kind, data))
 
     def record(
         self,
@@ -97,4 +113,7 @@ class Book:
             metadata=metadata,
         )
         self.posted.append(transaction)
+        view = orjson.dumps(transaction_view(transaction, scale))
+        self.views[transaction.id] = view
+        self.emit(TRANSACTION_CREATED, view)
         return transaction

@@ -4,6 +4,8 @@ expiry, each with the ledger transactions that move its funds.
 
 from dataclasses import replace
 
+import orjson
+
 from wallet.domain.errors import HoldNotFound
 from wallet.domain.holds import Hold, HoldAction, HoldStatus, place_transfer, settle
 from wallet.domain.ledger import HOLDS, TREASURY, AccountRef, TransactionType
@@ -11,6 +13,15 @@ from wallet.domain.ledger import HOLDS, TREASURY, AccountRef, TransactionType
 from .book import Book, check_user_known
 from .clock import new_transaction_id
 from .commands import HoldCommand
+from .render import hold_view
+
+# The event each state a hold enters is.
+HOLD_EVENTS = {
+    HoldStatus.PENDING: "hold.placed",
+    HoldStatus.CAPTURED: "hold.captured",
+    HoldStatus.RELEASED: "hold.released",
+    HoldStatus.EXPIRED: "hold.expired",
+}
 
 _MICROS_PER_S = 1_000_000
 
@@ -24,10 +35,19 @@ def hold_accounts(user_id: str, asset_code: str) -> tuple[AccountRef, ...]:
     )
 
 
-def apply_hold(book: Book, command: HoldCommand, scale: int, now_us: int) -> tuple[Hold, str]:
-    """Apply a hold command; the hold afterwards and the id of the transaction it made."""
+def apply_hold(book: Book, command: HoldCommand, scale: int, now_us: int) -> tuple[bytes, str]:
+    """Apply a hold command; the hold afterwards as the API shows it (the body of the answer
+    and of its event), and the id of the transaction it made."""
     if command.action is HoldAction.PLACE:
-        return _place(book, command, scale, now_us)
+        hold, transaction_id = _place(book, command, scale, now_us)
+    else:
+        hold, transaction_id = _settle(book, command, scale, now_us)
+    view = orjson.dumps(hold_view(hold, scale))
+    book.emit(HOLD_EVENTS[hold.status], view)
+    return view, transaction_id
+
+
+def _settle(book: Book, command: HoldCommand, scale: int, now_us: int) -> tuple[Hold, str]:
     assert command.hold_id is not None
     hold = book.holds.get(command.hold_id)
     if hold is None:
