@@ -297,3 +297,35 @@ def test_the_metadata_index_must_hold_exactly_the_transactions_metadata(
         f"transaction {kept['id']}: store='ios' is missing from the metadata index",
         f"metadata index row seq {seq}: order_id='B-2' is not in its transaction's metadata",
     ]
+
+
+def test_every_transaction_has_exactly_one_event_and_positions_no_gap(
+    client: TestClient, database_url: str
+) -> None:
+    """The outbox: a transaction without its transaction.created event, an event twice, or a
+    position missing is named."""
+    first = topup(client, "event_audit", "5.00")
+    second = topup(client, "event_audit", "6.00")
+    assert audit(client).ok, "events written by the service match the ledger"
+    [(position,)] = rows(
+        database_url, f"SELECT position FROM events WHERE data LIKE '%{first['id']}%'"
+    )
+    [(last,)] = rows(database_url, "SELECT max(position) FROM events")
+    [(data,)] = rows(database_url, f"SELECT data FROM events WHERE position = {last}")
+    copied = str(data).replace("'", "''")
+
+    tamper(
+        database_url,
+        f"DELETE FROM events WHERE position = {position}",
+        "INSERT INTO events (position, id, type, created_at_us, data) VALUES"
+        f" ({last + 1}, 'copy', 'transaction.created', 0, '{copied}')",
+    )
+
+    problems = audit(client).problems
+    assert sorted(problems) == sorted(
+        [
+            f"transaction {first['id']}: no transaction.created event",
+            f"transaction {second['id']}: more than one transaction.created event",
+            f"event positions have a gap: {last} events at 1..{last + 1} of {last}",
+        ]
+    )

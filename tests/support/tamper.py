@@ -15,7 +15,14 @@ from typing import Any
 
 import psycopg
 
-LEDGER_TABLES = ("assets", "accounts", "transactions", "entries", "transaction_metadata")
+LEDGER_TABLES = (
+    "assets",
+    "accounts",
+    "transactions",
+    "entries",
+    "transaction_metadata",
+    "events",
+)
 
 
 def rows(database_url: str, sql: str) -> list[tuple[Any, ...]]:

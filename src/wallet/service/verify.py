@@ -9,7 +9,9 @@
 - no account but an asset's issuance account is below zero;
 - for each asset, the accounts other than issuance hold exactly the supply, and the issuance
   account holds minus the supply;
-- no entry lacks its transaction.
+- no entry lacks its transaction;
+- every transaction made since the oldest event kept has exactly one ``transaction.created``
+  event, every such event names a transaction, and the events' positions have no gap.
 
 The schema enforces all of this already; the audit checks it a second time, from the data alone,
 so that a bug, a manual fix or a restored backup cannot leave the books wrong unnoticed.
@@ -57,6 +59,7 @@ def verify_ledger(database: Database) -> VerifyReport:
             *_listed(session, audit.negative_accounts, money.negative, "negative accounts"),
             *_listed(session, audit.orphan_entries, _orphan, "orphan entries"),
             *_listed(session, audit.metadata_mismatches, _mismatch, "metadata index rows"),
+            *_listed(session, audit.event_mismatches, _event_mismatch, "events"),
             *money.supplies_off(audit.asset_supplies(session)),
         ]
     return VerifyReport(
@@ -162,3 +165,15 @@ def _mismatch(found: audit.MetadataMismatch) -> str:
     if found.in_transaction:
         return f"transaction {found.transaction_id}: {member} is missing from the metadata index"
     return f"metadata index row seq {found.seq}: {member} is not in its transaction's metadata"
+
+
+def _event_mismatch(found: audit.EventMismatch) -> str:
+    if found.what == "missing":
+        return f"transaction {found.subject}: no transaction.created event"
+    if found.what == "orphan":
+        return (
+            f"a transaction.created event names transaction {found.subject}, which does not exist"
+        )
+    if found.what == "doubled":
+        return f"transaction {found.subject}: more than one transaction.created event"
+    return f"event positions have a gap: {found.subject}"

@@ -208,3 +208,43 @@ def metadata_mismatches(session: Session, limit: int) -> list[MetadataMismatch]:
         (limit,),
     )  # fmt: skip
     return [MetadataMismatch(i, int(s), k, v, bool(found)) for i, s, k, v, found in rows]
+
+
+@dataclass(frozen=True)
+class EventMismatch:
+    what: str  # "missing", "orphan", "doubled", "gap"
+    subject: str  # a transaction id, or a position range
+
+
+def event_mismatches(session: Session, limit: int) -> list[EventMismatch]:
+    """Where the outbox and the ledger disagree: a transaction (made since the first event kept)
+    without its ``transaction.created`` event, such an event without its transaction or twice,
+    and positions with a gap or beyond the last one given out."""
+    if session.backend is Backend.POSTGRESQL:
+        named = "(e.data::jsonb ->> 'id')"
+    else:
+        named = "json_extract(e.data, '$.id')"
+    created = f"SELECT {named} FROM events e WHERE e.type = 'transaction.created'"
+    rows = session.all(
+        "SELECT 'missing', t.id FROM transactions t"
+        " WHERE t.created_at_us >= (SELECT min(created_at_us) FROM events)"
+        f" AND t.id NOT IN ({created})"
+        " UNION ALL"
+        f" SELECT 'orphan', {named} FROM events e WHERE e.type = 'transaction.created'"
+        " AND " + named + " NOT IN (SELECT id FROM transactions)"
+        " UNION ALL"
+        f" SELECT 'doubled', {named} FROM events e WHERE e.type = 'transaction.created'"
+        f" GROUP BY {named} HAVING count(*) > 1"
+        " ORDER BY 2 LIMIT ?",
+        (limit,),
+    )  # fmt: skip
+    found = [EventMismatch(what, str(subject)) for what, subject in rows]
+    span = session.one(
+        "SELECT count(*), min(position), max(position),"
+        " (SELECT last_position FROM event_positions) FROM events"
+    )
+    assert span is not None
+    count, first, last, given = span
+    if count and (last - first + 1 != count or last != given):
+        found.append(EventMismatch("gap", f"{count} events at {first}..{last} of {given}"))
+    return found[:limit]
