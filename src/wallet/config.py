@@ -14,6 +14,7 @@ from wallet.limits import (
     BODY_TIMEOUT_S,
     CONNECTIONS_MAX,
     EVENT_RETENTION_DAYS_DEFAULT,
+    EVENT_WAIT_S_MAX,
     HEADERS_TIMEOUT_S,
 )
 
@@ -48,6 +49,9 @@ class Settings(BaseSettings):
     hold_sweep_interval_s: float = Field(default=2.0, gt=0)
     # Events older than this are deleted (GET /events answers 410 events_pruned below them).
     events_retention_days: int = Field(default=EVENT_RETENTION_DAYS_DEFAULT, ge=1, le=36_500)
+    # The longest a GET /events?wait= is held (a request may ask for up to EVENT_WAIT_S_MAX):
+    # lower it behind a proxy that cuts idle requests sooner.
+    events_wait_s_max: float = Field(default=EVENT_WAIT_S_MAX, ge=0, le=EVENT_WAIT_S_MAX)
     # How many nice steps (Linux) the event loop's thread yields to the writer thread, which is on
     # every write's critical path (priority.py). 0 keeps them equal.
     loop_nice: int = Field(default=10, ge=0, le=19)
