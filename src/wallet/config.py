@@ -10,7 +10,12 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from wallet.limits import BODY_TIMEOUT_S, CONNECTIONS_MAX, HEADERS_TIMEOUT_S
+from wallet.limits import (
+    BODY_TIMEOUT_S,
+    CONNECTIONS_MAX,
+    EVENT_RETENTION_DAYS_DEFAULT,
+    HEADERS_TIMEOUT_S,
+)
 
 DEFAULT_DATABASE_URL = "sqlite:///wallet_service.db"
 
@@ -41,6 +46,8 @@ class Settings(BaseSettings):
     auth: Literal["auto", "required"] = "auto"
     # How often the sweeper looks for expired pending holds to release.
     hold_sweep_interval_s: float = Field(default=2.0, gt=0)
+    # Events older than this are deleted (GET /events answers 410 events_pruned below them).
+    events_retention_days: int = Field(default=EVENT_RETENTION_DAYS_DEFAULT, ge=1, le=36_500)
     # How many nice steps (Linux) the event loop's thread yields to the writer thread, which is on
     # every write's critical path (priority.py). 0 keeps them equal.
     loop_nice: int = Field(default=10, ge=0, le=19)

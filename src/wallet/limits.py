@@ -115,6 +115,21 @@ HOLD_SWEEP_BATCH_MAX = 100
 HOLD_PAGE_SIZE_DEFAULT = 50
 HOLD_PAGE_SIZE_MAX = 500
 
+# Events (GET /events): a page's size, how long a reader may wait for the next event, how many
+# readers may wait at once (each holds a connection but no thread and no database connection),
+# and how often waiting readers look for events written by another process.
+EVENT_PAGE_SIZE_DEFAULT = 100
+EVENT_PAGE_SIZE_MAX = 1_000
+EVENT_WAIT_S_MAX = 30.0
+EVENT_WAITERS_MAX = 2_000
+EVENT_POLL_INTERVAL_S = 0.2
+POSITION_MAX = 2**63 - 1
+# Retention: events older than WALLET_EVENTS_RETENTION_DAYS are deleted this many at a time (one
+# short unit of work each), a pass every EVENT_PRUNE_INTERVAL_S.
+EVENT_RETENTION_DAYS_DEFAULT = 90
+EVENT_PRUNE_BATCH = 1_000
+EVENT_PRUNE_INTERVAL_S = 60.0
+
 # API keys: how long a process may go on using its copy of the keys table, so the longest a key
 # created or revoked with `wallet keys` takes to be honoured (or refused) by a running service.
 AUTH_KEYS_REFRESH_S = 5.0

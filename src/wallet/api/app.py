@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -20,7 +21,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from wallet import __version__
 from wallet.config import Settings
 from wallet.domain.errors import ValidationFailed, WalletError
-from wallet.limits import HOLD_SWEEP_BATCH_MAX, REQUEST_BODY_BYTES_MAX
+from wallet.limits import (
+    EVENT_PRUNE_BATCH,
+    EVENT_PRUNE_INTERVAL_S,
+    HOLD_SWEEP_BATCH_MAX,
+    REQUEST_BODY_BYTES_MAX,
+)
 from wallet.priority import lower_thread_priority
 from wallet.service.commands import InternalError
 from wallet.service.wallet import WalletService
@@ -31,7 +37,7 @@ from .edge import HTTP_METHODS, EdgeMiddleware
 from .errors import PayloadTooLarge
 from .hot import HotRoutes
 from .problems import error_response, extra_problem_response
-from .routes import activity, admin, balances, holds, system, transactions
+from .routes import activity, admin, balances, events, holds, system, transactions
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +71,19 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
         # stop re-scanning it. Measured: this halves the writer's CPU per transaction.
         gc.collect()
         gc.freeze()
-        sweeper = asyncio.create_task(sweep_expired_holds(wallet, settings.hold_sweep_interval_s))
+        tasks = [
+            asyncio.create_task(sweep_expired_holds(wallet, settings.hold_sweep_interval_s)),
+            asyncio.create_task(wallet.events.watcher.run(wallet.read)),
+            asyncio.create_task(prune_events(wallet)),
+        ]
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             wallet.stop()
 
     app = WalletApp(
@@ -89,6 +101,7 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
     app.include_router(holds.router)
     app.include_router(admin.router)
     app.include_router(activity.router)
+    app.include_router(events.router)
     app.mount(CONSOLE_PATH, ConsoleFiles(directory=CONSOLE_DIR, html=True), name="console")
     install_docs(app)
     _install_error_handlers(app, wallet)
@@ -201,6 +214,22 @@ async def sweep_expired_holds(service: WalletService, interval_s: float) -> None
             expired = 0
         if expired < HOLD_SWEEP_BATCH_MAX:
             await asyncio.sleep(interval_s)
+
+
+async def prune_events(service: WalletService) -> None:
+    """Delete the events older than the retention, off the write path: EVENT_PRUNE_BATCH at a
+    time, each in a short unit of work of its own, a pass every EVENT_PRUNE_INTERVAL_S."""
+    while True:
+        try:
+            # A unit of work may wait for the write lock: never on the event loop.
+            pruned = await anyio.to_thread.run_sync(service.events.prune)
+        except Exception:
+            log.exception("pruning events failed; trying again later")
+            pruned = 0
+        if pruned < EVENT_PRUNE_BATCH:
+            await asyncio.sleep(EVENT_PRUNE_INTERVAL_S)
+        else:
+            await asyncio.sleep(0)
 
 
 def _install_error_handlers(app: FastAPI, service: WalletService) -> None:

@@ -174,6 +174,12 @@ _EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
         "hold 019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d is released, not pending",
         {},
     ),
+    "events_pruned": (
+        "Events pruned",
+        "the events after position 0 are no longer kept: the oldest kept is 1043; "
+        "resume from after=1042",
+        {"oldest_position": 1043},
+    ),
     "unavailable": ("Service unavailable", "the database cannot be reached", {}),
     "overloaded": ("Service overloaded", "the write queue is full; retry after 1 s", {}),
     "internal_error": ("Internal error", "an unexpected error; it has been logged", {}),

@@ -601,3 +601,39 @@ class ActivityRead(BaseModel):
     to: str
     transaction_types: list[str]
     daily: list[ActivityDay]
+
+
+class EventRead(BaseModel):
+    """Something that changed in the ledger (API.md, "Events")."""
+
+    id: str
+    position: int
+    type: str
+    created_at: str
+    data: dict[str, Any] = Field(
+        description="A Transaction for transaction.created, a Hold for hold.*; see API.md"
+    )
+
+
+class EventsRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "id": "019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d",
+                            "position": 1042,
+                            "type": "hold.placed",
+                            "created_at": "2026-11-25T08:00:00.123456Z",
+                            "data": {"id": "019abf3e-…", "status": "pending"},
+                        }
+                    ],
+                    "next_after": 1042,
+                }
+            ]
+        }
+    )
+
+    items: list[EventRead]
+    next_after: int = Field(description="Pass it as `after` to read on from here")

@@ -30,6 +30,7 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.HoldExpired.code: 409,
     errors.AssetExists.code: 409,
     errors.HoldNotPending.code: 409,
+    errors.EventsPruned.code: 410,
     PayloadTooLarge.code: 413,
     errors.ValidationFailed.code: 422,
     errors.InsufficientFunds.code: 422,

@@ -104,6 +104,11 @@ class AssetExists(WalletError):
     title = "Asset exists"
 
 
+class EventsPruned(WalletError):
+    code = "events_pruned"
+    title = "Events pruned"
+
+
 class Unavailable(WalletError):
     code = "unavailable"
     title = "Service unavailable"

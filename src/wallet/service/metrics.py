@@ -23,6 +23,7 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from wallet.storage import Database
+from wallet.storage import events as event_store
 from wallet.storage import holds as hold_store
 
 from .commands import BatchCommand, Command, HoldCommand, Outcome
@@ -69,6 +70,14 @@ class Metrics:
             "wallet_holds_pending", "Pending holds", ["asset_code"], registry=r
         )
         self.holds_expired = Counter("wallet_holds_expired", "Holds released on expiry", registry=r)
+        self.events_position = Gauge(
+            "wallet_events_newest_position",
+            "Position of the newest event: how many events were ever written (by any process)",
+            registry=r,
+        )
+        self.event_readers_waiting = Gauge(
+            "wallet_event_readers_waiting", "GET /events requests waiting for an event", registry=r
+        )
         # labels() takes a lock and checks its arguments each call; the children are kept (the
         # label sets are bounded: transaction types by assets).
         self._committed: dict[tuple[str, str], Counter] = {}
@@ -93,6 +102,7 @@ class Metrics:
         """The Prometheus exposition, with the pending holds counted now."""
         with database.reading() as session:
             pending = hold_store.pending_by_asset(session)
+            self.events_position.set(event_store.newest_position(session))
         self.holds_pending.clear()
         for asset_code, (count, _) in pending.items():
             self.holds_pending.labels(asset_code).set(count)

@@ -2,7 +2,7 @@
 
 Each use case lives in the module named for its noun (ARCHITECTURE.md, "Where a use case
 lives"): ``assets`` (AssetCatalog), ``transactions``, ``balances``, ``holds``,
-``activity``; the HTTP API and
+``activity``, ``events``; the HTTP API and
 the command line reach them through the facade's attributes, so that both share one instance of
 each, one writer and one clock. ``read`` runs a read use case from the event loop.
 """
@@ -21,6 +21,7 @@ from .activity import Activity
 from .assets import AssetCatalog
 from .balances import Balances
 from .clock import SYSTEM_CLOCK, Clock
+from .events import Events
 from .holds import Holds
 from .keys import KeyRing
 from .metrics import Metrics
@@ -47,6 +48,8 @@ class WalletService:
         self.balances = Balances(self.database, self.assets)
         self.holds = Holds(self.database, self.assets, self.writer, clock, self.metrics)
         self.activity = Activity(self.database, self.assets, clock)
+        self.events = Events(self.database, clock, self.metrics, settings.events_retention_days)
+        self.writer.on_change = self.events.watcher.hint
 
     def start(self) -> None:
         """Migrate, load assets, seed if asked, and start the writer."""

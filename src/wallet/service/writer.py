@@ -76,6 +76,9 @@ class GroupCommitWriter:
         self._connection: WriterConnection | None = None
         self._claims = threading.Lock()
         self.batches_committed = 0
+        # Called on the event loop after a command of this writer committed a change (and so
+        # its events): the feed's waiting readers look at once (events.NewEvents.hint).
+        self.on_change: Callable[[], None] = _nothing
 
     @property
     def queue_depth(self) -> int:
@@ -122,6 +125,8 @@ class GroupCommitWriter:
         self._metrics.record_outcome(command, outcome)
         if outcome.transaction_id is not None:
             note_transaction(outcome.transaction_id)
+            if not outcome.replayed:
+                self.on_change()
         return outcome
 
     def _withdraw(self, pending: _Pending) -> None:
@@ -295,6 +300,10 @@ class GroupCommitWriter:
             with contextlib.suppress(Exception):
                 self._connection.close()
             self._connection = None
+
+
+def _nothing() -> None:
+    pass
 
 
 def _resolve(pending: list[_Pending], outcomes: Sequence[Outcome | BaseException]) -> None:
