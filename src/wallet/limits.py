@@ -160,12 +160,10 @@ SHUTDOWN_IDLE_LINGER_S = 1.0
 # An event is delivered once JetStream acknowledges it within EVENTS_NATS_ACK_TIMEOUT_S, and
 # JetStream keeps one copy of an event published again within EVENTS_NATS_DUPLICATE_WINDOW_S
 # (its Nats-Msg-Id is the event id; a stream created here gets this window). Closing drains what
-# is in flight for at most EVENTS_NATS_DRAIN_TIMEOUT_S. A stream created here keeps a message for
-# EVENTS_NATS_MAX_AGE_S, as long as the outbox keeps an event by default.
+# is in flight for at most EVENTS_NATS_DRAIN_TIMEOUT_S.
 EVENTS_NATS_CONNECT_TIMEOUT_S = 5
 EVENTS_NATS_RECONNECTS_MAX = 5
 EVENTS_NATS_RECONNECT_WAIT_S = 1
 EVENTS_NATS_ACK_TIMEOUT_S = 10.0
 EVENTS_NATS_DUPLICATE_WINDOW_S = 300.0
 EVENTS_NATS_DRAIN_TIMEOUT_S = 5
-EVENTS_NATS_MAX_AGE_S = 90 * 86_400.0

@@ -25,7 +25,7 @@ from nats.js.api import StreamConfig
 
 from tests.support.server import free_port
 from wallet.config import Settings
-from wallet.limits import EVENTS_NATS_DUPLICATE_WINDOW_S, EVENTS_NATS_MAX_AGE_S
+from wallet.limits import EVENTS_NATS_DUPLICATE_WINDOW_S
 from wallet.service.events import render_event
 from wallet.service.stream import DeliveryFailed, NatsSink
 from wallet.storage.events import StoredEvent
@@ -34,6 +34,7 @@ NATS_URL = "nats://127.0.0.1:4222"
 # Far above what any step may take (limits.py bounds connecting at about a minute); a test that
 # reaches it has found a hang.
 DEADLINE_S = 120.0
+MAX_AGE_S = 3_600.0
 _streams = itertools.count(1)
 
 T = TypeVar("T")
@@ -57,7 +58,7 @@ def names() -> Iterator[Names]:
 
 def test_the_stream_is_created_when_missing(names: Names) -> None:
     async def scenario(js: JetStreamContext) -> None:
-        sink = NatsSink(NATS_URL, names.stream, names.prefix)
+        sink = NatsSink(NATS_URL, names.stream, names.prefix, MAX_AGE_S)
         try:
             with pytest.raises(nats.js.errors.NotFoundError):
                 await js.stream_info(names.stream)
@@ -67,7 +68,7 @@ def test_the_stream_is_created_when_missing(names: Names) -> None:
         info = await js.stream_info(names.stream)
         assert info.config.subjects == [f"{names.prefix}.>"]
         assert info.config.duplicate_window == EVENTS_NATS_DUPLICATE_WINDOW_S
-        assert info.config.max_age == EVENTS_NATS_MAX_AGE_S
+        assert info.config.max_age == MAX_AGE_S
         assert info.state.messages == 1
 
     _run(scenario)
@@ -77,7 +78,7 @@ def test_an_existing_stream_is_left_as_it_is(names: Names) -> None:
     async def scenario(js: JetStreamContext) -> None:
         subjects = [f"{names.prefix}.>", f"{names.prefix}-other.>"]
         await js.add_stream(StreamConfig(name=names.stream, subjects=subjects, duplicate_window=60))
-        sink = NatsSink(NATS_URL, names.stream, names.prefix)
+        sink = NatsSink(NATS_URL, names.stream, names.prefix, MAX_AGE_S)
         try:
             await sink.deliver(*_event("hold.placed"))
         finally:
@@ -95,7 +96,7 @@ def test_events_arrive_in_order_on_their_subjects_as_the_event_json(names: Names
     events = [_event(kind, position) for position, kind in enumerate(types, start=1)]
 
     async def scenario(js: JetStreamContext) -> None:
-        sink = NatsSink(NATS_URL, names.stream, names.prefix)
+        sink = NatsSink(NATS_URL, names.stream, names.prefix, MAX_AGE_S)
         try:
             for event, body in events:
                 assert await sink.deliver(event, body) is None
@@ -119,8 +120,8 @@ def test_an_event_published_twice_is_stored_once(names: Names) -> None:
     other = _event("transaction.created", position=2)
 
     async def scenario(js: JetStreamContext) -> None:
-        sink = NatsSink(NATS_URL, names.stream, names.prefix)
-        again = NatsSink(NATS_URL, names.stream, names.prefix)  # as after a restart
+        sink = NatsSink(NATS_URL, names.stream, names.prefix, MAX_AGE_S)
+        again = NatsSink(NATS_URL, names.stream, names.prefix, MAX_AGE_S)  # as after a restart
         try:
             await sink.deliver(event, body)
             await sink.deliver(event, body)
@@ -139,7 +140,7 @@ def test_an_event_published_twice_is_stored_once(names: Names) -> None:
 
 def test_a_deleted_stream_is_created_again_by_the_next_delivery(names: Names) -> None:
     async def scenario(js: JetStreamContext) -> None:
-        sink = NatsSink(NATS_URL, names.stream, names.prefix)
+        sink = NatsSink(NATS_URL, names.stream, names.prefix, MAX_AGE_S)
         try:
             await sink.deliver(*_event("hold.placed"))
             await js.delete_stream(names.stream)
@@ -157,7 +158,7 @@ def test_a_server_that_is_not_there_is_a_delivery_failure_not_a_hang() -> None:
     closed = f"nats://user:secret@127.0.0.1:{free_port()}"
 
     async def scenario() -> None:
-        sink = NatsSink(closed, "TEST_NOWHERE", "nowhere.events")
+        sink = NatsSink(closed, "TEST_NOWHERE", "nowhere.events", MAX_AGE_S)
         try:
             for _ in range(2):  # a failed connection is tried again by the next delivery
                 with pytest.raises(DeliveryFailed) as failed:
@@ -175,6 +176,7 @@ def test_the_sink_follows_the_settings() -> None:
     sink = NatsSink.from_settings(Settings(events_nats_url=NATS_URL))
     assert sink is not None
     assert (sink.stream, sink.subject_prefix) == ("WALLET_EVENTS", "wallet.events")
+    assert sink.max_age_s == 90 * 86_400
     assert sink.subject_of(_event("hold.expired")[0]) == "wallet.events.hold.expired"
     with pytest.raises(ValueError, match="events_nats_subject_prefix"):
         Settings(events_nats_subject_prefix="wallet.>")

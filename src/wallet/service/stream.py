@@ -17,7 +17,8 @@ Invariants it owns:
   closing each have a limit in limits.py. A connection that gave up is opened again by the next
   delivery.
 - The stream is the operator's once it exists: a missing stream is created (subjects
-  ``<prefix>.>``, the duplicate window, a maximum age); an existing one is left as it is. Each
+  ``<prefix>.>``, the duplicate window, and a maximum age: as long as the outbox keeps an event,
+  WALLET_EVENTS_RETENTION_DAYS); an existing one is left as it is. Each
   publish names the stream it expects, so an event never lands in another stream that happens
   to cover the subject.
 """
@@ -41,13 +42,14 @@ from wallet.limits import (
     EVENTS_NATS_CONNECT_TIMEOUT_S,
     EVENTS_NATS_DRAIN_TIMEOUT_S,
     EVENTS_NATS_DUPLICATE_WINDOW_S,
-    EVENTS_NATS_MAX_AGE_S,
     EVENTS_NATS_RECONNECT_WAIT_S,
     EVENTS_NATS_RECONNECTS_MAX,
 )
 from wallet.storage.events import StoredEvent
 
 log = logging.getLogger(__name__)
+
+SECONDS_PER_DAY = 86_400.0
 
 # What connecting may take at most: every attempt, and the pauses between them.
 _CONNECT_BOUND_S = (EVENTS_NATS_RECONNECTS_MAX + 1) * (
@@ -69,13 +71,14 @@ class DeliveryFailed(Exception):
 class NatsSink:
     """Publishes events to one JetStream stream; one connection, opened on first use."""
 
-    def __init__(self, url: str, stream: str, subject_prefix: str) -> None:
+    def __init__(self, url: str, stream: str, subject_prefix: str, max_age_s: float) -> None:
         self.url = url
         # Where the server is, without any user or password the URL carries: for messages.
         parts = urlsplit(url)
         self.where = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
         self.stream = stream
         self.subject_prefix = subject_prefix
+        self.max_age_s = max_age_s
         self._connection: Client | None = None
         self._jetstream: JetStreamContext | None = None
         self._stream_ready = False
@@ -90,6 +93,7 @@ class NatsSink:
             settings.events_nats_url,
             settings.events_nats_stream,
             settings.events_nats_subject_prefix,
+            settings.events_retention_days * SECONDS_PER_DAY,
         )
 
     def subject_of(self, event: StoredEvent) -> str:
@@ -187,7 +191,7 @@ class NatsSink:
             name=self.stream,
             subjects=[f"{self.subject_prefix}.>"],
             duplicate_window=EVENTS_NATS_DUPLICATE_WINDOW_S,
-            max_age=EVENTS_NATS_MAX_AGE_S,
+            max_age=self.max_age_s,
         )
         try:
             await jetstream.add_stream(config)
