@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     headers_timeout_s: float = Field(default=HEADERS_TIMEOUT_S, gt=0)
     body_timeout_s: float = Field(default=BODY_TIMEOUT_S, gt=0)
     connections_max: int = Field(default=CONNECTIONS_MAX, ge=1)
+    # The event stream (service/stream.py): a NATS server with JetStream, e.g.
+    # nats://127.0.0.1:4222; None publishes no stream. Events go to the JetStream stream named
+    # `events_nats_stream` (created if missing, with the subjects `<prefix>.>`; an existing one is
+    # left as it is), each on the subject `<prefix>.<event type>`.
+    events_nats_url: str | None = None
+    events_nats_stream: str = Field(default="WALLET_EVENTS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    events_nats_subject_prefix: str = Field(
+        default="wallet.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$", max_length=200
+    )
 
     @field_validator("log_level", "log_format", "auth", mode="before")
     @classmethod

@@ -153,3 +153,17 @@ SHUTDOWN_GRACE_S = 10
 # A keep-alive connection that is between two requests when shutdown begins stays open this long,
 # so that a request its client has already sent is answered rather than reset.
 SHUTDOWN_IDLE_LINGER_S = 1.0
+
+# The event stream (service/stream.py, NATS JetStream). A connection is given
+# EVENTS_NATS_CONNECT_TIMEOUT_S per attempt, and EVENTS_NATS_RECONNECTS_MAX attempts (one every
+# EVENTS_NATS_RECONNECT_WAIT_S) before it is given up; the next event to deliver connects again.
+# An event is delivered once JetStream acknowledges it within EVENTS_NATS_ACK_TIMEOUT_S, and
+# JetStream keeps one copy of an event published again within EVENTS_NATS_DUPLICATE_WINDOW_S
+# (its Nats-Msg-Id is the event id; a stream created here gets this window). Closing drains what
+# is in flight for at most EVENTS_NATS_DRAIN_TIMEOUT_S.
+EVENTS_NATS_CONNECT_TIMEOUT_S = 5
+EVENTS_NATS_RECONNECTS_MAX = 5
+EVENTS_NATS_RECONNECT_WAIT_S = 1
+EVENTS_NATS_ACK_TIMEOUT_S = 10.0
+EVENTS_NATS_DUPLICATE_WINDOW_S = 300.0
+EVENTS_NATS_DRAIN_TIMEOUT_S = 5
