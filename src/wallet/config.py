@@ -10,7 +10,14 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from wallet.limits import BODY_TIMEOUT_S, CONNECTIONS_MAX, HEADERS_TIMEOUT_S
+from wallet.limits import (
+    BODY_TIMEOUT_S,
+    CONNECTIONS_MAX,
+    EVENTS_LEASE_S,
+    EVENTS_RELAY_POLL_S,
+    HEADERS_TIMEOUT_S,
+    WEBHOOK_TIMEOUT_S,
+)
 
 DEFAULT_DATABASE_URL = "sqlite:///wallet_service.db"
 
@@ -49,6 +56,11 @@ class Settings(BaseSettings):
     headers_timeout_s: float = Field(default=HEADERS_TIMEOUT_S, gt=0)
     body_timeout_s: float = Field(default=BODY_TIMEOUT_S, gt=0)
     connections_max: int = Field(default=CONNECTIONS_MAX, ge=1)
+    # Event relays (limits.py): the lease a process holds on a relay it serves (renewed every
+    # third of it), how often the runner looks for work, and one webhook delivery's deadline.
+    events_lease_s: float = Field(default=EVENTS_LEASE_S, gt=0)
+    events_relay_poll_s: float = Field(default=EVENTS_RELAY_POLL_S, gt=0)
+    webhook_timeout_s: float = Field(default=WEBHOOK_TIMEOUT_S, gt=0)
 
     @field_validator("log_level", "log_format", "auth", mode="before")
     @classmethod

@@ -31,7 +31,7 @@ from .edge import HTTP_METHODS, EdgeMiddleware
 from .errors import PayloadTooLarge
 from .hot import HotRoutes
 from .problems import error_response, extra_problem_response
-from .routes import activity, admin, balances, holds, system, transactions
+from .routes import activity, admin, balances, holds, system, transactions, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +66,14 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
         gc.collect()
         gc.freeze()
         sweeper = asyncio.create_task(sweep_expired_holds(wallet, settings.hold_sweep_interval_s))
+        wallet.relays.start()
         try:
             yield
         finally:
             sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await sweeper
+            await wallet.relays.stop()
             wallet.stop()
 
     app = WalletApp(
@@ -89,6 +91,7 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
     app.include_router(holds.router)
     app.include_router(admin.router)
     app.include_router(activity.router)
+    app.include_router(webhooks.router)
     app.mount(CONSOLE_PATH, ConsoleFiles(directory=CONSOLE_DIR, html=True), name="console")
     install_docs(app)
     _install_error_handlers(app, wallet)
