@@ -43,6 +43,8 @@ class WebhookReceiver:
         self.mode = "ok"
         self.slow_s = 2.0
         self.huge_bytes = 64 * 1024 * 1024
+        # How much of the huge answers the sender took before it hung up.
+        self.huge_sent = 0
         self.received: list[Received] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -57,10 +59,10 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - the standard library's name
+            def do_POST(self) -> None:
                 receiver._handle(self)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
@@ -99,6 +101,7 @@ class WebhookReceiver:
             chunk = b"x" * 65536
             while size > 0:
                 handler.wfile.write(chunk[:size])
+                self.huge_sent += len(chunk[:size])
                 size -= len(chunk)
         except OSError:
             pass  # the sender hung up (a timeout, or it read enough)

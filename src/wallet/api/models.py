@@ -38,8 +38,8 @@ from wallet.limits import (
 )
 from wallet.service.activity import ACTIVITY_TYPES
 from wallet.service.events import EVENT_TYPES
-from wallet.service.webhooks import EVERY_TYPE
 from wallet.service.transactions import TransactionInput
+from wallet.service.webhooks import EVERY_TYPE
 
 # The kinds a client may post (and filter a history by), from the domain's one list: a Literal
 # built from it validates and documents them (OpenAPI's enum) exactly as a written one would.

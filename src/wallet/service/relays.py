@@ -114,7 +114,7 @@ class RelayRunner:
         self.settings = settings
         self._clock = clock
         self._metrics = metrics
-        self._rng = rng or random.Random()  # noqa: S311 - jitter, not a secret
+        self._rng = rng or random.Random()
         # Names this process in the leases it holds (and in the logs): unique per runner.
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         self._sinks: dict[str, SinkFactory] = {}

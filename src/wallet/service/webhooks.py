@@ -44,7 +44,7 @@ from .relays import DeliveryFailed, RelayRunner, Sink
 
 KIND = "webhook"
 EVERY_TYPE = "*"
-SECRET_PREFIX = "whsec_"
+SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 _SECRET_BYTES = 32
 
 
@@ -119,7 +119,9 @@ class Webhooks:
         self._database = database
         self._clock = clock
 
-    def create(self, url: str, event_types: Sequence[str], description: str | None) -> WebhookEndpoint:
+    def create(
+        self, url: str, event_types: Sequence[str], description: str | None
+    ) -> WebhookEndpoint:
         """A new endpoint, enabled, that receives the events made after its creation."""
         url = check_url(url)
         types = check_event_types(event_types)
@@ -136,7 +138,7 @@ class Webhooks:
         assert endpoint is not None
         return endpoint
 
-    def list(self) -> list[WebhookEndpoint]:
+    def all(self) -> list[WebhookEndpoint]:
         with self._database.reading() as session:
             return store.list_webhooks(session)
 

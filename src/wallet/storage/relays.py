@@ -193,7 +193,9 @@ def change_webhook_url(session: Session, relay_id: str, url: str) -> None:
 
 def delete_relay(session: Session, relay_id: str) -> bool:
     """Delete a relay, its endpoint and its attempts (ON DELETE CASCADE); whether it existed."""
-    return session.one("DELETE FROM event_relays WHERE id = ? RETURNING id", (relay_id,)) is not None
+    return (
+        session.one("DELETE FROM event_relays WHERE id = ? RETURNING id", (relay_id,)) is not None
+    )
 
 
 def list_attempts(session: Session, relay_id: str, limit: int) -> list[DeliveryAttempt]:
@@ -250,15 +252,12 @@ def claim_relays(
 def release_relays(session: Session, owner: str) -> None:
     """Give back every lease ``owner`` holds (a clean shutdown)."""
     session.run(
-        "UPDATE event_relays SET lease_owner = NULL, lease_expires_us = NULL"
-        " WHERE lease_owner = ?",
+        "UPDATE event_relays SET lease_owner = NULL, lease_expires_us = NULL WHERE lease_owner = ?",
         (owner,),
     )
 
 
-def record_attempt(
-    session: Session, relay_id: str, attempt: DeliveryAttempt, kept: int
-) -> None:
+def record_attempt(session: Session, relay_id: str, attempt: DeliveryAttempt, kept: int) -> None:
     """Add an attempt to a relay's list, and drop those beyond the newest ``kept``. Nothing if
     the relay was deleted meanwhile."""
     row = session.one(

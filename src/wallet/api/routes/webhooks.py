@@ -53,7 +53,7 @@ def create_webhook(body: WebhookCreate, service: Service) -> dict[str, Any]:
     responses=problems(*COMMON),
 )
 def list_webhooks(service: Service) -> dict[str, Any]:
-    return {"items": [webhook_view(endpoint) for endpoint in service.webhooks.list()]}
+    return {"items": [webhook_view(endpoint) for endpoint in service.webhooks.all()]}
 
 
 @router.get(
