@@ -15,7 +15,10 @@ from wallet.limits import (
     CONNECTIONS_MAX,
     EVENT_RETENTION_DAYS_DEFAULT,
     EVENT_WAIT_S_MAX,
+    EVENTS_LEASE_S,
+    EVENTS_RELAY_POLL_S,
     HEADERS_TIMEOUT_S,
+    WEBHOOK_TIMEOUT_S,
 )
 
 DEFAULT_DATABASE_URL = "sqlite:///wallet_service.db"
@@ -69,6 +72,11 @@ class Settings(BaseSettings):
     events_nats_subject_prefix: str = Field(
         default="wallet.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$", max_length=200
     )
+    # Event relays (limits.py): the lease a process holds on a relay it serves (renewed every
+    # third of it), how often the runner looks for work, and one webhook delivery's deadline.
+    events_lease_s: float = Field(default=EVENTS_LEASE_S, gt=0)
+    events_relay_poll_s: float = Field(default=EVENTS_RELAY_POLL_S, gt=0)
+    webhook_timeout_s: float = Field(default=WEBHOOK_TIMEOUT_S, gt=0)
 
     @field_validator("log_level", "log_format", "auth", mode="before")
     @classmethod
