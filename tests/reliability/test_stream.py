@@ -11,11 +11,15 @@ import asyncio
 import contextlib
 import itertools
 import os
+import threading
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 
+import httpx
 import nats
 import nats.js.errors
 import orjson
@@ -23,11 +27,13 @@ import pytest
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig
 
-from tests.support.server import free_port
+from tests.support.server import ServerProcess, free_port
+from tests.support.tamper import rows
 from wallet.config import Settings
 from wallet.limits import EVENTS_NATS_DUPLICATE_WINDOW_S
 from wallet.service.events import render_event
-from wallet.service.stream import DeliveryFailed, NatsSink
+from wallet.service.relays import DeliveryFailed
+from wallet.service.stream import NatsSink
 from wallet.storage.events import StoredEvent
 
 NATS_URL = "nats://127.0.0.1:4222"
@@ -209,3 +215,95 @@ async def _require_nats(js: JetStreamContext) -> None:
 async def _delete_stream(js: JetStreamContext, name: str) -> None:
     with contextlib.suppress(nats.js.errors.NotFoundError):
         await js.delete_stream(name)
+
+
+def _stream_ids(names: Names) -> list[str]:
+    """The Nats-Msg-Id of every message in the test's stream, in the stream's order."""
+
+    async def read(js: JetStreamContext) -> list[str]:
+        info = await js.stream_info(names.stream)
+        ids = []
+        for sequence in range(info.state.first_seq, info.state.last_seq + 1):
+            message = await js.get_msg(names.stream, sequence)
+            assert message.headers is not None
+            ids.append(message.headers["Nats-Msg-Id"])
+        return ids
+
+    return _run(read)
+
+
+def _stream_count(names: Names) -> int:
+    async def count(js: JetStreamContext) -> int:
+        try:
+            return int((await js.stream_info(names.stream)).state.messages)
+        except nats.js.errors.NotFoundError:
+            return 0
+
+    return _run(count)
+
+
+def test_a_relay_killed_mid_stream_leaves_nothing_missing_and_nothing_doubled(
+    database_url: str, tmp_path: Path, names: Names
+) -> None:
+    """The service publishes through its relay; SIGKILL it while events are being published,
+    start another: the stream ends up holding every event once, in position order (a repeat of
+    an event published before the kill, whose cursor had not moved, is dropped by JetStream)."""
+    [(seeded,)] = rows(database_url, "SELECT max(position) FROM events")
+    env = {
+        "WALLET_EVENTS_NATS_URL": NATS_URL,
+        "WALLET_EVENTS_NATS_STREAM": names.stream,
+        "WALLET_EVENTS_NATS_SUBJECT_PREFIX": names.prefix,
+        # A dead process's lease lapses in 2 s.
+        "WALLET_EVENTS_LEASE_S": "2",
+        "WALLET_EVENTS_RELAY_POLL_S": "0.05",
+    }
+    first = ServerProcess(database_url, tmp_path / "first.log", **env).start()
+    written = threading.Event()
+
+    def write_until_killed() -> None:
+        with httpx.Client(base_url=first.url, timeout=30) as client:
+            for index in range(10_000):
+                topup = {"transaction_type": "topup", "user_id": f"streamed_{index % 7}",
+                         "asset_code": "GC", "amount": "1.00"}  # fmt: skip
+                try:
+                    client.post("/transaction", json=topup)
+                except httpx.HTTPError:
+                    return
+                if index == 20:
+                    written.set()
+
+    writer = threading.Thread(target=write_until_killed)
+    try:
+        writer.start()
+        assert written.wait(DEADLINE_S)
+        # Killed while the writes go on and the relay publishes them.
+        _wait_until(lambda: _stream_count(names) >= 10)
+        first.kill()
+        writer.join(DEADLINE_S)
+    finally:
+        first.kill()
+    second = ServerProcess(database_url, tmp_path / "second.log", **env).start()
+    try:
+        with httpx.Client(base_url=second.url, timeout=30) as client:
+            for _ in range(20):
+                topup = {"transaction_type": "topup", "user_id": "streamed_after",
+                         "asset_code": "GC", "amount": "1.00"}  # fmt: skip
+                assert client.post("/transaction", json=topup).status_code == 201
+        expected = [
+            str(event_id)
+            for (event_id,) in rows(
+                database_url, f"SELECT id FROM events WHERE position > {seeded} ORDER BY position"
+            )
+        ]
+        assert len(expected) > 30
+        _wait_until(lambda: _stream_count(names) >= len(expected))
+        assert _stream_ids(names) == expected
+    finally:
+        second.kill()
+
+
+def _wait_until(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + DEADLINE_S
+    while not condition():
+        assert time.monotonic() < deadline, "not within the deadline"
+        time.sleep(0.05)

@@ -45,7 +45,14 @@ from wallet.limits import (
     EVENTS_NATS_RECONNECT_WAIT_S,
     EVENTS_NATS_RECONNECTS_MAX,
 )
+from wallet.storage import Database
+from wallet.storage import events as event_store
+from wallet.storage import relays as relay_store
 from wallet.storage.events import StoredEvent
+from wallet.storage.relays import Relay
+
+from .clock import Clock
+from .relays import DeliveryFailed, RelayRunner, Sink
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +66,31 @@ _CONNECT_BOUND_S = (EVENTS_NATS_RECONNECTS_MAX + 1) * (
 _NOT_DELIVERED = (nats.errors.Error, asyncio.TimeoutError, OSError)
 
 
-class DeliveryFailed(Exception):
-    """The event was not acknowledged; ``status_code`` is the receiver's answer, if it gave one
-    (a NATS sink has none)."""
+# The stream's relay (storage/relays): one row, made when the service starts with
+# WALLET_EVENTS_NATS_URL set, after the newest event then (the stream receives what comes after).
+STREAM_KIND = "nats"
+STREAM_RELAY_ID = "nats"
 
-    def __init__(self, message: str, status_code: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
+
+def ensure_stream_relay(database: Database, clock: Clock) -> None:
+    """Make the stream's relay if it does not exist (whatever other process makes it too)."""
+    with database.unit_of_work() as session:
+        relay_store.insert_relay_if_missing(
+            session,
+            STREAM_RELAY_ID,
+            STREAM_KIND,
+            ["*"],
+            event_store.newest_position(session),
+            clock.now_us(),
+        )
+
+
+async def stream_sink(relay: Relay, runner: RelayRunner) -> Sink:
+    """The sink of the stream's relay (registered for the kind ``nats``)."""
+    sink = NatsSink.from_settings(runner.settings)
+    if sink is None:
+        raise LookupError("WALLET_EVENTS_NATS_URL is not set")
+    return sink
 
 
 class NatsSink:

@@ -29,6 +29,7 @@ from .keys import KeyRing
 from .metrics import Metrics
 from .relays import RelayRunner
 from .seed import seed_demo_ledger
+from .stream import STREAM_KIND, ensure_stream_relay, stream_sink
 from .transactions import Transactions
 from .webhooks import KIND as WEBHOOK_KIND
 from .webhooks import Webhooks, webhook_sink
@@ -64,10 +65,14 @@ class WalletService:
         # the app's lifespan. ``rng``: the retries' jitter, seeded by tests.
         self.relays = RelayRunner(self.database, clock, self.metrics, settings, rng)
         self.relays.register_sink(WEBHOOK_KIND, webhook_sink)
+        if settings.events_nats_url is not None:
+            self.relays.register_sink(STREAM_KIND, stream_sink)
 
     def start(self) -> None:
         """Migrate, load assets, seed if asked, and start the writer."""
         self.database.migrate()
+        if self.settings.events_nats_url is not None:
+            ensure_stream_relay(self.database, self.clock)
         self.assets.refresh()
         if self.settings.seed:
             seed_demo_ledger(self.assets, self.writer)

@@ -120,6 +120,22 @@ def insert_relay(
     )
 
 
+def insert_relay_if_missing(
+    session: Session,
+    relay_id: str,
+    kind: str,
+    event_types: Sequence[str],
+    delivered_position: int,
+    created_at_us: int,
+) -> None:
+    """As insert_relay, unless a relay with that id exists (another process made it)."""
+    session.run(
+        "INSERT INTO event_relays (id, kind, status, event_types, delivered_position,"
+        " created_at_us) VALUES (?, ?, 'enabled', ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        (relay_id, kind, types_json(event_types), delivered_position, created_at_us),
+    )
+
+
 def insert_webhook(
     session: Session, relay_id: str, url: str, secret: str, description: str | None
 ) -> None:
