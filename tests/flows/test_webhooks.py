@@ -403,3 +403,48 @@ def test_a_deleted_endpoint_receives_nothing_more(hooks: Hooks) -> None:
     newest = hooks.newest()
     wait_until(lambda: hooks.get(other["id"])["last_delivered_position"] == newest)
     assert [r.position for r in hooks.receiver.snapshot()] == [newest - 1, newest]
+
+
+def _metric(text: str, name: str, **labels: str) -> float | None:
+    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        if line.startswith(f"{name}{{") and line.split("}")[0][len(name) + 1 :] == wanted:
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_metrics_count_deliveries_and_failures_and_show_the_lag(hooks: Hooks) -> None:
+    hooks.receiver.mode = "fail"
+    endpoint = hooks.create()
+    relay = endpoint["id"]
+    topup(hooks.client, "jack", 1)
+    topup(hooks.client, "jack", 2)
+    wait_until(lambda: hooks.attempts(relay))
+    hooks.clock.advance(60)  # the oldest undelivered event is now a minute old, or more
+
+    def lagging() -> str | None:
+        text = hooks.client.get("/metrics").text
+        seconds = _metric(text, "wallet_relay_lag_seconds", relay=relay)
+        return text if seconds is not None and seconds >= 60 else None
+
+    text = wait_until(lagging)
+    assert _metric(text, "wallet_relay_deliveries_total", relay=relay, result="failed") >= 1
+    assert _metric(text, "wallet_relay_failures_total", relay=relay) >= 1
+    assert _metric(text, "wallet_relay_lag_positions", relay=relay) == 2
+
+    hooks.receiver.mode = "ok"
+    hooks.clock.advance(3600)
+    newest = hooks.newest()
+    wait_until(lambda: hooks.get(relay)["last_delivered_position"] == newest)
+
+    def caught_up() -> str | None:
+        text = hooks.client.get("/metrics").text
+        positions = _metric(text, "wallet_relay_lag_positions", relay=relay)
+        return text if positions == 0 else None
+
+    text = wait_until(caught_up)
+    assert _metric(text, "wallet_relay_lag_seconds", relay=relay) == 0
+    assert _metric(text, "wallet_relay_deliveries_total", relay=relay, result="acknowledged") == 2
+
+    assert hooks.client.delete(f"/admin/webhooks/{relay}").status_code == 204
+    wait_until(lambda: f'relay="{relay}"' not in hooks.client.get("/metrics").text)

@@ -23,6 +23,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     path: str
+    at: float  # time.monotonic() when it arrived
 
     @property
     def event(self) -> dict[str, Any]:
@@ -45,6 +46,11 @@ class WebhookReceiver:
         self.huge_bytes = 64 * 1024 * 1024
         # How much of the huge answers the sender took before it hung up.
         self.huge_sent = 0
+        # Every answer waits this long first (``slow`` waits ``slow_s`` instead), and the most
+        # requests ever seen at once is counted: a relay sends one at a time.
+        self.delay_s = 0.0
+        self.in_flight = 0
+        self.max_in_flight = 0
         self.received: list[Received] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -80,11 +86,20 @@ class WebhookReceiver:
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length", "0"))
         body = handler.rfile.read(length)
+        headers = {k.lower(): v for k, v in handler.headers.items()}
         with self._lock:
-            self.received.append(
-                Received({k.lower(): v for k, v in handler.headers.items()}, body, handler.path)
-            )
+            self.received.append(Received(headers, body, handler.path, time.monotonic()))
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            self._answer(handler)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
         mode = self.mode
+        time.sleep(self.delay_s)
         try:
             if mode == "drop":
                 handler.close_connection = True

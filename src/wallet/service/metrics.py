@@ -20,7 +20,8 @@ Names (all prefixed ``wallet_``):
 - ``relay_lag_positions{relay}``: the newest position minus the relay's cursor;
   ``relay_lag_seconds{relay}``: the age of the oldest event it has yet to deliver (0 when none).
   Both are set by the process that serves the relay, as it goes; the relays are bounded
-  (WEBHOOK_ENDPOINTS_MAX), and a deleted one's series are dropped.
+  (WEBHOOK_ENDPOINTS_MAX), and a relay's series are dropped when this process stops serving it
+  (deleted, disabled, or taken over by another).
 """
 
 from __future__ import annotations

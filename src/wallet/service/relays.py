@@ -246,6 +246,9 @@ class RelayRunner:
             if relay_id not in held or task.done():
                 task.cancel()
                 del self._workers[relay_id]
+            if relay_id not in held:
+                # Deleted, disabled or lost: whoever serves it now reports it.
+                self._metrics.forget_relay(relay_id)
         for relay_id in held:
             if relay_id not in self._workers:
                 self._workers[relay_id] = asyncio.create_task(
