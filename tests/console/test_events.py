@@ -1,0 +1,133 @@
+"""The console's events screen, end to end in Chromium, on both backends: the newest events (the
+feed's newest position found by probing it, then its last page) with links to their
+transactions, pages by position, and the webhook endpoints with their lag and failures.
+
+Each test builds its own data on a service process shared by the module; the feed grows across
+tests, so a test only looks for its own events and positions it read itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+
+from tests.conftest import BACKENDS
+from tests.console.chromium import Wallet, running_wallet, screenshot, sign_in
+from tests.support.databases import DatabaseFactory, require_postgresql
+
+PAGE_SIZE = 50  # the console's page of events (events.js)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def wallet(
+    request: pytest.FixtureRequest,
+    _factories: dict[str, DatabaseFactory],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Wallet]:
+    """The service on each backend: the feed's positions are the storage's."""
+    if request.param == "postgresql":
+        require_postgresql()
+    yield from running_wallet(_factories[request.param], tmp_path_factory)
+
+
+def whole_feed(wallet: Wallet) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    after = 0
+    while True:
+        page = wallet.get("/events", after=after, limit=1000)
+        events.extend(page["items"])
+        if len(page["items"]) < 1000:
+            return events
+        after = page["next_after"]
+
+
+def row_at(page: Page, position: int) -> Locator:
+    cell = page.get_by_role("cell", name=str(position), exact=True)
+    return page.locator("#feed tbody tr").filter(has=cell)
+
+
+def cells(row: Locator) -> list[str]:
+    return [text.strip() for text in row.locator("td").all_inner_texts()]
+
+
+def open_events(page: Page, wallet: Wallet) -> None:
+    sign_in(page, wallet)
+    page.get_by_role("link", name="Events").click()
+    expect(page.get_by_role("heading", name="Events")).to_be_visible()
+
+
+def test_the_newest_events_link_to_their_transactions(page: Page, wallet: Wallet) -> None:
+    user = f"events_{wallet.url.rsplit(':', 1)[1]}"
+    wallet.credit("topup", user, "100.00")
+    bought = wallet.credit("purchase", user, "30.00")
+    held = wallet.post("/holds", {"user_id": user, "asset_code": "GC", "amount": "5.00"})
+    feed = whole_feed(wallet)
+    newest = feed[-1]["position"]
+    position_of = {
+        (event["type"], event["data"]["id"]): event["position"]
+        for event in feed
+        if event["type"] in ("transaction.created", "hold.placed")
+    }
+
+    open_events(page, wallet)
+    expect(page.get_by_label("After position")).to_have_value(str(max(newest - PAGE_SIZE, 0)))
+    rows = page.locator("#feed tbody tr")
+    expect(rows).to_have_count(min(newest, PAGE_SIZE))
+    expect(rows.last.locator("td").first).to_have_text(str(newest))
+    purchase = row_at(page, position_of["transaction.created", bought["id"]])
+    assert cells(purchase)[2:6] == ["transaction.created", "purchase", user, "30.00 GC"]
+    placed = row_at(page, position_of["hold.placed", held["id"]])
+    short = f"{held['id'][:8]}…{held['id'][-4:]}"
+    assert cells(placed)[2:6] == ["hold.placed", f"hold {short}", user, "5.00 GC"]
+    expect(page.get_by_role("button", name="Newer →")).to_be_disabled()
+    screenshot(page, f"12-events-{wallet.backend}")
+
+    # A transaction's link opens the user's screen on it.
+    purchase.get_by_role("link", name=f"Transaction {bought['id']}").click()
+    expect(page.locator("#detail")).to_contain_text(bought["id"])
+    expect(page.locator("#balances table")).to_be_visible()
+    assert page.evaluate("window.location.hash") == f"#/users/{user}/{bought['id']}"
+    page.go_back()
+    expect(row_at(page, position_of["transaction.created", bought["id"]])).to_be_visible()
+
+
+def test_events_after_a_position_page_by_page(page: Page, wallet: Wallet) -> None:
+    user = f"paging_{wallet.url.rsplit(':', 1)[1]}"
+    for number in range(1, 2 * PAGE_SIZE + 13):
+        wallet.credit("topup", user, f"{number}.00")
+    newest = whole_feed(wallet)[-1]["position"]
+    open_events(page, wallet)
+    rows = page.locator("#feed tbody tr")
+    first = rows.first.locator("td").first
+    expect(first).to_have_text(str(newest - PAGE_SIZE + 1))
+    expect(rows).to_have_count(PAGE_SIZE)
+
+    older = page.get_by_role("button", name="← Older")
+    newer = page.get_by_role("button", name="Newer →")
+    older.click()
+    expect(first).to_have_text(str(newest - 2 * PAGE_SIZE + 1))
+    expect(older).to_be_focused()
+    assert page.evaluate("window.location.hash") == f"#/events/{newest - 2 * PAGE_SIZE}"
+    newer.click()
+    expect(first).to_have_text(str(newest - PAGE_SIZE + 1))
+    expect(newer).to_be_disabled()
+
+    # A position typed in shows the events after it; the address keeps it.
+    position = page.get_by_label("After position")
+    position.fill(str(newest - 3))
+    position.press("Enter")
+    expect(rows).to_have_count(3)
+    expect(first).to_have_text(str(newest - 2))
+    assert cells(rows.last)[3:6] == ["topup", user, f"{2 * PAGE_SIZE + 12}.00 GC"]
+    page.reload()
+    expect(rows).to_have_count(3)
+    expect(page.get_by_label("After position")).to_have_value(str(newest - 3))
+    position.fill(str(newest + 1000))
+    position.press("Enter")
+    expect(page.locator("#feed")).to_contain_text(f"No event after position {newest + 1000}.")
+    page.get_by_role("button", name="Newest").click()
+    expect(rows).to_have_count(PAGE_SIZE)
+    expect(rows.last.locator("td").first).to_have_text(str(newest))
