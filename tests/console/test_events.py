@@ -8,6 +8,8 @@ tests, so a test only looks for its own events and positions it read itself.
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,6 +21,9 @@ from tests.console.chromium import Wallet, running_wallet, screenshot, sign_in
 from tests.support.databases import DatabaseFactory, require_postgresql
 
 PAGE_SIZE = 50  # the console's page of events (events.js)
+# A new endpoint is tried at once; a generous bound for its first failure to be recorded.
+FAILURE_DEADLINE_S = 30.0
+REFRESH_EVERY_MS = 250
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
@@ -131,3 +136,73 @@ def test_events_after_a_position_page_by_page(page: Page, wallet: Wallet) -> Non
     page.get_by_role("button", name="Newest").click()
     expect(rows).to_have_count(PAGE_SIZE)
     expect(rows.last.locator("td").first).to_have_text(str(newest))
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    """A local port bound and never listened on: every connection to it is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        yield port
+
+
+def webhook_row(page: Page, url: str) -> Locator:
+    return page.locator("#webhooks tbody tr").filter(has=page.get_by_role("cell", name=url))
+
+
+def test_a_failing_webhook_endpoint_its_lag_and_error_then_disabled(
+    page: Page, wallet: Wallet, closed_port: int
+) -> None:
+    url = f"http://127.0.0.1:{closed_port}/hooks/{wallet.backend}"
+    types = ["transaction.created", "hold.placed"]
+    endpoint = wallet.post("/admin/webhooks", {"url": url, "event_types": types})
+    user = f"hooked_{closed_port}"
+    wallet.credit("topup", user, "10.00")
+    wallet.credit("bonus", user, "1.00")
+    newest = whole_feed(wallet)[-1]["position"]
+    assert endpoint["last_delivered_position"] == newest - 2
+
+    open_events(page, wallet)
+    row = webhook_row(page, url)
+    expect(row).to_be_visible()
+    # The relay tries at once, then again after jittered delays: refresh until it has failed.
+    deadline = time.monotonic() + FAILURE_DEADLINE_S
+    while not cells(row)[5]:
+        assert time.monotonic() < deadline, f"no failure shown within {FAILURE_DEADLINE_S} s"
+        page.get_by_role("button", name="Refresh").click()
+        page.wait_for_timeout(REFRESH_EVERY_MS)
+    failing = wallet.get(f"/admin/webhooks/{endpoint['id']}")
+    shown = cells(row)
+    assert shown[:4] == [url, ", ".join(types), "enabled", "2"]
+    assert shown[4] == failing["failing_since"].replace("T", " ").split(".")[0]
+    assert shown[5] == failing["last_error"]
+    assert "ConnectError" in shown[5]
+    expect(row.locator("td").nth(5)).to_have_attribute("title", failing["last_error"])
+    screenshot(page, f"13-webhooks-{wallet.backend}", full_page=False)
+
+    # Its attempts: each failed at the first event after its creation.
+    page.get_by_role("button", name=f"Attempts of {url}").click()
+    attempts = page.locator("#attempts")
+    expect(attempts.get_by_role("heading", name=f"Delivery attempts to {url}")).to_be_focused()
+    first = cells(attempts.locator("tbody tr").last)
+    assert (first[1], first[3]) == (str(newest - 1), "—")
+    assert "ConnectError" in first[4]
+
+    page.get_by_role("button", name=f"Disable {url}").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text(f"No event goes to {url} while it is disabled")
+    dialog.get_by_role("button", name="Disable", exact=True).click()
+    expect(dialog).to_be_hidden()
+    expect(page.get_by_role("status")).to_have_text(f"{url} is disabled.")
+    expect(row.locator("td").nth(2)).to_have_text("disabled")
+    expect(page.get_by_role("button", name=f"Enable {url}")).to_be_focused()
+    assert wallet.get(f"/admin/webhooks/{endpoint['id']}")["status"] == "disabled"
+
+    # Enabled again behind the same dialog, it resumes where it stopped.
+    page.get_by_role("button", name=f"Enable {url}").click()
+    expect(dialog).to_contain_text(f"resume after position {newest - 2}, 2 positions behind")
+    dialog.get_by_role("button", name="Enable", exact=True).click()
+    expect(row.locator("td").nth(2)).to_have_text("enabled")
+    assert wallet.get(f"/admin/webhooks/{endpoint['id']}")["status"] == "enabled"
+    wallet.http.delete(f"/admin/webhooks/{endpoint['id']}").raise_for_status()

@@ -28,7 +28,8 @@ class EventsScreen {
     this.hooksArea = h("div", {});
     const refresh = h("button", { type: "button", onclick: () => this.refreshWebhooks() }, "Refresh");
     this.webhooks.body.append(h("div", { class: "filters" }, refresh), this.hooksArea);
-    main.replaceChildren(this.feed, this.webhooks, this.attempts);
+    // The endpoints first: a few rows, above a page of events.
+    main.replaceChildren(this.webhooks, this.attempts, this.feed);
   }
 
   async load() {
@@ -114,7 +115,7 @@ class EventsScreen {
   webhooksTable(endpoints) {
     if (endpoints.length === 0) return h("p", { class: "empty" }, "No webhook endpoint.");
     const rows = endpoints.map((endpoint) => [
-      endpoint.url,
+      h("span", { class: "url", title: endpoint.url }, endpoint.url),
       endpoint.event_types.join(", "),
       h("span", { class: `state state-${endpoint.status}` }, endpoint.status),
       this.lag(endpoint),
@@ -128,8 +129,8 @@ class EventsScreen {
       ),
     ]);
     const newest = this.newest === null ? "" : ` (newest event: ${this.newest})`;
-    const headings = ["URL", "Event types", "Status", "Lag", "Failing since (UTC)", "Last error", "Actions"];
-    return table(`Lag: how many positions each endpoint is behind the newest event${newest}`, headings, rows, { numeric: [3], clipped: [0, 5] });
+    const headings = ["URL", "Event types", "Status", "Lag (positions)", "Failing since (UTC)", "Last error", "Actions"];
+    return table(`Lag: how many positions each endpoint is behind the newest event${newest}`, headings, rows, { numeric: [3], clipped: [5] });
   }
 
   lag(endpoint) {
