@@ -5,13 +5,19 @@ and where screenshots go (test-artifacts/console/, gitignored) for a person to l
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import Page
+import pytest
+from playwright.sync_api import Page, expect
 
+from tests.support.databases import DatabaseFactory
 from tests.support.server import ROOT, ServerProcess
+from wallet.config import Settings
+from wallet.service.keys import create_api_key
+from wallet.storage import open_database
 
 CHROMIUM = Path(os.environ.get("WALLET_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -30,7 +36,8 @@ TIMEOUT_MS = 10_000
 class Wallet:
     """The running service, and an httpx client with an all-scopes key to set data up and check."""
 
-    def __init__(self, server: ServerProcess, key: str) -> None:
+    def __init__(self, server: ServerProcess, key: str, backend: str) -> None:
+        self.backend = backend
         self.url = server.url
         self.key = key
         self.http = httpx.Client(
@@ -55,6 +62,31 @@ class Wallet:
 
     def balance(self, user_id: str, asset: str = "GC") -> dict[str, Any]:
         return self.get(f"/balance/{user_id}/{asset}")
+
+
+def running_wallet(
+    factory: DatabaseFactory, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Wallet]:
+    """A service process on a fresh database of the factory's backend, with an all-scopes key."""
+    database_url = factory.fresh()
+    database = open_database(Settings(database_url=database_url))
+    try:
+        _, key = create_api_key(database, "console-e2e", ["read", "write", "admin"])
+    finally:
+        database.close()
+    log = tmp_path_factory.mktemp("console") / "server.log"
+    server = ServerProcess(database_url, log).start()
+    wallet = Wallet(server, key, factory.backend)
+    yield wallet
+    wallet.http.close()
+    server.kill()
+
+
+def sign_in(page: Page, wallet: Wallet) -> None:
+    page.goto(f"{wallet.url}/console/")
+    page.get_by_label("API key").fill(wallet.key)
+    page.get_by_label("API key").press("Enter")
+    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
 def screenshot(page: Page, name: str, *, full_page: bool = True) -> None:

@@ -10,30 +10,15 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.console.chromium import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, Wallet
+from tests.console.chromium import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, Wallet, running_wallet
 from tests.support.databases import DatabaseFactory
-from tests.support.server import ServerProcess
-from wallet.config import Settings
-from wallet.service.keys import create_api_key
-from wallet.storage import open_database
 
 
 @pytest.fixture(scope="module")
 def wallet(
     _factories: dict[str, DatabaseFactory], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Wallet]:
-    database_url = _factories["sqlite"].fresh()
-    database = open_database(Settings(database_url=database_url))
-    try:
-        _, key = create_api_key(database, "console-e2e", ["read", "write", "admin"])
-    finally:
-        database.close()
-    log = tmp_path_factory.mktemp("console") / "server.log"
-    server = ServerProcess(database_url, log).start()
-    wallet = Wallet(server, key)
-    yield wallet
-    wallet.http.close()
-    server.kill()
+    yield from running_wallet(_factories["sqlite"], tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

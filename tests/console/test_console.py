@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
-from tests.console.chromium import TIMEOUT_MS, Wallet, screenshot
+from tests.console.chromium import TIMEOUT_MS, Wallet, screenshot, sign_in
 from wallet.domain.ledger import POSTABLE_TRANSACTION_TYPES
 from wallet.limits import DESCRIPTION_LENGTH_MAX
 
@@ -28,13 +28,6 @@ def screen(request: pytest.FixtureRequest, browser: Browser, wallet: Wallet) -> 
     page = context.new_page()
     yield page
     context.close()
-
-
-def sign_in(page: Page, wallet: Wallet) -> None:
-    page.goto(f"{wallet.url}/console/")
-    page.get_by_label("API key").fill(wallet.key)
-    page.get_by_label("API key").press("Enter")
-    expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
 def find_user(page: Page, user_id: str) -> None:

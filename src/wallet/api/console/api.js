@@ -13,6 +13,7 @@ export class ApiError extends Error {
     this.code = problem.code ?? "http_error";
     this.title = problem.title;
     this.detail = problem.detail ?? "";
+    this.problem = problem; // its extensions too, say a 410's oldest_position
   }
 }
 
@@ -88,6 +89,19 @@ export class IdempotentWrite {
   }
 }
 
+// A write that sets a state (an endpoint's status): sent twice, it sets the same state, so it
+// needs no idempotency key.
+export class StateWrite {
+  constructor(method, path) {
+    this.method = method;
+    this.path = path;
+  }
+
+  send(body) {
+    return request(this.method, this.path, { body });
+  }
+}
+
 const part = encodeURIComponent;
 
 // The kinds a client may post, and filter a history by, are defined once, in the service: they
@@ -109,6 +123,10 @@ export const api = {
   pendingHolds: (userId) => request("GET", "/holds", { query: { user_id: userId, status: "pending" } }),
   supply: (code) => request("GET", `/admin/assets/${part(code)}/supply`),
   activity: (code, days) => request("GET", `/admin/assets/${part(code)}/activity`, { query: { days } }),
+  events: (query) => request("GET", "/events", { query }),
+  webhooks: () => request("GET", "/admin/webhooks"),
+  webhookAttempts: (id) => request("GET", `/admin/webhooks/${part(id)}/attempts`),
+  setWebhookStatus: (id) => new StateWrite("PATCH", `/admin/webhooks/${part(id)}`),
   refund: () => new IdempotentWrite("POST", "/transaction"),
   capture: (holdId) => new IdempotentWrite("POST", `/holds/${part(holdId)}/capture`),
   release: (holdId) => new IdempotentWrite("POST", `/holds/${part(holdId)}/release`),

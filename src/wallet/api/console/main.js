@@ -1,7 +1,8 @@
 // The console's entry: sign in with an API key, then route #/users/<id>[/<transaction id>],
-// #/find/<key>=<value> and #/supply/<code>.
+// #/find/<key>=<value>, #/supply/<code> and #/events[/<position>].
 import { api, session } from "./api.js";
 import { errorBox, h, status } from "./dom.js";
+import { showEvents } from "./events.js";
 import { showFind } from "./find.js";
 import { showSupply } from "./supply.js";
 import { showUsers } from "./user.js";
@@ -31,7 +32,7 @@ function signInForm(problem) {
     "form",
     { class: "panel sign-in", onsubmit: submit, "aria-labelledby": "sign-in-title" },
     h("h2", { id: "sign-in-title" }, "Sign in"),
-    h("p", {}, "Paste an API key (wallet keys create). Looking things up needs the read scope, refunds and holds the write scope, supply and activity the admin scope. The key is kept in this tab only."),
+    h("p", {}, "Paste an API key (wallet keys create). Looking things up needs the read scope, refunds and holds the write scope, supply, activity and webhooks the admin scope. The key is kept in this tab only."),
     h("div", { class: "field" }, h("label", { for: "api-key" }, "API key"), input),
     slot,
     h("div", { class: "actions" }, button),
@@ -68,6 +69,7 @@ async function route() {
   }
   if (screen === "supply") showSupply(main, value, assets);
   else if (screen === "find") showFind(main, value);
+  else if (screen === "events") showEvents(main, value);
   else showUsers(main, value, assets, detail ? decodeURIComponent(detail) : null);
 }
 
