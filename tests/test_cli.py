@@ -1,17 +1,21 @@
 """The command line, run as a user runs it (a real process) on real SQLite and PostgreSQL databases:
-migrate an empty database, seed it twice, verify books that balance and books that do not, serve.
+migrate an empty database, seed it twice, verify books that balance and books that do not, serve,
+tail the events.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 import pytest
@@ -19,6 +23,10 @@ import pytest
 from tests.support.databases import DatabaseFactory
 from tests.support.server import free_port
 from tests.support.tamper import rows, tamper
+from wallet.config import Settings
+from wallet.service.clock import now_us
+from wallet.storage import open_database
+from wallet.storage.events import NewEvent, append_events
 
 WALLET = [sys.executable, "-m", "wallet.cli"]
 TIMEOUT_S = 120
@@ -160,6 +168,7 @@ READ_ONLY_COMMANDS = {
     "keys list": ["keys", "list"],
     "assets list": ["assets", "list"],
     "export": ["export", "--since", "2026-01-01", "--until", "2026-02-01", "--format", "csv"],
+    "events tail": ["events", "tail"],
 }
 
 
@@ -227,3 +236,112 @@ def _wait_for_health(base_url: str, process: subprocess.Popen[bytes]) -> dict[st
             pass
         time.sleep(0.05)
     raise AssertionError("wallet serve did not become healthy")
+
+
+def test_events_tail_prints_the_feed_as_json_lines(database_url: str) -> None:
+    seeded = rows(database_url, "SELECT count(*) FROM events")[0][0]
+    hold = _append_event(database_url, "hold.placed", {"id": "h-1", "status": "pending"})
+
+    everything = wallet("events", "tail", "--database-url", database_url)
+    later = wallet("events", "tail", "--after", str(seeded - 1), "--database-url", database_url)
+    holds = wallet(
+        "events", "tail", "--types", "hold.placed,hold.expired", "--database-url", database_url
+    )
+
+    assert everything.returncode == 0, everything.stderr
+    lines = [json.loads(line) for line in everything.stdout.splitlines()]
+    assert [line["position"] for line in lines] == list(range(1, seeded + 2))
+    assert {line["type"] for line in lines[:seeded]} == {"transaction.created"}
+    assert set(lines[0]) == {"id", "position", "type", "created_at", "data"}
+    assert lines[0]["data"]["transaction_type"] == "issuance"
+    assert lines[-1] == {
+        "id": hold,
+        "position": seeded + 1,
+        "type": "hold.placed",
+        "created_at": lines[-1]["created_at"],
+        "data": {"id": "h-1", "status": "pending"},
+    }
+    assert [json.loads(line)["position"] for line in later.stdout.splitlines()] == [
+        seeded,
+        seeded + 1,
+    ]
+    assert [json.loads(line)["id"] for line in holds.stdout.splitlines()] == [hold]
+
+
+def test_events_tail_follows_new_events_until_interrupted(database_url: str) -> None:
+    seeded = rows(database_url, "SELECT count(*) FROM events")[0][0]
+    command = ["events", "tail", "--follow", "--after", str(seeded), "--database-url", database_url]
+    process = subprocess.Popen(
+        [*WALLET, *command],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    lines = _lines_of(process.stdout)
+    try:
+        first = _append_event(database_url, "hold.placed", {"id": "h-1"})
+        assert json.loads(_next_line(lines))["id"] == first
+        second = _append_event(database_url, "hold.released", {"id": "h-1"})
+        third = _append_event(database_url, "transaction.created", {"id": "t-1"})
+        assert [json.loads(_next_line(lines))["id"] for _ in range(2)] == [second, third]
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = process.wait(timeout=30)
+    assert process.stderr is not None
+    errors = process.stderr.read().decode()
+    assert code == 0, errors
+    assert "Traceback" not in errors
+
+
+def test_events_tail_refuses_an_unknown_type(database_url: str) -> None:
+    result = wallet(
+        "events", "tail", "--types", "hold.placed,hold.lost", "--database-url", database_url
+    )
+
+    assert result.returncode == 2
+    assert "unknown event type 'hold.lost'" in result.stderr
+
+
+def test_events_tail_below_what_retention_kept_is_events_pruned(database_url: str) -> None:
+    tamper(database_url, "DELETE FROM events WHERE position <= 3")
+
+    pruned = wallet("events", "tail", "--after", "1", "--database-url", database_url)
+    kept = wallet("events", "tail", "--after", "3", "--database-url", database_url)
+
+    assert pruned.returncode == 65, pruned.stdout + pruned.stderr
+    assert pruned.stderr.startswith("wallet: events_pruned: ")
+    assert pruned.stdout == ""
+    assert kept.returncode == 0, kept.stderr
+    assert json.loads(kept.stdout.splitlines()[0])["position"] == 4
+
+
+def _append_event(database_url: str, kind: str, data: dict[str, Any]) -> str:
+    """Write one event as a unit of work of the service does; its id."""
+    event_id = str(uuid.uuid4())
+    database = open_database(Settings(database_url=database_url))
+    try:
+        with database.unit_of_work() as session:
+            append_events(session, [NewEvent(event_id, kind, json.dumps(data).encode())], now_us())
+    finally:
+        database.close()
+    return event_id
+
+
+def _lines_of(stream: IO[bytes] | None) -> queue.Queue[bytes]:
+    """The lines of ``stream``, read by a thread of their own as they come."""
+    assert stream is not None
+    lines: queue.Queue[bytes] = queue.Queue()
+
+    def read() -> None:
+        for line in stream:
+            lines.put(line)
+
+    threading.Thread(target=read, daemon=True).start()
+    return lines
+
+
+def _next_line(lines: queue.Queue[bytes]) -> bytes:
+    try:
+        return lines.get(timeout=30)
+    except queue.Empty:
+        raise AssertionError("no line within 30 s") from None

@@ -1,5 +1,5 @@
-"""The command line: ``wallet serve | migrate | seed | verify | keys … | assets … | export``, each
-calling a service use case.
+"""The command line: ``wallet serve | migrate | seed | verify | keys … | assets … | export |
+events tail``, each calling a service use case.
 
 Settings come from the environment (``DATABASE_URL``, ``PORT``, ``WALLET_*``) exactly as for
 ``python main.py``; ``--database-url`` overrides ``DATABASE_URL``. Expected failures end with an
@@ -9,8 +9,8 @@ exit code from one table, and a one-line message rather than a traceback:
   1   verify: the books do not balance
   2   usage error, including a DATABASE_URL the service cannot use
   65  another expected error of the ledger
-  66  a command that only reads (verify, export, keys list, assets list) found no SQLite
-      database file: it never creates one
+  66  a command that only reads (verify, export, keys list, assets list, events tail) found no
+      SQLite database file: it never creates one
   69  the database cannot be reached
 """
 
@@ -21,6 +21,7 @@ import json
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -35,12 +36,20 @@ from wallet.config import DEFAULT_DATABASE_URL, Settings
 from wallet.domain.errors import Unavailable, WalletError
 from wallet.domain.ledger import Asset
 from wallet.domain.money import format_minor, parse_amount
-from wallet.limits import ASSET_CODE_PATTERN, SCALE_MAX
+from wallet.limits import (
+    ASSET_CODE_PATTERN,
+    EVENT_PAGE_SIZE_MAX,
+    EVENT_POLL_INTERVAL_S,
+    POSITION_MAX,
+    SCALE_MAX,
+)
 from wallet.service.admin import migrate_database, seed_database
 from wallet.service.assets import AssetCatalog, new_asset
-from wallet.service.clock import format_us, parse_instant_us
+from wallet.service.clock import SystemClock, format_us, parse_instant_us
+from wallet.service.events import EVENT_TYPES, Events, render_event
 from wallet.service.export import EXPORT_FIELDS, ExportRow, export_ledger
 from wallet.service.keys import Scope, create_api_key, list_api_keys, revoke_api_key
+from wallet.service.metrics import Metrics
 from wallet.service.verify import verify_ledger
 from wallet.storage import Database, open_database
 from wallet.storage.database import DatabaseMissing
@@ -379,6 +388,85 @@ def export(
     written = _with_database(settings, run, create=False)
     if output is not None:
         click.echo(f"Exported {written} entries to {output}.", err=True)
+
+
+@main.group()
+def events() -> None:
+    """Read the feed of events: what changed in the ledger, oldest first."""
+
+
+class EventTypesType(click.ParamType[tuple[str, ...], str | tuple[str, ...]]):
+    """Comma-separated event types, each one of EVENT_TYPES."""
+
+    name = "TYPE,…"
+
+    def convert(
+        self,
+        value: str | tuple[str, ...],
+        param: click.Parameter | None,
+        ctx: click.Context | None,
+    ) -> tuple[str, ...]:
+        if isinstance(value, tuple):
+            return value
+        kinds = tuple(dict.fromkeys(kind.strip() for kind in value.split(",")))
+        unknown = [kind for kind in kinds if kind not in EVENT_TYPES]
+        if unknown:
+            self.fail(f"unknown event type {unknown[0]!r}; the types are {', '.join(EVENT_TYPES)}")
+        return kinds
+
+
+@events.command("tail")
+@database_url_option
+@click.option(
+    "--after",
+    type=click.IntRange(0, POSITION_MAX),
+    default=0,
+    show_default=True,
+    help="Print the events after this position.",
+)
+@click.option(
+    "--types",
+    type=EventTypesType(),
+    default=(),
+    help=f"Only these types, comma-separated, of: {', '.join(EVENT_TYPES)}. [default: all]",
+)
+@click.option("--follow", is_flag=True, help="Keep printing new events until interrupted.")
+def events_tail(database_url: str | None, after: int, types: tuple[str, ...], follow: bool) -> None:
+    """Print the events after --after, oldest first, one JSON object per line: the Event as
+    GET /events and webhooks show it (id, position, type, created_at, data).
+
+    Reads the database directly, as the feed does: a position printed is never followed by a
+    lower one. With --follow it looks for new events every 0.2 s until interrupted (Ctrl-C,
+    exit 0). Exits 66, creating nothing, when the SQLite database file does not exist, and 65
+    (events_pruned) when retention no longer keeps the events after --after.
+    """
+    settings = _settings(database_url, create=False)
+
+    def tail(database: Database) -> None:
+        feed = Events(database, SystemClock(), Metrics(), settings.events_retention_days)
+        _print_events(feed, after, types, follow)
+
+    _with_database(settings, tail, create=False)
+
+
+def _print_events(feed: Events, after: int, types: tuple[str, ...], follow: bool) -> None:
+    """Pages of the feed to stdout, each flushed as it is read; a page not full means caught
+    up: then stop, or, to follow, look again after a pause."""
+    stdout = sys.stdout.buffer
+    try:
+        while True:
+            page = feed.page(after, EVENT_PAGE_SIZE_MAX, types)
+            for event in page.items:
+                stdout.write(render_event(event) + b"\n")
+            stdout.flush()
+            after = page.next_after
+            if len(page.items) < EVENT_PAGE_SIZE_MAX:
+                if not follow:
+                    return
+                time.sleep(EVENT_POLL_INTERVAL_S)
+    except KeyboardInterrupt:
+        # The way to end --follow; what was printed is complete, line by line.
+        stdout.flush()
 
 
 @contextmanager

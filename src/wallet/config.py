@@ -14,7 +14,11 @@ from wallet.limits import (
     BODY_TIMEOUT_S,
     CONNECTIONS_MAX,
     EVENT_RETENTION_DAYS_DEFAULT,
+    EVENT_WAIT_S_MAX,
+    EVENTS_LEASE_S,
+    EVENTS_RELAY_POLL_S,
     HEADERS_TIMEOUT_S,
+    WEBHOOK_TIMEOUT_S,
 )
 
 DEFAULT_DATABASE_URL = "sqlite:///wallet_service.db"
@@ -48,6 +52,9 @@ class Settings(BaseSettings):
     hold_sweep_interval_s: float = Field(default=2.0, gt=0)
     # Events older than this are deleted (GET /events answers 410 events_pruned below them).
     events_retention_days: int = Field(default=EVENT_RETENTION_DAYS_DEFAULT, ge=1, le=36_500)
+    # The longest a GET /events?wait= is held (a request may ask for up to EVENT_WAIT_S_MAX):
+    # lower it behind a proxy that cuts idle requests sooner.
+    events_wait_s_max: float = Field(default=EVENT_WAIT_S_MAX, ge=0, le=EVENT_WAIT_S_MAX)
     # How many nice steps (Linux) the event loop's thread yields to the writer thread, which is on
     # every write's critical path (priority.py). 0 keeps them equal.
     loop_nice: int = Field(default=10, ge=0, le=19)
@@ -56,6 +63,20 @@ class Settings(BaseSettings):
     headers_timeout_s: float = Field(default=HEADERS_TIMEOUT_S, gt=0)
     body_timeout_s: float = Field(default=BODY_TIMEOUT_S, gt=0)
     connections_max: int = Field(default=CONNECTIONS_MAX, ge=1)
+    # The event stream (service/stream.py): a NATS server with JetStream, e.g.
+    # nats://127.0.0.1:4222; None publishes no stream. Events go to the JetStream stream named
+    # `events_nats_stream` (created if missing, with the subjects `<prefix>.>`; an existing one is
+    # left as it is), each on the subject `<prefix>.<event type>`.
+    events_nats_url: str | None = None
+    events_nats_stream: str = Field(default="WALLET_EVENTS", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    events_nats_subject_prefix: str = Field(
+        default="wallet.events", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$", max_length=200
+    )
+    # Event relays (limits.py): the lease a process holds on a relay it serves (renewed every
+    # third of it), how often the runner looks for work, and one webhook delivery's deadline.
+    events_lease_s: float = Field(default=EVENTS_LEASE_S, gt=0)
+    events_relay_poll_s: float = Field(default=EVENTS_RELAY_POLL_S, gt=0)
+    webhook_timeout_s: float = Field(default=WEBHOOK_TIMEOUT_S, gt=0)
 
     @field_validator("log_level", "log_format", "auth", mode="before")
     @classmethod

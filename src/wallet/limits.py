@@ -153,3 +153,41 @@ SHUTDOWN_GRACE_S = 10
 # A keep-alive connection that is between two requests when shutdown begins stays open this long,
 # so that a request its client has already sent is answered rather than reset.
 SHUTDOWN_IDLE_LINGER_S = 1.0
+
+# The event stream (service/stream.py, NATS JetStream). A connection is given
+# EVENTS_NATS_CONNECT_TIMEOUT_S per attempt, and EVENTS_NATS_RECONNECTS_MAX attempts (one every
+# EVENTS_NATS_RECONNECT_WAIT_S) before it is given up; the next event to deliver connects again.
+# An event is delivered once JetStream acknowledges it within EVENTS_NATS_ACK_TIMEOUT_S, and
+# JetStream keeps one copy of an event published again within EVENTS_NATS_DUPLICATE_WINDOW_S
+# (its Nats-Msg-Id is the event id; a stream created here gets this window). Closing drains what
+# is in flight for at most EVENTS_NATS_DRAIN_TIMEOUT_S.
+EVENTS_NATS_CONNECT_TIMEOUT_S = 5
+EVENTS_NATS_RECONNECTS_MAX = 5
+EVENTS_NATS_RECONNECT_WAIT_S = 1
+EVENTS_NATS_ACK_TIMEOUT_S = 10.0
+EVENTS_NATS_DUPLICATE_WINDOW_S = 300.0
+EVENTS_NATS_DRAIN_TIMEOUT_S = 5
+# Event relays (webhooks, the NATS stream): a process serves a relay under a lease of
+# EVENTS_LEASE_S (setting WALLET_EVENTS_LEASE_S), renewed every third of it, so the relays of a
+# process that died are taken up again within that bound; the runner looks for work every
+# EVENTS_RELAY_POLL_S (WALLET_EVENTS_RELAY_POLL_S). It reads at most RELAY_BATCH_SIZE events at
+# a time. A failed delivery is tried again after a jittered delay: the first within
+# RELAY_RETRY_FIRST_MAX_S, each at most twice the one before, never over RELAY_RETRY_DELAY_MAX_S;
+# a relay failing for RELAY_FAILING_MAX_S is disabled. Each relay keeps its latest
+# DELIVERY_ATTEMPTS_KEPT attempts; an error is kept to RELAY_ERROR_LENGTH_MAX characters.
+EVENTS_LEASE_S = 15.0
+EVENTS_RELAY_POLL_S = 0.25
+RELAY_BATCH_SIZE = 100
+RELAY_RETRY_FIRST_MAX_S = 5.0
+RELAY_RETRY_DELAY_MAX_S = 3600.0
+RELAY_FAILING_MAX_S = 3 * 86_400
+DELIVERY_ATTEMPTS_KEPT = 100
+RELAY_ERROR_LENGTH_MAX = 500
+# Webhooks: how many endpoints may exist, a URL's length, how long one delivery may take before
+# it counts as failed (setting WALLET_WEBHOOK_TIMEOUT_S), how much of an answer is read, and the
+# connections one endpoint's client keeps (deliveries to an endpoint go one at a time).
+WEBHOOK_ENDPOINTS_MAX = 100
+WEBHOOK_URL_LENGTH_MAX = 2048
+WEBHOOK_TIMEOUT_S = 10.0
+WEBHOOK_RESPONSE_BYTES_MAX = 4096
+WEBHOOK_CONNECTIONS_MAX = 2

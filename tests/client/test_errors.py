@@ -70,6 +70,7 @@ CONTRACT_CODES = {
     "not_refundable",
     "overloaded",
     "batch_failed",
+    "events_pruned",
 }
 
 

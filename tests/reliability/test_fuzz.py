@@ -81,7 +81,13 @@ def test_schemathesis_finds_nothing(database_url: str, tmp_path: Path, seed: int
     """As deployed: authentication required, the fuzzer holding a key with every scope (so the
     ignored_auth check also proves that requests without it are refused)."""
     api_key = create_api_key(database_url)
-    server = ServerProcess(database_url, tmp_path / "server.log", WALLET_AUTH="required").start()
+    # A feed request may ask to wait up to 30 s for the next event: held 0.2 s at most here.
+    server = ServerProcess(
+        database_url,
+        tmp_path / "server.log",
+        WALLET_AUTH="required",
+        WALLET_EVENTS_WAIT_S_MAX="0.2",
+    ).start()
     try:
         code, report = run_schemathesis(server.url, FUZZ_EXAMPLES, api_key, tmp_path, seed)
     finally:

@@ -37,7 +37,7 @@ from .edge import HTTP_METHODS, EdgeMiddleware
 from .errors import PayloadTooLarge
 from .hot import HotRoutes
 from .problems import error_response, extra_problem_response
-from .routes import activity, admin, balances, events, holds, system, transactions
+from .routes import activity, admin, balances, events, holds, system, transactions, webhooks
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
             asyncio.create_task(wallet.events.watcher.run(wallet.read)),
             asyncio.create_task(prune_events(wallet)),
         ]
+        wallet.relays.start()
         try:
             yield
         finally:
@@ -84,6 +85,7 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            await wallet.relays.stop()
             wallet.stop()
 
     app = WalletApp(
@@ -102,6 +104,7 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
     app.include_router(admin.router)
     app.include_router(activity.router)
     app.include_router(events.router)
+    app.include_router(webhooks.router)
     app.mount(CONSOLE_PATH, ConsoleFiles(directory=CONSOLE_DIR, html=True), name="console")
     install_docs(app)
     _install_error_handlers(app, wallet)

@@ -34,9 +34,12 @@ from wallet.limits import (
     METADATA_VALUE_LENGTH_MAX,
     SCALE_MAX,
     USER_ID_PATTERN,
+    WEBHOOK_URL_LENGTH_MAX,
 )
 from wallet.service.activity import ACTIVITY_TYPES
+from wallet.service.events import EVENT_TYPES
 from wallet.service.transactions import TransactionInput
+from wallet.service.webhooks import EVERY_TYPE
 
 # The kinds a client may post (and filter a history by), from the domain's one list: a Literal
 # built from it validates and documents them (OpenAPI's enum) exactly as a written one would.
@@ -637,3 +640,129 @@ class EventsRead(BaseModel):
 
     items: list[EventRead]
     next_after: int = Field(description="Pass it as `after` to read on from here")
+
+
+# Webhooks: an event type as a subscription names it, "*" for all of them.
+if TYPE_CHECKING:
+    SubscribedType = str
+else:
+    SubscribedType = Literal[(EVERY_TYPE, *EVENT_TYPES)]
+EventTypes = Annotated[
+    list[SubscribedType],
+    Field(
+        min_length=1,
+        max_length=len(EVENT_TYPES),
+        description='["*"] for every type, or a list of distinct event types.',
+        examples=[["*"], ["transaction.created", "hold.expired"]],
+    ),
+]
+WebhookUrl = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=WEBHOOK_URL_LENGTH_MAX,
+        description="An http:// or https:// URL; redirects are not followed.",
+        examples=["https://example.com/hooks/wallet"],
+    ),
+]
+
+
+class WebhookCreate(RequestBody):
+    """A new endpoint: it receives the events made after its creation."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "url": "https://example.com/hooks/wallet",
+                    "event_types": ["*"],
+                    "description": "Fraud checks",
+                }
+            ]
+        },
+    )
+
+    url: WebhookUrl
+    event_types: EventTypes = [EVERY_TYPE]
+    description: Description | None = None
+
+
+class WebhookUpdate(RequestBody):
+    """Change an endpoint's URL, types or status; enabled again, it resumes where it stopped."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"status": "enabled"}, {"event_types": ["hold.expired"]}]},
+    )
+
+    url: WebhookUrl | None = None
+    event_types: EventTypes | None = None
+    status: Literal["enabled", "disabled"] | None = None
+
+
+class WebhookReplay(RequestBody):
+    """Deliver again every event after ``after``."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"after": 1040}]})
+
+    after: Annotated[int, Field(strict=True, ge=0)]
+
+
+_WEBHOOK_EXAMPLE: dict[str, Any] = {
+    "id": "019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d",
+    "url": "https://example.com/hooks/wallet",
+    "event_types": ["*"],
+    "description": "Fraud checks",
+    "status": "enabled",
+    "created_at": "2026-11-25T08:00:00.000000Z",
+    "last_delivered_position": 1042,
+    "failing_since": None,
+    "last_error": None,
+}
+
+
+class WebhookRead(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_WEBHOOK_EXAMPLE]})
+
+    id: str
+    url: str
+    event_types: list[str]
+    description: str | None
+    status: Literal["enabled", "disabled"]
+    created_at: str
+    last_delivered_position: int
+    failing_since: str | None
+    last_error: str | None
+
+
+class WebhookCreated(WebhookRead):
+    """The new endpoint, with the secret its deliveries are signed with: shown this once."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{**_WEBHOOK_EXAMPLE, "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}]
+        }
+    )
+
+    secret: str
+
+
+class WebhooksRead(BaseModel):
+    items: list[WebhookRead]
+
+
+class DeliveryAttemptRead(BaseModel):
+    event_id: str
+    position: int
+    # The answer's status, if there was one; ``error`` is null for an acknowledgement.
+    status_code: int | None
+    error: str | None
+    duration_ms: int
+    attempted_at: str
+
+
+class DeliveryAttemptsRead(BaseModel):
+    """The latest attempts, newest first."""
+
+    items: list[DeliveryAttemptRead]

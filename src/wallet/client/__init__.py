@@ -18,12 +18,17 @@ dataclasses with Decimal amounts (:mod:`.models`); errors are one exception clas
             print(error.detail)
         for transaction in wallet.iter_transactions(metadata={"order_id": "A-1042"}):
             print(transaction.user_id, transaction.amount)
+        for event in wallet.events(after=0, types=["hold.expired"]):  # follows the feed
+            print(event.position, event.data["id"])
+
+A webhook receiver checks each delivery with :func:`verify_webhook` (:mod:`.webhooks`).
 """
 
 from .aio import AsyncWalletClient
 from .errors import (
     AssetNotFound,
     BatchFailed,
+    EventsPruned,
     Forbidden,
     HoldExpired,
     HoldNotFound,
@@ -56,6 +61,9 @@ from .models import (
     Batch,
     BatchItem,
     Entry,
+    Event,
+    EventPage,
+    EventType,
     HistoryPage,
     Hold,
     HoldPage,
@@ -65,6 +73,7 @@ from .models import (
 )
 from .retry import RetryPolicy
 from .sync import WalletClient
+from .webhooks import WebhookVerificationFailed, verify_webhook
 
 __all__ = [
     "Asset",
@@ -76,6 +85,10 @@ __all__ = [
     "BatchFailed",
     "BatchItem",
     "Entry",
+    "Event",
+    "EventPage",
+    "EventType",
+    "EventsPruned",
     "Forbidden",
     "HistoryPage",
     "Hold",
@@ -108,4 +121,6 @@ __all__ = [
     "WalletClient",
     "WalletClientError",
     "WalletConnectionError",
+    "WebhookVerificationFailed",
+    "verify_webhook",
 ]

@@ -23,6 +23,9 @@ from .models import (
     Balance,
     Batch,
     BatchItem,
+    Event,
+    EventPage,
+    EventType,
     HistoryPage,
     Hold,
     HoldPage,
@@ -35,6 +38,7 @@ from .models import (
 )
 from .protocol import (
     CONNECT_TIMEOUT_S_DEFAULT,
+    EVENTS_WAIT_S_DEFAULT,
     READ_TIMEOUT_S_DEFAULT,
     Call,
     Connection,
@@ -95,7 +99,12 @@ class AsyncWalletClient:
         exchange = Exchange(call, self.retry)
         while True:
             request = self._http.build_request(
-                call.method, call.path, params=call.params, json=call.body, headers=call.headers()
+                call.method,
+                call.path,
+                params=call.params,
+                json=call.body,
+                headers=call.headers(),
+                timeout=call.timeout(self._http.timeout),
             )
             try:
                 step = exchange.after_response(await self._http.send(request))
@@ -245,6 +254,43 @@ class AsyncWalletClient:
     ) -> HoldPage:
         """One page of a user's holds, newest first, optionally of one status."""
         return await self.send(op.list_holds(user_id, status=status, limit=limit, cursor=cursor))
+
+    async def events_page(
+        self,
+        after: int = 0,
+        *,
+        limit: int | None = None,
+        types: Sequence[EventType] | None = None,
+        wait_s: float | None = None,
+    ) -> EventPage:
+        """One page of the feed: the events after position ``after``, oldest first, at most
+        ``limit`` (1 to 1,000; default 100), only of ``types`` if given. With ``wait_s`` (at most
+        30) an empty page is held until an event arrives. Read on with
+        ``after=page.next_after``; :class:`EventsPruned` when retention no longer keeps the events
+        after ``after``.
+        """
+        return await self.send(op.events(after, limit=limit, types=types, wait_s=wait_s))
+
+    async def events(
+        self,
+        after: int = 0,
+        *,
+        types: Sequence[EventType] | None = None,
+        wait_s: float = EVENTS_WAIT_S_DEFAULT,
+        page_size: int | None = None,
+    ) -> AsyncIterator[Event]:
+        """Every event after position ``after``, oldest first, following the feed as it grows:
+        each request waits up to ``wait_s`` for the next event, then the next request reads on,
+        without end. With ``wait_s=0`` it stops once it has caught up. To resume after an error
+        or a restart, pass the ``position`` of the last event handled as ``after``.
+        """
+        while True:
+            page = await self.events_page(after, limit=page_size, types=types, wait_s=wait_s)
+            for event in page.items:
+                yield event
+            if not page.items and not wait_s:
+                return
+            after = page.next_after
 
     # Writes: each takes an optional idempotency_key (without one a uuid4 is used), and those
     # that create a transaction or a hold an optional metadata, the caller's references.

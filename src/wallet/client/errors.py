@@ -125,6 +125,13 @@ class PayloadTooLarge(WalletAPIError):
     code = "payload_too_large"
 
 
+class EventsPruned(WalletAPIError):
+    """410: the events after the position asked for are no longer kept (retention); read on
+    from a later position."""
+
+    code = "events_pruned"
+
+
 class UnsupportedMediaType(WalletAPIError):
     """415: a body that is not JSON."""
 

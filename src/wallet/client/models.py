@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 # What a caller may pass as an amount: a Decimal, an int, or a decimal string. Never a float,
 # which cannot hold 0.10 exactly; the client refuses one with a TypeError.
@@ -29,6 +29,17 @@ AnyTransactionType = Literal[
     "topup", "bonus", "purchase", "issuance", "refund", "hold", "capture", "release"
 ]
 HoldStatus = Literal["pending", "captured", "released", "expired"]
+# The kinds of event, a filter of :meth:`events` (a newer service may send others).
+EventType = Literal[
+    "transaction.created",
+    "hold.placed",
+    "hold.captured",
+    "hold.released",
+    "hold.expired",
+    "account.frozen",
+    "account.unfrozen",
+    "balance.threshold_crossed",
+]
 
 
 @dataclass(frozen=True)
@@ -168,6 +179,28 @@ class VerifyReport:
     accounts_checked: int
     transactions_checked: int
     problems: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something that changed in the ledger, at its ``position`` in the feed (positions only
+    grow). ``data`` is the JSON of what changed as the service shows it (a transaction for
+    ``transaction.created``, a hold for ``hold.*``), numbers with a fraction as Decimals.
+    """
+
+    id: str
+    position: int
+    type: str
+    created_at: datetime
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EventPage:
+    """Events after a position, oldest first; read on with ``after=next_after``."""
+
+    items: tuple[Event, ...]
+    next_after: int
 
 
 @dataclass(frozen=True)

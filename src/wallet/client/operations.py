@@ -27,6 +27,9 @@ from .models import (
     Batch,
     BatchItem,
     Entry,
+    Event,
+    EventPage,
+    EventType,
     HistoryPage,
     Hold,
     HoldPage,
@@ -37,7 +40,7 @@ from .models import (
     TransactionType,
     VerifyReport,
 )
-from .protocol import Call, decode_json
+from .protocol import LONG_POLL_MARGIN_S, Call, decode_json
 
 T = TypeVar("T")
 
@@ -188,6 +191,41 @@ def capture_hold(
 
 def release_hold(hold_id: str, idempotency_key: str | None = None) -> Call[Hold]:
     return _write(f"/holds/{_segment(hold_id)}/release", {}, _hold_answer, idempotency_key)
+
+
+def events(
+    after: int = 0,
+    *,
+    limit: int | None = None,
+    types: Sequence[EventType] | None = None,
+    wait_s: float | None = None,
+) -> Call[EventPage]:
+    def parse(response: httpx.Response) -> EventPage:
+        data = decode_json(response)
+        return EventPage(tuple(parse_event(e) for e in data["items"]), int(data["next_after"]))
+
+    if types is not None and not types:
+        raise ValueError("types names at least one event type (None: every type)")
+    params = _params(
+        after=after,
+        limit=limit,
+        types=None if types is None else ",".join(types),
+        wait=None if wait_s is None else format(wait_s, "g"),
+    )
+    # The service holds a long poll's answer for up to ``wait_s``: the read must outlast it.
+    read_timeout_s = wait_s + LONG_POLL_MARGIN_S if wait_s else None
+    return Call("GET", "/events", parse, params=params, read_timeout_s=read_timeout_s)
+
+
+def parse_event(data: Mapping[str, Any]) -> Event:
+    """An Event from its JSON (a feed's item, a webhook's body)."""
+    return Event(
+        id=data["id"],
+        position=int(data["position"]),
+        type=data["type"],
+        created_at=datetime.fromisoformat(data["created_at"]),
+        data=dict(data["data"]),
+    )
 
 
 def asset_supply(asset_code: str) -> Call[AssetSupply]:

@@ -38,6 +38,11 @@ CONNECT_TIMEOUT_S_DEFAULT = 5.0
 # Above the service's own 30 s wait for a commit, so a slow write is answered (503) by the
 # service rather than abandoned by the client.
 READ_TIMEOUT_S_DEFAULT = 35.0
+# A long poll (GET /events with a wait) is answered within its wait; its read timeout allows this
+# much more for the answer to travel. The feed's iterator waits this long by default (the
+# service's longest wait).
+LONG_POLL_MARGIN_S = 10.0
+EVENTS_WAIT_S_DEFAULT = 30.0
 USER_AGENT = f"wallet-client/{__version__}"
 # How much of an answer that is not a problem (say, a proxy's HTML page) goes into the error.
 NON_PROBLEM_DETAIL_CHARS_MAX = 500
@@ -74,7 +79,8 @@ class Call(Generic[T]):
     """One operation: the request to send and how to read a successful answer.
 
     ``idempotency_key`` is set on every write (``POST``) and sent as the ``Idempotency-Key``
-    header on each attempt.
+    header on each attempt. ``read_timeout_s`` is the least read timeout the call needs (a long
+    poll: the service holds the answer that long); the client's own is used when longer.
     """
 
     method: str
@@ -83,6 +89,7 @@ class Call(Generic[T]):
     params: Mapping[str, str | int] | None = None
     body: Mapping[str, Any] | None = None
     idempotency_key: str | None = None
+    read_timeout_s: float | None = None
 
     @property
     def is_write(self) -> bool:
@@ -92,6 +99,18 @@ class Call(Generic[T]):
         if self.idempotency_key is None:
             return {}
         return {"Idempotency-Key": self.idempotency_key}
+
+    def timeout(self, client_timeout: httpx.Timeout) -> httpx.Timeout:
+        """The client's timeout, its read timeout raised to the call's ``read_timeout_s``."""
+        needed = self.read_timeout_s
+        if needed is None or (client_timeout.read is not None and client_timeout.read >= needed):
+            return client_timeout
+        return httpx.Timeout(
+            connect=client_timeout.connect,
+            read=needed,
+            write=client_timeout.write,
+            pool=client_timeout.pool,
+        )
 
 
 @dataclass(frozen=True)

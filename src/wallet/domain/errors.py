@@ -89,6 +89,11 @@ class HoldNotPending(WalletError):
     title = "Hold not pending"
 
 
+class WebhookNotFound(WalletError):
+    code = "webhook_not_found"
+    title = "Webhook not found"
+
+
 class IdempotencyKeyMismatch(WalletError):
     code = "idempotency_key_mismatch"
     title = "Idempotency key mismatch"

@@ -13,11 +13,19 @@ Names (all prefixed ``wallet_``):
 - ``db_unit_of_work_seconds``: one unit of work of the writer, begin to durable commit;
 - ``write_batch_size``: commands per unit of work; ``write_queue_depth``: commands waiting;
 - ``holds_pending{asset_code}``: pending holds now; ``holds_expired_total``: holds the sweeper
-  released on expiry.
+  released on expiry;
+- ``relay_deliveries_total{relay, result}``: events a relay (a webhook endpoint's id, ``nats``)
+  tried to deliver, ``acknowledged`` or ``failed``; ``relay_failures_total{relay}``: its failed
+  attempts alone;
+- ``relay_lag_positions{relay}``: the newest position minus the relay's cursor;
+  ``relay_lag_seconds{relay}``: the age of the oldest event it has yet to deliver (0 when none).
+  Both are set by the process that serves the relay, as it goes; the relays are bounded
+  (WEBHOOK_ENDPOINTS_MAX), and a deleted one's series are dropped.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -78,6 +86,21 @@ class Metrics:
         self.event_readers_waiting = Gauge(
             "wallet_event_readers_waiting", "GET /events requests waiting for an event", registry=r
         )
+        self.relay_deliveries = Counter(
+            "wallet_relay_deliveries", "Event deliveries tried, by relay and result",
+            ["relay", "result"], registry=r,
+        )  # fmt: skip
+        self.relay_failures = Counter(
+            "wallet_relay_failures", "Event deliveries that failed, by relay", ["relay"], registry=r
+        )
+        self.relay_lag_positions = Gauge(
+            "wallet_relay_lag_positions", "Newest event position minus the relay's cursor",
+            ["relay"], registry=r,
+        )  # fmt: skip
+        self.relay_lag_seconds = Gauge(
+            "wallet_relay_lag_seconds", "Age of the oldest event the relay has yet to deliver",
+            ["relay"], registry=r,
+        )  # fmt: skip
         # labels() takes a lock and checks its arguments each call; the children are kept (the
         # label sets are bounded: transaction types by assets).
         self._committed: dict[tuple[str, str], Counter] = {}
@@ -97,6 +120,27 @@ class Metrics:
                 if counted is None:
                     counted = self._committed[labels] = self.transactions.labels(*labels)
                 counted.inc()
+
+    def count_delivery(self, relay: str, *, acknowledged: bool) -> None:
+        self.relay_deliveries.labels(relay, "acknowledged" if acknowledged else "failed").inc()
+        if not acknowledged:
+            self.relay_failures.labels(relay).inc()
+
+    def observe_relay_lag(
+        self, relay: str, positions: int, oldest_pending_us: int | None, now_us: int
+    ) -> None:
+        self.relay_lag_positions.labels(relay).set(max(0, positions))
+        age_s = 0.0 if oldest_pending_us is None else max(0, now_us - oldest_pending_us) / 1e6
+        self.relay_lag_seconds.labels(relay).set(age_s)
+
+    def forget_relay(self, relay: str) -> None:
+        """Drop a deleted relay's series."""
+        for metric in (self.relay_failures, self.relay_lag_positions, self.relay_lag_seconds):
+            with contextlib.suppress(KeyError):
+                metric.remove(relay)
+        for result in ("acknowledged", "failed"):
+            with contextlib.suppress(KeyError):
+                self.relay_deliveries.remove(relay, result)
 
     def exposition(self, database: Database) -> bytes:
         """The Prometheus exposition, with the pending holds counted now."""

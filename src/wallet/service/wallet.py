@@ -2,13 +2,15 @@
 
 Each use case lives in the module named for its noun (ARCHITECTURE.md, "Where a use case
 lives"): ``assets`` (AssetCatalog), ``transactions``, ``balances``, ``holds``,
-``activity``, ``events``; the HTTP API and
+``activity``, ``events``, ``webhooks``; the relay runner (``relays``) pushes events out; the
+HTTP API and
 the command line reach them through the facade's attributes, so that both share one instance of
 each, one writer and one clock. ``read`` runs a read use case from the event loop.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -25,8 +27,11 @@ from .events import Events
 from .holds import Holds
 from .keys import KeyRing
 from .metrics import Metrics
+from .relays import RelayRunner
 from .seed import seed_demo_ledger
 from .transactions import Transactions
+from .webhooks import KIND as WEBHOOK_KIND
+from .webhooks import Webhooks, webhook_sink
 from .writer import GroupCommitWriter
 
 T = TypeVar("T")
@@ -34,7 +39,11 @@ T = TypeVar("T")
 
 class WalletService:
     def __init__(
-        self, settings: Settings, database: Database | None = None, clock: Clock = SYSTEM_CLOCK
+        self,
+        settings: Settings,
+        database: Database | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -50,6 +59,11 @@ class WalletService:
         self.activity = Activity(self.database, self.assets, clock)
         self.events = Events(self.database, clock, self.metrics, settings.events_retention_days)
         self.writer.on_change = self.events.watcher.hint
+        self.webhooks = Webhooks(self.database, clock)
+        # Pushes events to webhook endpoints (and whatever else registers a sink); started by
+        # the app's lifespan. ``rng``: the retries' jitter, seeded by tests.
+        self.relays = RelayRunner(self.database, clock, self.metrics, settings, rng)
+        self.relays.register_sink(WEBHOOK_KIND, webhook_sink)
 
     def start(self) -> None:
         """Migrate, load assets, seed if asked, and start the writer."""

@@ -50,6 +50,7 @@ async def list_events(
     wait: Annotated[float, Query(ge=0, le=EVENT_WAIT_S_MAX)] = 0,
 ) -> Response:
     kinds = _event_types(types)
+    wait = min(wait, service.settings.events_wait_s_max)
     page = await service.events.wait_page(service.read, after, limit, kinds, wait)
     items = b",".join(render_event(event) for event in page.items)
     return JSONBytes(b'{"items":[%s],"next_after":%d}' % (items, page.next_after))

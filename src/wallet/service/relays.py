@@ -1,0 +1,387 @@
+"""The relay runner: pushes the outbox's events to each relay (webhook endpoint, NATS stream), one
+at a time in position order, at least once.
+
+Invariants it owns:
+- **One process per relay.** A process serves a relay only while it holds the relay's lease
+  (storage/relays.claim_relays), taken for EVENTS_LEASE_S and renewed every third of it; it
+  stops delivering once two thirds of a lease have passed without a renewal, and gives its
+  leases back when it stops. A process that dies keeps its relays until its leases expire: the
+  others, claiming every third of a lease, take them up within four thirds of a lease.
+- **In order, at least once.** A relay's cursor (``delivered_position``) moves past an event only
+  after the sink acknowledged it, by an UPDATE fenced by the lease and the relay's revision; so a
+  crash, a lost lease, a replay or a change by an operator mid-delivery can make an event go
+  again, never be skipped. Events of types the relay does not want are passed over.
+- **Backoff.** A failure is recorded (the attempt, the error, since when it fails) and the relay
+  waits a jittered delay (next_retry_delay_ms) before the same event is tried again; a relay that
+  has failed for RELAY_FAILING_MAX_S is disabled. A success ends the run of failures.
+
+Each relay this process holds has a task of its own (one slow endpoint never delays another),
+under the one runner task the app's lifespan starts. Instants (leases, backoff, lag) come from
+the service's clock; the pace of polling from asyncio's sleeps. The runner writes through one
+connection of its own, on one thread, whose commits do not wait for the disk
+(storage/relays.lighten_commits): what a crash loses of them is an event delivered again.
+
+Sinks are registered per relay kind (``register_sink``): the webhook sink by the facade, the
+NATS stream by its module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import random
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol, TypeVar
+
+from wallet.config import Settings
+from wallet.limits import (
+    DELIVERY_ATTEMPTS_KEPT,
+    RELAY_BATCH_SIZE,
+    RELAY_ERROR_LENGTH_MAX,
+    RELAY_FAILING_MAX_S,
+    RELAY_RETRY_DELAY_MAX_S,
+    RELAY_RETRY_FIRST_MAX_S,
+)
+from wallet.storage import Database, Session
+from wallet.storage import events as event_store
+from wallet.storage import relays as store
+from wallet.storage.database import WriterConnection
+from wallet.storage.events import StoredEvent
+from wallet.storage.relays import DeliveryAttempt, Relay
+
+from .clock import Clock
+from .events import render_event
+from .metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# How long a relay's task pauses after an unexpected error (the database down, a bug) before it
+# reads its relay again.
+_ERROR_PAUSE_S = 1.0
+
+
+class DeliveryFailed(Exception):
+    """The sink did not acknowledge the event: no answer, or one that is not an acknowledgement
+    (``status_code``, if the answer had one)."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class Sink(Protocol):
+    """Where a relay's events go. ``deliver`` returns once the event is acknowledged (the answer's
+    status code, if it has one) and raises DeliveryFailed otherwise; it is never called again
+    before it returned."""
+
+    async def deliver(self, event: StoredEvent, body: bytes) -> int | None: ...
+
+    async def close(self) -> None: ...
+
+
+# Builds the sink of a relay, afresh whenever the relay's revision changes (a new URL).
+SinkFactory = Callable[[Relay, "RelayRunner"], Awaitable[Sink]]
+
+
+def next_retry_delay_ms(previous_ms: int | None, rng: random.Random) -> int:
+    """The wait before the next attempt: the first between half of RELAY_RETRY_FIRST_MAX_S and
+    all of it, then 1.5 to 2 times the one before, never over RELAY_RETRY_DELAY_MAX_S."""
+    if previous_ms is None:
+        first_s = rng.uniform(RELAY_RETRY_FIRST_MAX_S / 2, RELAY_RETRY_FIRST_MAX_S)
+        return max(1, round(first_s * 1000))
+    return min(round(previous_ms * rng.uniform(1.5, 2.0)), round(RELAY_RETRY_DELAY_MAX_S * 1000))
+
+
+class RelayRunner:
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        metrics: Metrics,
+        settings: Settings,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.database = database
+        self.settings = settings
+        self._clock = clock
+        self._metrics = metrics
+        self._rng = rng or random.Random()
+        # Names this process in the leases it holds (and in the logs): unique per runner.
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._sinks: dict[str, SinkFactory] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+        self._task: asyncio.Task[None] | None = None
+        # The monotonic instant until which this process may deliver under its leases.
+        self._held_until = 0.0
+        # Made by start(): reads on PostgreSQL, and the one thread that writes.
+        self._reads: ThreadPoolExecutor | None = None
+        self._writes: ThreadPoolExecutor | None = None
+        self._connection: WriterConnection | None = None
+
+    def register_sink(self, kind: str, factory: SinkFactory) -> None:
+        """Serve relays of ``kind`` with sinks from ``factory`` (before start)."""
+        assert self._task is None, "register sinks before the runner starts"
+        self._sinks[kind] = factory
+
+    @property
+    def serving(self) -> list[str]:
+        """The relays this process holds and serves now."""
+        return sorted(relay for relay, task in self._workers.items() if not task.done())
+
+    def start(self) -> None:
+        assert self._task is None, "the runner is stopped before it starts again"
+        self._reads = ThreadPoolExecutor(2, thread_name_prefix="wallet-relay-reads")
+        self._writes = ThreadPoolExecutor(1, thread_name_prefix="wallet-relay-writes")
+        self._task = asyncio.create_task(self._run(), name="wallet-relays")
+
+    async def stop(self) -> None:
+        """Stop every delivery, give the leases back, and close the runner's connection."""
+        if self._task is None or self._writes is None or self._reads is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        workers = list(self._workers.values())
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+        self._workers.clear()
+        try:
+            await self.write(lambda session: store.release_relays(session, self.owner))
+        except Exception:
+            log.exception("the relays' leases could not be given back; they expire")
+        await asyncio.get_running_loop().run_in_executor(self._writes, self._close_connection)
+        self._writes.shutdown(wait=True)
+        self._reads.shutdown(wait=True)
+        self._task = self._reads = self._writes = None
+
+    # --- database access, off the event loop where it would block it -------------------------
+
+    async def read(self, function: Callable[[Session], T]) -> T:
+        """Run ``function`` on a reading session: inline on SQLite (as the service's reads),
+        on the runner's own threads on PostgreSQL."""
+
+        def run() -> T:
+            with self.database.reading() as session:
+                return function(session)
+
+        if self.database.reads_inline:
+            return run()
+        assert self._reads is not None, "the runner reads once started"
+        return await asyncio.get_running_loop().run_in_executor(self._reads, run)
+
+    async def write(self, function: Callable[[Session], T]) -> T:
+        """Run ``function`` in one unit of work on the runner's connection, on its thread."""
+        assert self._writes is not None, "the runner writes once started"
+        return await asyncio.get_running_loop().run_in_executor(
+            self._writes, self._write_now, function
+        )
+
+    def _write_now(self, function: Callable[[Session], T]) -> T:
+        if self._connection is None:
+            connection = self.database.connect_writer()
+            store.lighten_commits(connection.session)
+            self._connection = connection
+        connection = self._connection
+        try:
+            connection.begin()
+            result = function(connection.session)
+            connection.commit()
+        except BaseException:
+            # The connection may be broken: a new one is made for the next unit of work.
+            with contextlib.suppress(Exception):
+                connection.rollback()
+            self._close_connection()
+            raise
+        return result
+
+    def _close_connection(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+
+    # --- leases -------------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        lease_s = self.settings.events_lease_s
+        poll_s = self.settings.events_relay_poll_s
+        next_claim = 0.0
+        while True:
+            if time.monotonic() >= next_claim:
+                started = time.monotonic()
+                try:
+                    held = await self._claim(lease_s)
+                except Exception:
+                    log.exception("the relays' leases could not be claimed; trying again")
+                    next_claim = time.monotonic() + min(poll_s * 4, lease_s / 3)
+                else:
+                    # Two thirds of a lease: a renewal that keeps failing stops the deliveries
+                    # well before another process may take the relays over.
+                    self._held_until = started + lease_s * 2 / 3
+                    next_claim = started + lease_s / 3
+                    self._serve_only(held)
+            await asyncio.sleep(poll_s)
+
+    async def _claim(self, lease_s: float) -> list[str]:
+        now = self._clock.now_us()
+        expires = now + round(lease_s * 1_000_000)
+        kinds = sorted(self._sinks)
+        return await self.write(
+            lambda session: store.claim_relays(session, self.owner, kinds, now, expires)
+        )
+
+    def _serve_only(self, held: list[str]) -> None:
+        """A task for each relay held, and none for the others."""
+        for relay_id, task in list(self._workers.items()):
+            if relay_id not in held or task.done():
+                task.cancel()
+                del self._workers[relay_id]
+        for relay_id in held:
+            if relay_id not in self._workers:
+                self._workers[relay_id] = asyncio.create_task(
+                    self._serve(relay_id), name=f"wallet-relay-{relay_id}"
+                )
+
+    # --- one relay ----------------------------------------------------------------------------
+
+    async def _serve(self, relay_id: str) -> None:
+        """Deliver a relay's events for as long as this process holds it and it is enabled."""
+        sink: Sink | None = None
+        built_for: int | None = None
+        try:
+            while True:
+                progressed = False
+                try:
+                    relay = await self.read(lambda session: store.get_relay(session, relay_id))
+                    if relay is None:
+                        self._metrics.forget_relay(relay_id)
+                        return
+                    if relay.lease_owner != self.owner or relay.status != store.ENABLED:
+                        return
+                    if sink is None or built_for != relay.revision:
+                        if sink is not None:
+                            await _close(sink)
+                            sink = None
+                        sink = await self._sinks[relay.kind](relay, self)
+                        built_for = relay.revision
+                    progressed = await self._step(relay, sink)
+                except Exception:
+                    log.exception("relay %s: unexpected error; trying again", relay_id)
+                    await asyncio.sleep(_ERROR_PAUSE_S)
+                if not progressed:
+                    await asyncio.sleep(self.settings.events_relay_poll_s)
+        finally:
+            if sink is not None:
+                await _close(sink)
+
+    async def _step(self, relay: Relay, sink: Sink) -> bool:
+        """Deliver the next events of ``relay``, if it is time; whether its cursor moved."""
+        now = self._clock.now_us()
+        waiting = relay.next_attempt_us > now or time.monotonic() >= self._held_until
+        limit = 1 if waiting else RELAY_BATCH_SIZE
+        types = () if relay.every_type else relay.event_types
+
+        def pending(session: Session) -> tuple[int, list[StoredEvent]]:
+            newest = event_store.newest_position(session)
+            after = relay.delivered_position
+            return newest, event_store.read_events(session, after, newest, limit, types)
+
+        newest, events = await self.read(pending)
+        oldest_us = events[0].created_at_us if events else None
+        self._metrics.observe_relay_lag(relay.id, newest - relay.delivered_position, oldest_us, now)
+        if waiting:
+            return False
+        for event in events:
+            if not await self._deliver(relay, sink, event):
+                return False
+            relay = dataclasses.replace(
+                relay, delivered_position=event.position, failing_since_us=None, retry_delay_ms=None
+            )
+        if len(events) < limit and newest > relay.delivered_position:
+            # Nothing else up to `newest` is of the relay's types: pass over the rest.
+            return await self.write(
+                lambda session: store.advance_relay(
+                    session, relay, self.owner, newest, delivered=False
+                )
+            )
+        return bool(events)
+
+    async def _deliver(self, relay: Relay, sink: Sink, event: StoredEvent) -> bool:
+        """Deliver one event and record the attempt; whether it was acknowledged and the cursor
+        moved past it."""
+        if time.monotonic() >= self._held_until:
+            return False
+        started = time.monotonic()
+        status_code: int | None
+        error: str | None = None
+        try:
+            status_code = await sink.deliver(event, render_event(event))
+        except DeliveryFailed as failure:
+            status_code, error = failure.status_code, str(failure) or "delivery failed"
+        except Exception as failure:
+            log.exception("relay %s: the sink failed on event %s", relay.id, event.position)
+            status_code, error = None, f"{type(failure).__name__}: {failure}"
+        now = self._clock.now_us()
+        attempt = DeliveryAttempt(
+            event_id=event.id,
+            position=event.position,
+            status_code=status_code,
+            error=None if error is None else error[:RELAY_ERROR_LENGTH_MAX],
+            duration_ms=round((time.monotonic() - started) * 1000),
+            attempted_at_us=now,
+        )
+        self._metrics.count_delivery(relay.id, acknowledged=error is None)
+        if attempt.error is None:
+
+            def acknowledged(session: Session) -> bool:
+                store.record_attempt(session, relay.id, attempt, DELIVERY_ATTEMPTS_KEPT)
+                return store.advance_relay(
+                    session, relay, self.owner, event.position, delivered=True
+                )
+
+            return await self.write(acknowledged)
+        await self._fail(relay, attempt, attempt.error, now)
+        return False
+
+    async def _fail(self, relay: Relay, attempt: DeliveryAttempt, error: str, now: int) -> None:
+        delay_ms = next_retry_delay_ms(relay.retry_delay_ms, self._rng)
+        failing_since = now if relay.failing_since_us is None else relay.failing_since_us
+        disable = failing_since + RELAY_FAILING_MAX_S * 1_000_000 <= now
+
+        def failed(session: Session) -> bool:
+            store.record_attempt(session, relay.id, attempt, DELIVERY_ATTEMPTS_KEPT)
+            return store.record_failure(
+                session,
+                relay,
+                self.owner,
+                error=error,
+                retry_delay_ms=delay_ms,
+                next_attempt_us=now + delay_ms * 1000,
+                failing_since_us=failing_since,
+                disable=disable,
+            )
+
+        if await self.write(failed) and disable:
+            log.warning(
+                "relay %s disabled: its deliveries have failed for %d days (last: %s)",
+                relay.id,
+                RELAY_FAILING_MAX_S // 86_400,
+                error,
+            )
+
+
+async def _close(sink: Sink) -> None:
+    try:
+        await sink.close()
+    except Exception:
+        log.exception("a relay's sink failed to close")
