@@ -35,6 +35,7 @@ and from the service's own metrics the mean unit of work (commands, milliseconds
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -42,14 +43,18 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 import run
+from receiver import Receiver, delivery_summary, newest_position, subscribe
 
 WARMUP_S = 2.0
+DRAIN_TIMEOUT_S = 60.0
 WARM_CHUNK_BYTES = 1 << 20
 HISTORY_S = 5.0
 
@@ -82,6 +87,35 @@ def warm_page_cache(database: Path) -> float:
     return time.monotonic() - started
 
 
+@dataclass(frozen=True)
+class RunDatabase:
+    url: str
+    # The PostgreSQL database's name (its backends' CPU time is measured), None on SQLite.
+    postgresql_name: str | None = None
+    warmed_s: float | None = None
+
+
+@contextlib.contextmanager
+def run_database(
+    build: Path, start_from: str, workdir: Path, args: argparse.Namespace
+) -> Iterator[RunDatabase]:
+    """The database of one run, ready for the build: a fresh PostgreSQL database (dropped
+    afterwards), a fresh SQLite file, a copy of a file or the file itself; each fresh one
+    populated by the build's own bench/populate.py."""
+    if args.postgresql:
+        with run.fresh_database("postgresql", workdir, args.postgresql) as url:
+            run.populate(args.python, url, args.users, cpu=1, root=build)
+            yield RunDatabase(url, postgresql_name=url.rsplit("/", 1)[1])
+        return
+    if start_from and args.in_place:
+        database = Path(start_from)
+    else:
+        database = workdir / "wallet.db"
+        prepare(build, database, start_from, args.python, args.users)
+    warmed_s = warm_page_cache(database) if start_from and args.warm else None
+    yield RunDatabase(f"sqlite:///{database}", warmed_s=warmed_s)
+
+
 def measure(
     target: str, posts: run.Workload, args: argparse.Namespace, round_number: int
 ) -> dict[str, Any]:
@@ -90,34 +124,71 @@ def measure(
     workdir = Path(tempfile.mkdtemp(prefix="wallet-compare-"))
     load = run.LoadSettings(2, 32, 1, args.users)
     try:
-        if start_from and args.in_place:
-            database = Path(start_from)
-        else:
-            database = workdir / "wallet.db"
-            prepare(build, database, start_from, args.python, args.users)
-        warmed_s = warm_page_cache(database) if start_from and args.warm else None
-        env = {"DATABASE_URL": f"sqlite:///{database}", "WALLET_LOG_LEVEL": "warning"}
-        argv = [args.python, str(build / "main.py")]
-        server = run.Server(target, argv, env, 0, workdir / "server.log").start()
-        try:
-            run.run_wrk(load, posts, [server], WARMUP_S, args.seed)
-            result = run.measure_quietly(
-                load, posts, [server], args.duration, args.seed + round_number
-            )
-            if args.history:
-                pages = next(w for w in run.WORKLOADS if w.name == "get_history")
-                alone = run.LoadSettings(1, 1, 1, args.users)
-                result["history_1"] = run.measure_quietly(alone, pages, [server], HISTORY_S, 3)
-                result["history_32"] = run.measure_quietly(load, pages, [server], HISTORY_S, 3)
-            metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
-            result["batch"] = mean_of(metrics, "wallet_write_batch_size")
-            result["unit_of_work_ms"] = 1000 * mean_of(metrics, "wallet_db_unit_of_work_seconds")
-            result["peak_rss_mib"] = (server.read_peak_rss() or 0) / 1024
-            result["warmed_s"] = warmed_s
-        finally:
-            server.stop()
+        with run_database(build, start_from, workdir, args) as database:
+            env = {"DATABASE_URL": database.url, "WALLET_LOG_LEVEL": "warning"}
+            argv = [args.python, str(build / "main.py")]
+            server = run.Server(target, argv, env, 0, workdir / "server.log").start()
+            receiver = Receiver(args.receiver_cpu).start() if args.webhook else None
+            try:
+                result = measure_server(server, receiver, posts, load, database, args, round_number)
+            finally:
+                if receiver is not None:
+                    receiver.stop()
+                server.stop()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+    return result
+
+
+def measure_server(
+    server: run.Server,
+    receiver: Receiver | None,
+    posts: run.Workload,
+    load: run.LoadSettings,
+    database: RunDatabase,
+    args: argparse.Namespace,
+    round_number: int,
+) -> dict[str, Any]:
+    """Warm up and measure a started build: the POST mix, and with ``receiver`` its webhook
+    deliveries (where the build has webhooks), then the history pages if asked."""
+    subscription = subscribe(server.url, receiver) if receiver is not None else None
+    first = 0
+    run.run_wrk(load, posts, [server], WARMUP_S, args.seed)
+    if subscription is not None:
+        # The measured run starts with the warm-up's events delivered: its lags are its own.
+        warmup_drained = subscription.wait_delivered(
+            newest_position(server.url), args.drain_timeout
+        )
+        if warmup_drained is None:
+            print(f"  (the warm-up's events were not all delivered in {args.drain_timeout:g} s)")
+        first = newest_position(server.url)
+    result = run.measure_quietly(
+        load,
+        posts,
+        [server],
+        args.duration,
+        args.seed + round_number,
+        database=database.postgresql_name,
+        # The receiver is a thread of this process: its CPU time is the run's, not noise.
+        helpers=[os.getpid()] if receiver is not None else (),
+    )
+    if receiver is not None:
+        result["webhook"] = None
+    if receiver is not None and subscription is not None:
+        load_ended_s = time.time()
+        last = newest_position(server.url)
+        drained_s = subscription.wait_delivered(last, args.drain_timeout)
+        result["webhook"] = delivery_summary(receiver, first, last, load_ended_s, drained_s)
+    if args.history:
+        pages = next(w for w in run.WORKLOADS if w.name == "get_history")
+        alone = run.LoadSettings(1, 1, 1, args.users)
+        result["history_1"] = run.measure_quietly(alone, pages, [server], HISTORY_S, 3)
+        result["history_32"] = run.measure_quietly(load, pages, [server], HISTORY_S, 3)
+    metrics = httpx.get(f"{server.url}/metrics", timeout=10).text
+    result["batch"] = mean_of(metrics, "wallet_write_batch_size")
+    result["unit_of_work_ms"] = 1000 * mean_of(metrics, "wallet_db_unit_of_work_seconds")
+    result["peak_rss_mib"] = (server.read_peak_rss() or 0) / 1024
+    result["warmed_s"] = database.warmed_s
     return result
 
 
@@ -129,6 +200,10 @@ def line(name: str, result: dict[str, Any]) -> str:
         f"  busy {100 * result['server_cpu_share']:3.0f} %  unit of work"
         f" {result['batch']:4.1f} cmds {result['unit_of_work_ms']:4.2f} ms"
     )
+    if "database_cpu_us_per_request" in result:
+        text += f"  PostgreSQL CPU {result['database_cpu_us_per_request']:4.0f} µs/req"
+    if "webhook" in result:
+        text += f"  {webhook_text(result['webhook'], result.get('helpers_cpu_us_per_request'))}"
     for key in ("history_1", "history_32"):
         if key in result:
             pages = result[key]["latency_ms"]
@@ -138,6 +213,42 @@ def line(name: str, result: dict[str, Any]) -> str:
     if result.get("warmed_s") is not None:
         text += f"  (file read in {result['warmed_s']:.1f} s before)"
     return text
+
+
+def webhook_text(delivery: dict[str, Any] | None, receiver_us: float | None) -> str:
+    if delivery is None:
+        return "webhooks: none (no route: the baseline)"
+    text = f"webhooks: {delivery['delivered']:,} of {delivery['events']:,} events delivered"
+    if "lag_ms" in delivery:
+        lag = delivery["lag_ms"]
+        text += f", lag p50 {lag['p50']:.1f} p99 {lag['p99']:.1f} max {lag['max']:.1f} ms"
+    drain = delivery["drain_s"]
+    text += ", not drained" if drain is None else f", drained {drain:.2f} s after the load"
+    kinds = ("repeats", "unsigned", "refused", "unnoted")
+    problems = {kind: delivery[kind] for kind in kinds if delivery[kind]}
+    if problems:
+        text += f" ({', '.join(f'{k} {v:,}' for k, v in problems.items())})"
+    if receiver_us is not None:
+        text += f"; receiver CPU {receiver_us:.0f} µs/req"
+    return text
+
+
+def webhook_medians(runs: list[dict[str, Any]]) -> str:
+    """The medians of the runs' delivery lags and drain times, and the worst lag."""
+    delivered = [r["webhook"] for r in runs if r.get("webhook") and "lag_ms" in r["webhook"]]
+    if not delivered:
+        return ""
+    drains = [d["drain_s"] for d in delivered]
+    drain = (
+        f"drain median {statistics.median(drains):.2f} s"
+        if None not in drains
+        else f"not drained in {sum(d is None for d in drains)} runs"
+    )
+    return (
+        f"  webhook lag p50 {statistics.median(d['lag_ms']['p50'] for d in delivered):.1f}"
+        f" p99 {statistics.median(d['lag_ms']['p99'] for d in delivered):.1f} ms (medians),"
+        f" max {max(d['lag_ms']['max'] for d in delivered):.1f} ms, {drain}"
+    )
 
 
 def main() -> int:
@@ -164,8 +275,34 @@ def main() -> int:
         action="store_true",
         help="read each @DATABASE_FILE once before its run, so that the run starts with it cached",
     )
+    parser.add_argument(
+        "--postgresql",
+        metavar="ADMIN_URL",
+        help="run every build on a fresh PostgreSQL database, created through ADMIN_URL (e.g."
+        " postgresql://postgres@127.0.0.1:5432/postgres), populated by the build and dropped"
+        " after its run; default: a fresh SQLite file",
+    )
+    parser.add_argument(
+        "--webhook",
+        action="store_true",
+        help="subscribe a loopback receiver to every event (builds without webhooks: none) and"
+        " report each run's delivery lag and drain time",
+    )
+    parser.add_argument(
+        "--receiver-cpu",
+        type=int,
+        help="pin the webhook receiver's thread to this CPU (default: the bench's, with wrk)",
+    )
+    parser.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=DRAIN_TIMEOUT_S,
+        help="seconds to wait for the webhook deliveries to catch up after the load",
+    )
     parser.add_argument("--python", default=sys.executable)
     args = parser.parse_args()
+    if args.postgresql and any("@" in target for target in args.targets):
+        parser.error("--postgresql: a @DATABASE_FILE is a SQLite file; give builds only")
     workloads = {w.name: w for w in run.WORKLOADS if w.name.startswith("post_transaction")}
     chosen = [name.strip() for name in args.workloads.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in workloads]
@@ -197,6 +334,7 @@ def main() -> int:
             f"  CPU {statistics.median(r['server_cpu_us_per_request'] for r in runs):4.0f} µs/req"
             f"  against {first[-30:]}: rounds {', '.join(f'{r:.2f}' for r in ratios)}"
             f" (median {statistics.median(ratios):.2f})"
+            f"{webhook_medians(runs)}"
         )
     return 0
 

@@ -364,11 +364,14 @@ def run_wrk(
     seed: int,
     during: Callable[[], object] | None = None,
     database: str | None = None,
+    helpers: Sequence[int] = (),
 ) -> dict[str, Any]:
     """One wrk run against ``servers`` (threads spread over them); the parsed measurement.
 
     ``during`` is called while wrk runs (bench/profile.py records a profile there). ``database``
     names the PostgreSQL database the servers use, whose backends' CPU time is then measured too.
+    ``helpers`` are processes that take part in the run (compare.py --webhook: this one, whose
+    thread receives the webhooks): their CPU time is measured, and is not "other".
     """
     ports = [server.port for server in servers]
     threads = max(load.threads, len(ports))
@@ -387,12 +390,13 @@ def run_wrk(
         "BENCH_NONCE": uuid.uuid4().hex[:12],
     }
 
-    def cpu_now() -> tuple[float, float, float, float]:
+    def cpu_now() -> tuple[float, float, float, float, float]:
         return (
             machine_busy_seconds(),
             sum(server.cpu_seconds() for server in servers),
             database_cpu_seconds(database),
             children_cpu_seconds(),
+            sum(process_cpu_seconds(pid) for pid in helpers),
         )
 
     before, started = cpu_now(), time.monotonic()
@@ -403,7 +407,7 @@ def run_wrk(
             during()
         stdout, stderr = wrk.communicate(timeout=duration_s + 120)
     wall = time.monotonic() - started
-    busy, own, db, ours = (b - a for a, b in zip(before, cpu_now(), strict=True))
+    busy, own, db, ours, helping = (b - a for a, b in zip(before, cpu_now(), strict=True))
     for server in servers:
         server.check_alive()
     if wrk.returncode != 0:
@@ -414,12 +418,14 @@ def run_wrk(
     raw = json.loads(line.removeprefix("BENCH_RESULT "))
     requests = max(raw["requests"], 1)
     # Whatever kept the machine busy besides the servers, their database and wrk.
-    other = max(0.0, busy - own - db - ours)
+    other = max(0.0, busy - own - db - ours - helping)
     result = measurement(raw, server_cpu_share=own / wall, other_cpu_share=other / wall)
     # CPU time per request: what the server spends on one, whatever else ran beside it.
     result["server_cpu_us_per_request"] = round(1e6 * own / requests, 1)
     if database:
         result["database_cpu_us_per_request"] = round(1e6 * db / requests, 1)
+    if helpers:
+        result["helpers_cpu_us_per_request"] = round(1e6 * helping / requests, 1)
     return result
 
 
@@ -430,6 +436,7 @@ def measure_quietly(
     duration_s: float,
     seed: int,
     database: str | None = None,
+    helpers: Sequence[int] = (),
 ) -> dict[str, Any]:
     """A measured run, started when our CPUs are quiet, and taken again (up to NOISY_RUNS_MAX
     times in all) while other processes kept the machine busy for more than NOISY_SHARE_MAX of
@@ -439,7 +446,9 @@ def measure_quietly(
     attempts: list[dict[str, Any]] = []
     while len(attempts) < NOISY_RUNS_MAX:
         wait_until_quiet(cpus, QUIET_BUSY_MAX, QUIET_WAIT_S)
-        attempts.append(run_wrk(load, workload, servers, duration_s, seed, database=database))
+        attempts.append(
+            run_wrk(load, workload, servers, duration_s, seed, database=database, helpers=helpers)
+        )
         if attempts[-1]["other_cpu_share"] <= NOISY_SHARE_MAX:
             break
         share = f"{100 * attempts[-1]['other_cpu_share']:.0f} %"
