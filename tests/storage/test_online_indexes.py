@@ -48,6 +48,22 @@ def schema_version(url: str) -> str:
 
 # What the migrations after 0008 added, undone, so that they run again after those under test.
 UNDO_AFTER_0008 = (
+    # 0010 and later: new tables only.
+    *(
+        f"DROP TABLE {table} CASCADE"
+        for table in (
+            "balance_monitors",
+            "daily_limits",
+            "freeze_log",
+            "freezes",
+            "delivery_attempts",
+            "webhook_endpoints",
+            "event_relays",
+            "event_positions",
+            "events",
+        )
+    ),
+    # 0009
     "DROP TABLE transaction_metadata",
     "DROP TRIGGER holds_metadata_kept ON holds",
     "DROP FUNCTION wallet_hold_metadata_kept()",
