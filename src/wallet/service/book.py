@@ -52,7 +52,8 @@ class Book:
     settled: list[str] = field(default_factory=list)
     # The events of what was recorded, in order, to write with it (the outbox).
     events: list[NewEvent] = field(default_factory=list)
-    # Each recorded transaction as the API shows it, rendered once: its answer and its event.
+    # Each transaction and hold recorded, by id, as the API shows it, rendered once: its answer
+    # and its event.
     views: dict[str, bytes] = field(default_factory=dict)
 
     def mark(self) -> "Book":

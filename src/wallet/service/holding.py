@@ -35,16 +35,17 @@ def hold_accounts(user_id: str, asset_code: str) -> tuple[AccountRef, ...]:
     )
 
 
-def apply_hold(book: Book, command: HoldCommand, scale: int, now_us: int) -> tuple[bytes, str]:
-    """Apply a hold command; the hold afterwards as the API shows it (the body of the answer
-    and of its event), and the id of the transaction it made."""
+def apply_hold(book: Book, command: HoldCommand, scale: int, now_us: int) -> tuple[Hold, str]:
+    """Apply a hold command; the hold afterwards and the id of the transaction it made. The hold
+    as the API shows it is rendered once, for its event and the answer (``book.views``)."""
     if command.action is HoldAction.PLACE:
         hold, transaction_id = _place(book, command, scale, now_us)
     else:
         hold, transaction_id = _settle(book, command, scale, now_us)
     view = orjson.dumps(hold_view(hold, scale))
+    book.views[hold.id] = view
     book.emit(HOLD_EVENTS[hold.status], view)
-    return view, transaction_id
+    return hold, transaction_id
 
 
 def _settle(book: Book, command: HoldCommand, scale: int, now_us: int) -> tuple[Hold, str]:

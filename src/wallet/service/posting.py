@@ -99,8 +99,8 @@ def apply_commands(
             if isinstance(command, BatchCommand):
                 outcome = _apply_batch(book, command, scales, now_us)
             elif isinstance(command, HoldCommand):
-                body, transaction_id = apply_hold(book, command, scales[command.asset_code], now_us)
-                outcome = Outcome(body=body, transaction_id=transaction_id)
+                hold, transaction_id = apply_hold(book, command, scales[command.asset_code], now_us)
+                outcome = Outcome(body=book.views[hold.id], transaction_id=transaction_id)
             else:
                 transaction = apply_command(book, command, scales[command.asset_code], now_us)
                 body = book.views[transaction.id]
