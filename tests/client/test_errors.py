@@ -71,6 +71,7 @@ CONTRACT_CODES = {
     "overloaded",
     "batch_failed",
     "events_pruned",
+    "webhook_not_found",
 }
 
 

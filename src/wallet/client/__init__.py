@@ -53,6 +53,7 @@ from .errors import (
     WalletAPIError,
     WalletClientError,
     WalletConnectionError,
+    WebhookNotFound,
 )
 from .models import (
     Asset,
@@ -121,6 +122,7 @@ __all__ = [
     "WalletClient",
     "WalletClientError",
     "WalletConnectionError",
+    "WebhookNotFound",
     "WebhookVerificationFailed",
     "verify_webhook",
 ]

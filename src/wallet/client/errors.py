@@ -95,6 +95,12 @@ class HoldNotFound(WalletAPIError):
     code = "hold_not_found"
 
 
+class WebhookNotFound(WalletAPIError):
+    """404: an unknown webhook endpoint id."""
+
+    code = "webhook_not_found"
+
+
 class NotFound(WalletAPIError):
     """404: no such route (a server older than this client)."""
 
