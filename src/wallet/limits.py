@@ -177,6 +177,9 @@ EVENTS_NATS_DRAIN_TIMEOUT_S = 5
 # DELIVERY_ATTEMPTS_KEPT attempts; an error is kept to RELAY_ERROR_LENGTH_MAX characters.
 EVENTS_LEASE_S = 15.0
 EVENTS_RELAY_POLL_S = 0.25
+# Acknowledged deliveries are recorded (cursor, attempts) together, at least this often and at
+# the end of each batch read: a crash makes at most that many events go again.
+RELAY_FLUSH_INTERVAL_S = 0.1
 RELAY_BATCH_SIZE = 100
 RELAY_RETRY_FIRST_MAX_S = 5.0
 RELAY_RETRY_DELAY_MAX_S = 3600.0

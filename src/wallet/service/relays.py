@@ -46,6 +46,7 @@ from wallet.limits import (
     RELAY_BATCH_SIZE,
     RELAY_ERROR_LENGTH_MAX,
     RELAY_FAILING_MAX_S,
+    RELAY_FLUSH_INTERVAL_S,
     RELAY_RETRY_DELAY_MAX_S,
     RELAY_RETRY_FIRST_MAX_S,
 )
@@ -304,12 +305,36 @@ class RelayRunner:
         self._metrics.observe_relay_lag(relay.id, newest - relay.delivered_position, oldest_us, now)
         if waiting:
             return False
+        # Acknowledged deliveries are recorded (cursor and attempts) in one unit of work per
+        # group: at the end of the batch, before a failure, and every RELAY_FLUSH_INTERVAL_S.
+        # A crash loses at most one batch's acknowledgements: those events go again.
+        acknowledged: list[DeliveryAttempt] = []
+        flushed = time.monotonic()
+        moved = False
         for event in events:
-            if not await self._deliver(relay, sink, event):
+            attempt = await self._attempt(relay, sink, event)
+            if attempt is None:
+                # No longer ours to deliver: record what was acknowledged, pass over nothing.
+                if acknowledged:
+                    await self._flush(relay, acknowledged)
                 return False
-            relay = dataclasses.replace(
-                relay, delivered_position=event.position, failing_since_us=None, retry_delay_ms=None
-            )
+            if attempt.error is not None:
+                if acknowledged:
+                    flushed_relay = await self._flush(relay, acknowledged)
+                    if flushed_relay is None:
+                        return True
+                    relay = flushed_relay
+                await self._fail(relay, attempt, attempt.error, self._clock.now_us())
+                return bool(acknowledged) or moved
+            acknowledged.append(attempt)
+            if time.monotonic() - flushed >= RELAY_FLUSH_INTERVAL_S:
+                flushed_relay = await self._flush(relay, acknowledged)
+                if flushed_relay is None:
+                    return True
+                relay = flushed_relay
+                acknowledged, flushed, moved = [], time.monotonic(), True
+        if acknowledged:
+            return await self._flush(relay, acknowledged) is not None or moved
         if len(events) < limit and newest > relay.delivered_position:
             # Nothing else up to `newest` is of the relay's types: pass over the rest.
             return await self.write(
@@ -317,13 +342,15 @@ class RelayRunner:
                     session, relay, self.owner, newest, delivered=False
                 )
             )
-        return bool(events)
+        return moved
 
-    async def _deliver(self, relay: Relay, sink: Sink, event: StoredEvent) -> bool:
-        """Deliver one event and record the attempt; whether it was acknowledged and the cursor
-        moved past it."""
+    async def _attempt(
+        self, relay: Relay, sink: Sink, event: StoredEvent
+    ) -> DeliveryAttempt | None:
+        """Deliver one event; the attempt (``error`` None if acknowledged), or None if this
+        process may no longer deliver under its lease."""
         if time.monotonic() >= self._held_until:
-            return False
+            return None
         started = time.monotonic()
         status_code: int | None
         error: str | None = None
@@ -334,27 +361,30 @@ class RelayRunner:
         except Exception as failure:
             log.exception("relay %s: the sink failed on event %s", relay.id, event.position)
             status_code, error = None, f"{type(failure).__name__}: {failure}"
-        now = self._clock.now_us()
-        attempt = DeliveryAttempt(
+        self._metrics.count_delivery(relay.id, acknowledged=error is None)
+        return DeliveryAttempt(
             event_id=event.id,
             position=event.position,
             status_code=status_code,
             error=None if error is None else error[:RELAY_ERROR_LENGTH_MAX],
             duration_ms=round((time.monotonic() - started) * 1000),
-            attempted_at_us=now,
+            attempted_at_us=self._clock.now_us(),
         )
-        self._metrics.count_delivery(relay.id, acknowledged=error is None)
-        if attempt.error is None:
 
-            def acknowledged(session: Session) -> bool:
-                store.record_attempt(session, relay.id, attempt, DELIVERY_ATTEMPTS_KEPT)
-                return store.advance_relay(
-                    session, relay, self.owner, event.position, delivered=True
-                )
+    async def _flush(self, relay: Relay, acknowledged: list[DeliveryAttempt]) -> Relay | None:
+        """Record acknowledged deliveries and move the cursor past the last; the relay as it
+        is then, or None if this process lost it (lease, or an operator's change)."""
+        last = acknowledged[-1].position
 
-            return await self.write(acknowledged)
-        await self._fail(relay, attempt, attempt.error, now)
-        return False
+        def record(session: Session) -> bool:
+            store.record_attempts(session, relay.id, acknowledged, DELIVERY_ATTEMPTS_KEPT)
+            return store.advance_relay(session, relay, self.owner, last, delivered=True)
+
+        if not await self.write(record):
+            return None
+        return dataclasses.replace(
+            relay, delivered_position=last, failing_since_us=None, retry_delay_ms=None
+        )
 
     async def _fail(self, relay: Relay, attempt: DeliveryAttempt, error: str, now: int) -> None:
         delay_ms = next_retry_delay_ms(relay.retry_delay_ms, self._rng)
@@ -362,7 +392,7 @@ class RelayRunner:
         disable = failing_since + RELAY_FAILING_MAX_S * 1_000_000 <= now
 
         def failed(session: Session) -> bool:
-            store.record_attempt(session, relay.id, attempt, DELIVERY_ATTEMPTS_KEPT)
+            store.record_attempts(session, relay.id, [attempt], DELIVERY_ATTEMPTS_KEPT)
             return store.record_failure(
                 session,
                 relay,

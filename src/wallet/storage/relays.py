@@ -273,33 +273,40 @@ def release_relays(session: Session, owner: str) -> None:
     )
 
 
-def record_attempt(session: Session, relay_id: str, attempt: DeliveryAttempt, kept: int) -> None:
-    """Add an attempt to a relay's list, and drop those beyond the newest ``kept``. Nothing if
-    the relay was deleted meanwhile."""
+def record_attempts(
+    session: Session, relay_id: str, attempts: Sequence[DeliveryAttempt], kept: int
+) -> None:
+    """Add attempts to a relay's list (only the newest ``kept`` of them: the others would go at
+    once), and drop those beyond the newest ``kept``. Nothing if the relay was deleted."""
     row = session.one(
-        "UPDATE event_relays SET attempts_made = attempts_made + 1 WHERE id = ?"
+        "UPDATE event_relays SET attempts_made = attempts_made + ? WHERE id = ?"
         " RETURNING attempts_made",
-        (relay_id,),
+        (len(attempts), relay_id),
     )
     if row is None:
         return
-    seq = int(row[0])
-    session.run(
+    last = int(row[0])
+    first = last - len(attempts) + 1
+    session.run_many(
         "INSERT INTO delivery_attempts (relay_id, seq, event_id, position, status_code, error,"
         " duration_ms, attempted_at_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            relay_id,
-            seq,
-            attempt.event_id,
-            attempt.position,
-            attempt.status_code,
-            attempt.error,
-            attempt.duration_ms,
-            attempt.attempted_at_us,
-        ),
+        [
+            (
+                relay_id,
+                first + offset,
+                attempt.event_id,
+                attempt.position,
+                attempt.status_code,
+                attempt.error,
+                attempt.duration_ms,
+                attempt.attempted_at_us,
+            )
+            for offset, attempt in enumerate(attempts)
+            if first + offset > last - kept
+        ],
     )
     session.run(
-        "DELETE FROM delivery_attempts WHERE relay_id = ? AND seq <= ?", (relay_id, seq - kept)
+        "DELETE FROM delivery_attempts WHERE relay_id = ? AND seq <= ?", (relay_id, last - kept)
     )
 
 
