@@ -187,10 +187,9 @@ RELAY_FAILING_MAX_S = 3 * 86_400
 DELIVERY_ATTEMPTS_KEPT = 100
 RELAY_ERROR_LENGTH_MAX = 500
 # Webhooks: how many endpoints may exist, a URL's length, how long one delivery may take before
-# it counts as failed (setting WALLET_WEBHOOK_TIMEOUT_S), how much of an answer is read, and the
-# connections one endpoint's client keeps (deliveries to an endpoint go one at a time).
+# it counts as failed (setting WALLET_WEBHOOK_TIMEOUT_S), and how much of an answer is read (one
+# connection per endpoint: its deliveries go one at a time).
 WEBHOOK_ENDPOINTS_MAX = 100
 WEBHOOK_URL_LENGTH_MAX = 2048
 WEBHOOK_TIMEOUT_S = 10.0
 WEBHOOK_RESPONSE_BYTES_MAX = 4096
-WEBHOOK_CONNECTIONS_MAX = 2

@@ -27,7 +27,6 @@ from wallet import __version__
 from wallet.domain.errors import ValidationFailed, WebhookNotFound
 from wallet.limits import (
     DELIVERY_ATTEMPTS_KEPT,
-    WEBHOOK_CONNECTIONS_MAX,
     WEBHOOK_ENDPOINTS_MAX,
     WEBHOOK_RESPONSE_BYTES_MAX,
     WEBHOOK_URL_LENGTH_MAX,
@@ -40,6 +39,7 @@ from wallet.storage.relays import DeliveryAttempt, Relay, WebhookEndpoint
 
 from .clock import Clock, format_us, new_transaction_id
 from .events import EVENT_TYPES
+from .poster import Poster, PostFailed
 from .relays import DeliveryFailed, RelayRunner, Sink
 
 KIND = "webhook"
@@ -198,27 +198,16 @@ def _found(webhook_id: str, endpoint: WebhookEndpoint | None) -> WebhookEndpoint
 
 
 class WebhookSink:
-    """POSTs events to one endpoint, one at a time, over a small pool of its own."""
+    """POSTs events to one endpoint, one at a time, over one connection of its own (poster.py)."""
 
     def __init__(self, url: str, secret: str, timeout_s: float) -> None:
-        self._url = url
+        self._poster = Poster(url, WEBHOOK_RESPONSE_BYTES_MAX, f"wallet/{__version__}")
         self._signer = Webhook(secret)
         self._timeout_s = timeout_s
-        self._client = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_s),
-            follow_redirects=False,
-            limits=httpx.Limits(
-                max_connections=WEBHOOK_CONNECTIONS_MAX, max_keepalive_connections=1
-            ),
-            # No proxy nor credentials from the environment: the endpoint is the operator's.
-            trust_env=False,
-            headers={"User-Agent": f"wallet/{__version__}"},
-        )
 
     async def deliver(self, event: StoredEvent, body: bytes) -> int | None:
         seconds = int(time.time())
         headers = {
-            "Content-Type": "application/json",
             "webhook-id": event.id,
             "webhook-timestamp": str(seconds),
             "webhook-signature": self._signer.sign(
@@ -226,19 +215,16 @@ class WebhookSink:
             ),
         }
         try:
-            # One deadline for the whole exchange: httpx's timeout bounds each read alone, and
-            # an answer that trickles in would never end.
+            # One deadline for the whole exchange: an answer that trickles in never ends.
             async with asyncio.timeout(self._timeout_s):
-                request = self._client.stream("POST", self._url, content=body, headers=headers)
-                async with request as response:
-                    await _read_some(response)
+                status = await self._poster.post(body, headers)
         except TimeoutError:
+            self._poster.close()
             raise DeliveryFailed(f"no answer within {self._timeout_s:g} s") from None
-        except httpx.TimeoutException:
-            raise DeliveryFailed(f"no answer within {self._timeout_s:g} s") from None
-        except httpx.HTTPError as error:
+        except PostFailed as error:
+            raise DeliveryFailed(str(error)) from None
+        except OSError as error:
             raise DeliveryFailed(f"{type(error).__name__}: {error}".rstrip(": ")) from None
-        status = response.status_code
         if 200 <= status < 300:
             return status
         if 300 <= status < 400:
@@ -246,17 +232,7 @@ class WebhookSink:
         raise DeliveryFailed(f"HTTP {status}", status)
 
     async def close(self) -> None:
-        await self._client.aclose()
-
-
-async def _read_some(response: httpx.Response) -> None:
-    """Read at most WEBHOOK_RESPONSE_BYTES_MAX of an answer (none of it matters but its status);
-    the rest is dropped with the connection."""
-    read = 0
-    async for chunk in response.aiter_raw():
-        read += len(chunk)
-        if read >= WEBHOOK_RESPONSE_BYTES_MAX:
-            break
+        self._poster.close()
 
 
 async def webhook_sink(relay: Relay, runner: RelayRunner) -> Sink:
