@@ -315,6 +315,69 @@ def test_events_tail_below_what_retention_kept_is_events_pruned(database_url: st
     assert json.loads(kept.stdout.splitlines()[0])["position"] == 4
 
 
+FREEZE_LOG = "SELECT user_id, asset_code, action, reason, actor FROM freeze_log ORDER BY seq"
+
+
+def test_users_freeze_and_unfreeze_log_as_cli_and_emit_events(database_url: str) -> None:
+    url = ["--database-url", database_url]
+    frozen = wallet("users", "freeze", "user_001", "--reason", "ticket 7", "--asset", "GC", *url)
+    again = wallet("users", "freeze", "user_001", "--reason", "ticket 8", "--asset", "GC", *url)
+    every = wallet("users", "freeze", "user_001", "--reason", "takeover", *url)
+    lifted = wallet("users", "unfreeze", "user_001", "--asset", "GC", "--reason", "done", *url)
+    nothing = wallet("users", "unfreeze", "user_001", "--asset", "GC", *url)
+    all_lifted = wallet("users", "unfreeze", "user_001", *url)
+
+    for result in (frozen, again, every, lifted, nothing, all_lifted):
+        assert result.returncode == 0, result.stderr
+    assert frozen.stdout == "Froze user_001's GC account.\n"
+    assert again.stdout.startswith("User_001's GC account was frozen already (since ")
+    assert "by cli: ticket 7); nothing changed." in again.stdout
+    assert every.stdout == "Froze all of user_001's accounts.\n"
+    assert lifted.stdout.startswith("Unfroze user_001's GC account (frozen since ")
+    assert nothing.stdout == "User_001's GC account had no freeze in force; nothing changed.\n"
+    assert all_lifted.stdout.startswith("Unfroze all of user_001's accounts")
+    assert rows(database_url, FREEZE_LOG) == [
+        ("user_001", "GC", "freeze", "ticket 7", "cli"),
+        ("user_001", "*", "freeze", "takeover", "cli"),
+        ("user_001", "GC", "unfreeze", "done", "cli"),
+        ("user_001", "*", "unfreeze", "no reason given", "cli"),
+    ]
+    assert rows(database_url, "SELECT count(*) FROM freezes") == [(0,)]
+    events = rows(
+        database_url, "SELECT type, data FROM events WHERE type LIKE 'account.%' ORDER BY position"
+    )
+    assert [(kind, json.loads(data)) for kind, data in events] == [
+        ("account.frozen", {"user_id": "user_001", "asset_code": "GC", "reason": "ticket 7"}),
+        ("account.frozen", {"user_id": "user_001", "asset_code": None, "reason": "takeover"}),
+        ("account.unfrozen", {"user_id": "user_001", "asset_code": "GC", "reason": "done"}),
+        (
+            "account.unfrozen",
+            {"user_id": "user_001", "asset_code": None, "reason": "no reason given"},
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["freeze", "nobody", "--reason", "x"], 65, "wallet: user_not_found: "),
+        (["unfreeze", "nobody"], 65, "wallet: user_not_found: "),
+        (["freeze", "user_001", "--reason", "x", "--asset", "XX"], 65, "wallet: validation_error"),
+        (["freeze", "user_001", "--reason", ""], 65, "wallet: validation_error: reason is 1 to"),
+        (["freeze", "bad id", "--reason", "x"], 2, "USER is 1 to 128 characters"),
+        (["freeze", "user_001"], 2, "Missing option '--reason'"),
+    ],
+)
+def test_users_freeze_refuses_bad_input(
+    database_url: str, args: list[str], code: int, message: str
+) -> None:
+    result = wallet("users", *args, "--database-url", database_url)
+
+    assert result.returncode == code, result.stdout + result.stderr
+    assert message in result.stderr
+    assert rows(database_url, "SELECT count(*) FROM freeze_log") == [(0,)]
+
+
 def _append_event(database_url: str, kind: str, data: dict[str, Any]) -> str:
     """Write one event as a unit of work of the service does; its id."""
     event_id = str(uuid.uuid4())

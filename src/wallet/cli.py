@@ -1,5 +1,5 @@
-"""The command line: ``wallet serve | migrate | seed | verify | keys … | assets … | export |
-events tail``, each calling a service use case.
+"""The command line: ``wallet serve | migrate | seed | verify | keys … | assets … | users freeze
+| users unfreeze | export | events tail``, each calling a service use case.
 
 Settings come from the environment (``DATABASE_URL``, ``PORT``, ``WALLET_*``) exactly as for
 ``python main.py``; ``--database-url`` overrides ``DATABASE_URL``. Expected failures end with an
@@ -42,17 +42,20 @@ from wallet.limits import (
     EVENT_POLL_INTERVAL_S,
     POSITION_MAX,
     SCALE_MAX,
+    USER_ID_PATTERN,
 )
 from wallet.service.admin import migrate_database, seed_database
 from wallet.service.assets import AssetCatalog, new_asset
 from wallet.service.clock import SystemClock, format_us, parse_instant_us
 from wallet.service.events import EVENT_TYPES, Events, render_event
 from wallet.service.export import EXPORT_FIELDS, ExportRow, export_ledger
+from wallet.service.freezes import CLI_ACTOR, Freezes
 from wallet.service.keys import Scope, create_api_key, list_api_keys, revoke_api_key
 from wallet.service.metrics import Metrics
 from wallet.service.verify import verify_ledger
 from wallet.storage import Database, open_database
 from wallet.storage.database import DatabaseMissing
+from wallet.storage.freezes import StoredFreeze
 from wallet.storage.keys import StoredKey
 
 EXIT_BOOKS_DO_NOT_BALANCE = 1
@@ -305,6 +308,91 @@ def keys_revoke(database_url: str | None, key_id: str) -> None:
     if record is None:
         raise click.UsageError(f"no API key with id {key_id!r}")
     click.echo(f"Revoked API key {record.id} ({record.name}).")
+
+
+@main.group()
+def users() -> None:
+    """Freeze and unfreeze users' accounts.
+
+    A frozen account refuses every top-up, bonus, purchase, refund, hold placement and capture
+    (account_frozen) in every running service at once; hold expiry and releases go on. Each
+    freeze and unfreeze is logged (by "cli") and is an event.
+    """
+
+
+asset_option = click.option(
+    "--asset",
+    "asset_code",
+    metavar="CODE",
+    help="One asset's account, e.g. GC. [default: the freeze of all of the user's assets]",
+)
+
+
+def _user_id(user_id: str) -> str:
+    if not re.match(USER_ID_PATTERN, user_id):
+        raise click.UsageError("USER is 1 to 128 characters of A-Z a-z 0-9 . _ : @ -")
+    return user_id
+
+
+def _account(user_id: str, asset_code: str | None) -> str:
+    return f"{user_id}'s {asset_code} account" if asset_code else f"all of {user_id}'s accounts"
+
+
+@users.command("freeze")
+@database_url_option
+@click.argument("user_id", metavar="USER")
+@click.option("--reason", required=True, help="Why, for the log (1 to 500 characters).")
+@asset_option
+def users_freeze(
+    database_url: str | None, user_id: str, reason: str, asset_code: str | None
+) -> None:
+    """Freeze USER's account in one asset (--asset), or in all of them. Freezing what is
+    frozen changes nothing.
+    """
+    settings = _settings(database_url)
+    user_id = _user_id(user_id)
+
+    def freeze(database: Database) -> tuple[StoredFreeze, bool]:
+        freezes = Freezes(database, AssetCatalog(database), SystemClock())
+        return freezes.freeze(user_id, asset_code, reason, CLI_ACTOR)
+
+    freeze_in_force, created = _with_database(settings, freeze)
+    account = _account(user_id, asset_code)
+    if created:
+        click.echo(f"Froze {account}.")
+    else:
+        since = format_us(freeze_in_force.frozen_at_us)
+        click.echo(
+            f"{account[0].upper()}{account[1:]} was frozen already (since {since}, by "
+            f"{freeze_in_force.frozen_by}: {freeze_in_force.reason}); nothing changed."
+        )
+
+
+@users.command("unfreeze")
+@database_url_option
+@click.argument("user_id", metavar="USER")
+@click.option("--reason", help="Why, for the log (1 to 500 characters).")
+@asset_option
+def users_unfreeze(
+    database_url: str | None, user_id: str, reason: str | None, asset_code: str | None
+) -> None:
+    """Lift the freeze of USER's account in one asset (--asset), or the freeze of all of its
+    assets (a freeze of one asset is lifted by its own --asset). Unfreezing what is not
+    frozen changes nothing.
+    """
+    settings = _settings(database_url)
+    user_id = _user_id(user_id)
+
+    def unfreeze(database: Database) -> StoredFreeze | None:
+        freezes = Freezes(database, AssetCatalog(database), SystemClock())
+        return freezes.unfreeze(user_id, asset_code, reason, CLI_ACTOR)
+
+    lifted = _with_database(settings, unfreeze)
+    account = _account(user_id, asset_code)
+    if lifted is not None:
+        click.echo(f"Unfroze {account} (frozen since {format_us(lifted.frozen_at_us)}).")
+    else:
+        click.echo(f"{account[0].upper()}{account[1:]} had no freeze in force; nothing changed.")
 
 
 class InstantType(click.ParamType[int, str | int]):

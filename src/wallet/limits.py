@@ -115,6 +115,11 @@ HOLD_SWEEP_BATCH_MAX = 100
 HOLD_PAGE_SIZE_DEFAULT = 50
 HOLD_PAGE_SIZE_MAX = 500
 
+# Freezes (API.md, "Player protection"): a reason's length, and a page of a user's freeze log.
+FREEZE_REASON_LENGTH_MAX = 500
+FREEZE_LOG_PAGE_SIZE_DEFAULT = 50
+FREEZE_LOG_PAGE_SIZE_MAX = 500
+
 # Events (GET /events): a page's size, how long a reader may wait for the next event, how many
 # readers may wait at once (each holds a connection but no thread and no database connection),
 # and how often waiting readers look for events written by another process.

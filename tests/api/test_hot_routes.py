@@ -82,6 +82,7 @@ def test_balance_reads_with_a_query_or_a_malformed_path_go_to_the_route(
         "asset_code": "GC",
         "balance": "10.00",
         "held": "0.00",
+        "frozen": False,
     }
     past = client.get("/balance/hot_read/GC", params={"as_of": "2000-01-01T00:00:00Z"})
     assert past.status_code == 200

@@ -80,6 +80,7 @@ def test_balances_of_the_seeded_users(client: TestClient) -> None:
                 "asset_code": asset,
                 "balance": amount,
                 "held": "0.00",
+                "frozen": False,
             }
 
 

@@ -70,9 +70,9 @@ def test_look_up_a_user_balances_with_held(page: Page, wallet: Wallet) -> None:
     wallet.post("/holds", {"user_id": "lookup_1", "asset_code": "GC", "amount": "40.00"})
     sign_in(page, wallet)
     find_user(page, "lookup_1")
-    assert balance_row(page, "GC") == ["GC", "960.00", "40.00"]
-    assert balance_row(page, "LP") == ["LP", "25.50", "0.00"]
-    assert balance_row(page, "DI") == ["DI", "0.00", "0.00"]
+    assert balance_row(page, "GC") == ["GC", "960.00", "40.00", "active"]
+    assert balance_row(page, "LP") == ["LP", "25.50", "0.00", "active"]
+    assert balance_row(page, "DI") == ["DI", "0.00", "0.00", "active"]
     expect(page.locator("#holds tbody tr")).to_have_count(1)
     expect(page.locator("#history tbody tr")).to_have_count(3)
     screenshot(page, "02-user")
@@ -207,7 +207,7 @@ def test_release_and_capture_holds_behind_a_confirmation(page: Page, wallet: Wal
     first = wallet.post("/holds", {"user_id": "holds_1", "asset_code": "GC", "amount": "15.00"})
     sign_in(page, wallet)
     find_user(page, "holds_1")
-    assert balance_row(page, "GC") == ["GC", "85.00", "15.00"]
+    assert balance_row(page, "GC") == ["GC", "85.00", "15.00", "active"]
     holds = page.locator("#holds tbody tr")
     expect(holds).to_have_count(1)
     screenshot(page, "06-holds")
@@ -218,7 +218,7 @@ def test_release_and_capture_holds_behind_a_confirmation(page: Page, wallet: Wal
     expect(page.get_by_role("status")).to_contain_text("Released hold")
     expect(page.locator("#holds")).to_contain_text("No pending holds.")
     assert wallet.get(f"/holds/{first['id']}")["status"] == "released"
-    expect(gc_row(page)).to_have_text("GC100.000.00")
+    expect(gc_row(page)).to_have_text("GC100.000.00active")
 
     second = wallet.post("/holds", {"user_id": "holds_1", "asset_code": "GC", "amount": "10.00"})
     find_user(page, "holds_1")
@@ -233,6 +233,51 @@ def test_release_and_capture_holds_behind_a_confirmation(page: Page, wallet: Wal
         "balance": "96.00",
         "held": "0.00",
     }
+
+
+def test_freeze_and_unfreeze_behind_a_confirmation(page: Page, wallet: Wallet) -> None:
+    wallet.credit("topup", "freeze_1", "100.00")
+    sign_in(page, wallet)
+    find_user(page, "freeze_1")
+    freezes = page.locator("#freezes")
+    expect(freezes).to_contain_text("Not frozen.")
+    expect(freezes).to_contain_text("Never frozen.")
+
+    freezes.get_by_role("button", name="Freeze…").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("will be refused until it is unfrozen")
+    dialog.get_by_label("Reason", exact=True).fill("suspected duplication exploit")
+    dialog.get_by_label("Asset (optional)").fill("GC")
+    dialog.get_by_role("button", name="Freeze").dblclick()
+    expect(page.get_by_role("status")).to_contain_text("Froze freeze_1's GC account")
+    expect(gc_row(page)).to_contain_text("frozen")
+    assert balance_row(page, "DI") == ["DI", "0.00", "0.00", "active"]
+    in_force = freezes.locator("table").first.locator("tbody tr")
+    expect(in_force).to_have_count(1)
+    expect(in_force.first).to_contain_text("suspected duplication exploit")
+    assert wallet.balance("freeze_1")["frozen"] is True
+    screenshot(page, "09-freezes")
+
+    # The API refuses a top-up of the frozen account.
+    refused = wallet.http.post(
+        "/transaction",
+        json={"transaction_type": "topup", "user_id": "freeze_1", "asset_code": "GC", "amount": 1},
+    )
+    assert (refused.status_code, refused.json()["code"]) == (422, "account_frozen")
+
+    in_force.first.get_by_role("button", name="Unfreeze…").click()
+    expect(dialog).to_contain_text("Lift the freeze of freeze_1's GC account")
+    dialog.get_by_label("Reason (optional)").fill("ticket closed")
+    dialog.get_by_role("button", name="Unfreeze").click()
+    expect(page.get_by_role("status")).to_contain_text("Unfroze freeze_1's GC account")
+    expect(freezes).to_contain_text("Not frozen.")
+    expect(gc_row(page)).to_contain_text("active")
+    log = freezes.locator("table").last.locator("tbody tr")
+    expect(log).to_have_count(2)
+    expect(log.first).to_contain_text("unfreeze")
+    expect(log.first).to_contain_text("ticket closed")
+    assert wallet.balance("freeze_1")["frozen"] is False
+    wallet.credit("topup", "freeze_1", "1.00")
 
 
 def test_supply_and_the_daily_activity_chart(page: Page, wallet: Wallet) -> None:

@@ -46,7 +46,13 @@ def test_time_zones_name_the_same_instant(client: TestClient) -> None:
 def test_without_as_of_the_balance_is_now_and_carries_no_instant(client: TestClient) -> None:
     topup(client, "carol", 7)
     body = client.get("/balance/carol/GC").json()
-    assert body == {"user_id": "carol", "asset_code": "GC", "balance": "7.00", "held": "0.00"}
+    assert body == {
+        "user_id": "carol",
+        "asset_code": "GC",
+        "balance": "7.00",
+        "held": "0.00",
+        "frozen": False,
+    }
 
 
 def test_errors(client: TestClient) -> None:

@@ -65,6 +65,7 @@ def test_a_hold_sets_funds_aside(client: TestClient, database_url: str) -> None:
         "asset_code": "GC",
         "balance": "75.00",
         "held": "25.00",
+        "frozen": False,
     }
     all_balances = client.get("/balance/alice").json()["balances"]
     assert {b["asset_code"]: b["held"] for b in all_balances} == {
@@ -339,6 +340,7 @@ def test_a_capture_racing_the_expiry_has_one_winner(settings: Settings) -> None:
             "asset_code": "GC",
             "balance": "85.00",
             "held": "0.00",
+            "frozen": False,
         }
     finally:
         service.stop()
@@ -402,6 +404,7 @@ def test_capture_racing_release_across_processes_has_one_winner(
             "asset_code": "GC",
             "balance": f"{100 - 5 * captured}.00",
             "held": "0.00",
+            "frozen": False,
         }
         a.close()
         b.close()

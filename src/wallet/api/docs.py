@@ -163,6 +163,11 @@ _EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
             ]
         },
     ),
+    "account_frozen": (
+        "Account frozen",
+        "user_001's GC account is frozen: suspected duplication exploit",
+        {},
+    ),
     "hold_not_found": ("Hold not found", "no hold with id '019abf3e'", {}),
     "webhook_not_found": ("Webhook not found", "no webhook endpoint with id '019abf3e'", {}),
     "hold_expired": (

@@ -25,6 +25,7 @@ from wallet.limits import (
     ASSET_CODE_PATTERN,
     BATCH_SIZE_MAX,
     DESCRIPTION_LENGTH_MAX,
+    FREEZE_REASON_LENGTH_MAX,
     HOLD_EXPIRES_IN_S_DEFAULT,
     HOLD_EXPIRES_IN_S_MAX,
     IDEMPOTENCY_KEY_LENGTH_MAX,
@@ -316,7 +317,13 @@ class BalanceRead(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
-                {"user_id": "user_001", "asset_code": "GC", "balance": "75.00", "held": "25.00"}
+                {
+                    "user_id": "user_001",
+                    "asset_code": "GC",
+                    "balance": "75.00",
+                    "held": "25.00",
+                    "frozen": False,
+                }
             ]
         }
     )
@@ -327,6 +334,9 @@ class BalanceRead(BaseModel):
     # The sum of the user's pending holds in the asset; not part of ``balance``. Absent with
     # ?as_of=, which answers the balance alone.
     held: MoneyString | None = None
+    # Whether an operator has frozen the account (this asset, or all of the user's) now, even
+    # with ?as_of=: a frozen account refuses every request-made movement (account_frozen).
+    frozen: bool
     # Only with ?as_of=: the instant the balance is of.
     as_of: str | None = None
 
@@ -766,3 +776,96 @@ class DeliveryAttemptsRead(BaseModel):
     """The latest attempts, newest first."""
 
     items: list[DeliveryAttemptRead]
+
+
+# --- player protection: freezes -----------------------------------------------------------------
+
+FreezeReason = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=FREEZE_REASON_LENGTH_MAX,
+        pattern=r"^[^\x00]*$",
+        examples=["suspected duplication exploit, ticket 4411"],
+    ),
+]
+
+
+class FreezeCreate(RequestBody):
+    """Freeze a user's account in one asset, or in all of them (``asset_code`` left out)."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"reason": "suspected duplication exploit, ticket 4411"},
+                {"reason": "chargeback under review", "asset_code": "GC"},
+            ]
+        },
+    )
+
+    reason: FreezeReason
+    asset_code: AssetCode | None = None
+
+
+class Unfreeze(RequestBody):
+    """Lift a freeze: of one asset, or (``asset_code`` left out) the freeze of all assets."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"reason": "ticket 4411 closed"}, {"asset_code": "GC"}]},
+    )
+
+    reason: FreezeReason | None = None
+    asset_code: AssetCode | None = None
+
+
+class FreezeRead(BaseModel):
+    """A freeze in force: of ``asset_code``, or of every asset of the user when it is null."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "user_id": "user_001",
+                    "asset_code": None,
+                    "reason": "suspected duplication exploit, ticket 4411",
+                    "frozen_by": "019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d",
+                    "frozen_at": "2026-12-06T08:00:00.123456Z",
+                }
+            ]
+        }
+    )
+
+    user_id: str
+    asset_code: str | None
+    reason: str
+    # The id of the API key that froze it; "cli" from the command line; "open" when the service
+    # runs without keys.
+    frozen_by: str
+    frozen_at: str
+
+
+class UnfreezeRead(BaseModel):
+    """What an unfreeze lifted: the freeze, or null when none was in force (nothing changed)."""
+
+    user_id: str
+    asset_code: str | None
+    lifted: FreezeRead | None
+
+
+class FreezeLogEntryRead(BaseModel):
+    action: Literal["freeze", "unfreeze"]
+    asset_code: str | None
+    reason: str
+    actor: str
+    at: str
+
+
+class FreezesRead(BaseModel):
+    """A user's freezes in force, and a page of its freeze log; both newest first."""
+
+    user_id: str
+    in_force: list[FreezeRead]
+    log: list[FreezeLogEntryRead]
+    next_cursor: str | None

@@ -63,6 +63,13 @@ class RefundExceedsOriginal(WalletError):
     title = "Refund exceeds original"
 
 
+class AccountFrozen(WalletError):
+    """A request would move an account an operator has frozen (one asset, or all of them)."""
+
+    code = "account_frozen"
+    title = "Account frozen"
+
+
 class BatchFailed(WalletError):
     """An item of a batch was refused, so none was applied; ``errors`` names it by index."""
 

@@ -23,6 +23,7 @@ from wallet.domain.ledger import (
 from wallet.storage.events import NewEvent
 
 from .clock import new_transaction_id
+from .freezes import FrozenAccounts
 from .render import transaction_view
 
 TRANSACTION_CREATED = "transaction.created"
@@ -55,6 +56,8 @@ class Book:
     # Each transaction and hold recorded, by id, as the API shows it, rendered once: its answer
     # and its event.
     views: dict[str, bytes] = field(default_factory=dict)
+    # The freezes in force of the users this unit of work's requests move (freezes.py).
+    frozen: FrozenAccounts = field(default_factory=dict)
 
     def mark(self) -> "Book":
         """A copy of the state a batch's postings change, to go back to if the batch fails."""

@@ -13,6 +13,7 @@ from wallet.domain.ledger import HOLDS, TREASURY, AccountRef, TransactionType
 from .book import Book, check_user_known
 from .clock import new_transaction_id
 from .commands import HoldCommand
+from .freezes import check_not_frozen
 from .render import hold_view
 
 # The event each state a hold enters is.
@@ -53,6 +54,8 @@ def _settle(book: Book, command: HoldCommand, scale: int, now_us: int) -> tuple[
     hold = book.holds.get(command.hold_id)
     if hold is None:
         raise HoldNotFound(f"no hold with id {command.hold_id!r}")
+    if command.action is HoldAction.CAPTURE:
+        check_not_frozen(book.frozen, hold.user_id, hold.asset_code)
     settled, capture, release = settle(hold, command.action, command.amount_minor, now_us, scale)
     note = f"{command.action.value} of hold {hold.id}"
     capture_id = release_id = None
@@ -88,6 +91,7 @@ def _settle(book: Book, command: HoldCommand, scale: int, now_us: int) -> tuple[
 
 def _place(book: Book, command: HoldCommand, scale: int, now_us: int) -> tuple[Hold, str]:
     assert command.amount_minor is not None
+    check_not_frozen(book.frozen, command.user_id, command.asset_code)
     check_user_known(TransactionType.HOLD, command.user_id, book.known_users)
     transaction = book.record(
         place_transfer(command.user_id, command.asset_code, command.amount_minor),

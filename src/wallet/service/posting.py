@@ -50,6 +50,7 @@ from wallet.storage import ledger as store
 from .book import DEBITS_USER, Book, check_user_known
 from .clock import new_transaction_id
 from .commands import BatchCommand, Command, HoldCommand, Outcome, PostingCommand, postings_of
+from .freezes import check_not_frozen, frozen_users
 from .holding import apply_hold, hold_accounts
 
 CREATED = "created"
@@ -207,6 +208,7 @@ def open_book(session: Session, commands: Sequence[Command], now_us: int) -> Boo
         account_ids={account: locked.id for account, locked in accounts.items()},
         opened=opened,
         holds=holds,
+        frozen=frozen_users(session, postings, holding, originals),
     )
 
 
@@ -218,9 +220,11 @@ def apply_command(
         original = book.originals.get(command.refund_of)
         if original is None:
             raise TransactionNotFound(f"no transaction with id {command.refund_of!r}")
+        check_not_frozen(book.frozen, original.user_id, original.asset_code)
         refunded = book.refunded.get(original.id, 0)
         transfer = plan_refund(original, command.amount_minor, refunded, scale)
     else:
+        check_not_frozen(book.frozen, command.user_id, command.asset_code)
         check_user_known(command.transaction_type, command.user_id, book.known_users)
         transfer = transfer_of(command)
     transaction = book.record(

@@ -2,10 +2,10 @@
 
 Each use case lives in the module named for its noun (ARCHITECTURE.md, "Where a use case
 lives"): ``assets`` (AssetCatalog), ``transactions``, ``balances``, ``holds``,
-``activity``, ``events``, ``webhooks``; the relay runner (``relays``) pushes events out; the
-HTTP API and
-the command line reach them through the facade's attributes, so that both share one instance of
-each, one writer and one clock. ``read`` runs a read use case from the event loop.
+``activity``, ``events``, ``webhooks``, ``freezes``; the relay runner (``relays``) pushes events
+out; the HTTP API and the command line reach them through the facade's attributes, so that
+both share one instance of each, one writer and one clock. ``read`` runs a read use case from
+the event loop.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from .assets import AssetCatalog
 from .balances import Balances
 from .clock import SYSTEM_CLOCK, Clock
 from .events import Events
+from .freezes import Freezes
 from .holds import Holds
 from .keys import KeyRing
 from .metrics import Metrics
@@ -56,6 +57,7 @@ class WalletService:
         self.keys = KeyRing(self.database, required=settings.auth == "required")
         self.transactions = Transactions(self.database, self.assets, self.writer)
         self.balances = Balances(self.database, self.assets)
+        self.freezes = Freezes(self.database, self.assets, clock)
         self.holds = Holds(self.database, self.assets, self.writer, clock, self.metrics)
         self.activity = Activity(self.database, self.assets, clock)
         self.events = Events(self.database, clock, self.metrics, settings.events_retention_days)

@@ -130,4 +130,8 @@ export const api = {
   refund: () => new IdempotentWrite("POST", "/transaction"),
   capture: (holdId) => new IdempotentWrite("POST", `/holds/${part(holdId)}/capture`),
   release: (holdId) => new IdempotentWrite("POST", `/holds/${part(holdId)}/release`),
+  freezes: (userId, limit) => request("GET", `/admin/users/${part(userId)}/freezes`, { query: { limit } }),
+  // Freezing what is frozen, or unfreezing what is not, changes nothing: no key needed.
+  freeze: (userId) => new StateWrite("POST", `/admin/users/${part(userId)}/freeze`),
+  unfreeze: (userId) => new StateWrite("POST", `/admin/users/${part(userId)}/unfreeze`),
 };

@@ -1,12 +1,13 @@
-// The user screen: find a user; balances with what is held; pending holds (capture, release);
-// the history a page at a time with filters; one transaction's entries and metadata, and its
-// refund. #/users/<id>/<transaction id> opens the screen on that transaction.
+// The user screen: find a user; balances with what is held and whether frozen; the freezes in
+// force and the freeze log (freeze, unfreeze); pending holds (capture, release); the history a
+// page at a time with filters; one transaction's entries and metadata, and its refund. #/users/<id>/<transaction id> opens the screen on that transaction.
 import { api, transactionKinds } from "./api.js";
 import { confirmWrite } from "./dialog.js";
 import { errorBox, h, pager, panel, shortId, status, table, when } from "./dom.js";
 import { transactionView } from "./transaction.js";
 
 const PAGE_SIZE = 10;
+const FREEZE_LOG_SIZE = 20;
 const REFUNDABLE = new Set(["topup", "bonus", "purchase"]);
 
 export function showUsers(main, userId, assets, transactionId) {
@@ -50,6 +51,7 @@ class UserScreen {
     this.cursors = [null]; // the cursor of each page seen so far: Newer goes back one
     this.opened = null;
     this.balances = panel("balances", "Balances");
+    this.freezes = panel("freezes", "Freezes");
     this.holds = panel("holds", "Pending holds");
     this.detail = panel("detail", "Transaction");
     this.history = panel("history", "History");
@@ -58,7 +60,7 @@ class UserScreen {
       h(
         "div",
         { class: "columns" },
-        h("div", { class: "column" }, this.balances, this.detail),
+        h("div", { class: "column" }, this.balances, this.freezes, this.detail),
         h("div", { class: "column wide" }, this.holds, this.history),
       ),
     );
@@ -67,12 +69,12 @@ class UserScreen {
   async load(transactionId) {
     this.kinds = await transactionKinds();
     const found = await this.loadBalances();
-    if (found) await Promise.all([this.loadHolds(), this.loadHistory()]);
+    if (found) await Promise.all([this.loadFreezes(), this.loadHolds(), this.loadHistory()]);
     if (found && transactionId) await this.open(transactionId);
   }
 
   async refresh() {
-    await Promise.all([this.loadBalances(), this.loadHolds(), this.loadHistory()]);
+    await Promise.all([this.loadBalances(), this.loadFreezes(), this.loadHolds(), this.loadHistory()]);
     if (this.opened) await this.open(this.opened, { focus: false });
   }
 
@@ -83,17 +85,91 @@ class UserScreen {
       body.replaceChildren(
         table(
           `Balances of ${this.userId}`,
-          ["Asset", "Balance", "Held"],
-          balances.map((b) => [b.asset_code, b.balance, b.held ?? "—"]),
+          ["Asset", "Balance", "Held", "State"],
+          balances.map((b) => [
+            b.asset_code,
+            b.balance,
+            b.held ?? "—",
+            b.frozen ? h("span", { class: "frozen" }, "frozen") : "active",
+          ]),
           { numeric: [1, 2] },
         ),
       );
       return true;
     } catch (error) {
       body.replaceChildren(errorBox(error));
-      this.holds.hidden = this.history.hidden = true;
+      this.freezes.hidden = this.holds.hidden = this.history.hidden = true;
       return false;
     }
+  }
+
+  async loadFreezes() {
+    const body = this.freezes.body;
+    const freezeButton = h("button", { type: "button", class: "danger", onclick: () => this.freeze() }, "Freeze…");
+    try {
+      const { in_force: inForce, log } = await api.freezes(this.userId, FREEZE_LOG_SIZE);
+      const scope = (code) => code ?? "all assets";
+      const current = inForce.length
+        ? table(
+            `Freezes in force of ${this.userId}`,
+            ["Asset", "Reason", "By", "Since (UTC)", ""],
+            inForce.map((f) => [
+              scope(f.asset_code),
+              f.reason,
+              f.frozen_by,
+              when(f.frozen_at),
+              h("button", { type: "button", onclick: () => this.unfreeze(f) }, "Unfreeze…"),
+            ]),
+            { clipped: [1] },
+          )
+        : h("p", { class: "empty" }, "Not frozen.");
+      const history = log.length
+        ? table(
+            `Freeze log of ${this.userId}, newest ${FREEZE_LOG_SIZE} first`,
+            ["When (UTC)", "Action", "Asset", "Reason", "By"],
+            log.map((e) => [when(e.at), e.action, scope(e.asset_code), e.reason, e.actor]),
+            { clipped: [3] },
+          )
+        : h("p", { class: "empty" }, "Never frozen.");
+      body.replaceChildren(current, freezeButton, history);
+    } catch (error) {
+      body.replaceChildren(errorBox(error));
+    }
+  }
+
+  freeze() {
+    confirmWrite({
+      title: "Freeze an account",
+      summary: h(
+        "p",
+        {},
+        `Every top-up, bonus, purchase, refund, hold and capture of ${this.userId}'s account will be refused until it is unfrozen. Hold expiry and releases go on.`,
+      ),
+      fields: [
+        { name: "reason", label: "Reason", required: true, maxlength: 500, hint: "Kept in the freeze log, with your key and the time." },
+        { name: "asset_code", label: "Asset (optional)", maxlength: 10, hint: `Empty: all of the user's assets. Assets: ${this.assets.map((a) => a.code).join(", ")}.` },
+      ],
+      confirmLabel: "Freeze",
+      write: api.freeze(this.userId),
+      body: ({ reason, asset_code: asset }) => ({ reason, ...(asset ? { asset_code: asset } : {}) }),
+      done: (freeze) => this.wrote(`Froze ${this.userId}'s ${freeze.asset_code ?? "every"} account: ${freeze.reason}.`),
+    });
+  }
+
+  unfreeze(freeze) {
+    const account = freeze.asset_code ? `${freeze.asset_code} account` : "accounts in all assets";
+    confirmWrite({
+      title: "Unfreeze an account",
+      summary: h("p", {}, `Lift the freeze of ${this.userId}'s ${account} (${freeze.reason}).`),
+      fields: [{ name: "reason", label: "Reason (optional)", maxlength: 500 }],
+      confirmLabel: "Unfreeze",
+      write: api.unfreeze(this.userId),
+      body: ({ reason }) => ({
+        ...(freeze.asset_code ? { asset_code: freeze.asset_code } : {}),
+        ...(reason ? { reason } : {}),
+      }),
+      done: () => this.wrote(`Unfroze ${this.userId}'s ${account}.`),
+    });
   }
 
   async loadHolds() {

@@ -45,7 +45,7 @@ _WRITE_PROBLEMS = (
     summary="Set a user's funds aside until captured, released or expired",
     responses={
         201: _REPLAYABLE,
-        **problems("user_not_found", "insufficient_funds", *_WRITE_PROBLEMS),
+        **problems("user_not_found", "insufficient_funds", "account_frozen", *_WRITE_PROBLEMS),
     },
 )
 async def place_hold(
@@ -101,7 +101,13 @@ async def get_hold(hold_id: HoldIdPath, service: Service) -> Response:
     summary="Capture all of a hold, or part of it (the rest goes back to the user)",
     responses={
         200: _REPLAYABLE,
-        **problems("hold_not_found", "hold_expired", "hold_not_pending", *_WRITE_PROBLEMS),
+        **problems(
+            "hold_not_found",
+            "hold_expired",
+            "hold_not_pending",
+            "account_frozen",
+            *_WRITE_PROBLEMS,
+        ),
     },
 )
 async def capture_hold(

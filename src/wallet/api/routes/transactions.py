@@ -71,6 +71,7 @@ TransactionIdPath = Annotated[
             "insufficient_funds",
             "refund_exceeds_original",
             "not_refundable",
+            "account_frozen",
             "idempotency_key_reused",
             "unavailable",
             "overloaded",
