@@ -39,6 +39,7 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.RefundExceedsOriginal.code: 422,
     errors.NotRefundable.code: 422,
     errors.BatchFailed.code: 422,
+    errors.LimitExceeded.code: 422,
     errors.Unavailable.code: 503,
     errors.Overloaded.code: 503,
 }

@@ -1,20 +1,36 @@
-"""Administration (scope ``admin``): metrics, assets and their supply, the ledger audit."""
+"""Administration (scope ``admin``): metrics, assets and their supply, daily limits, the
+ledger audit."""
 
 import dataclasses
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.responses import Response
 
-from wallet.limits import ASSET_CODE_PATTERN
+from wallet.limits import (
+    ASSET_CODE_PATTERN,
+    CURSOR_LENGTH_MAX,
+    LIMIT_PAGE_SIZE_DEFAULT,
+    LIMIT_PAGE_SIZE_MAX,
+    USER_ID_PATTERN,
+)
 from wallet.service.assets import new_asset
 from wallet.service.verify import verify_ledger
 
 from ..deps import Service
 from ..docs import COMMON, problems
 from ..jsonbody import ExactJSONRoute
-from ..models import AssetCreate, AssetRead, SupplyRead, VerifyRead
+from ..models import (
+    AssetCreate,
+    AssetRead,
+    LimitRead,
+    LimitsPut,
+    LimitsRead,
+    SupplyRead,
+    VerifyRead,
+)
+from ..responses import page_response
 
 router = APIRouter(tags=["admin"], route_class=ExactJSONRoute)
 
@@ -58,6 +74,61 @@ def get_supply(
 def add_asset(body: AssetCreate, service: Service) -> dict[str, object]:
     [asset] = service.assets.add([new_asset(body.code, body.name, body.scale, body.supply)])
     return {"code": asset.code, "name": asset.name, "scale": asset.scale}
+
+
+AssetCodePath = Annotated[str, Path(pattern=ASSET_CODE_PATTERN, examples=["GC"])]
+UserIdPath = Annotated[str, Path(pattern=USER_ID_PATTERN, examples=["user_001"])]
+
+
+@router.put(
+    "/admin/limits/{asset_code}",
+    response_model=LimitRead,
+    summary="Set what any one user may spend and receive of an asset per UTC day",
+    responses=problems("asset_not_found", "payload_too_large", *COMMON),
+)
+def put_asset_limit(asset_code: AssetCodePath, body: LimitsPut, service: Service) -> dict[str, Any]:
+    return service.limits.set(asset_code, None, body.debit_per_day, body.credit_per_day)
+
+
+@router.put(
+    "/admin/users/{user_id}/limits/{asset_code}",
+    response_model=LimitRead,
+    summary="Override an asset's daily limit for one user (null: no limit for this user)",
+    responses=problems("asset_not_found", "payload_too_large", *COMMON),
+)
+def put_user_limit(
+    user_id: UserIdPath, asset_code: AssetCodePath, body: LimitsPut, service: Service
+) -> dict[str, Any]:
+    return service.limits.set(asset_code, user_id, body.debit_per_day, body.credit_per_day)
+
+
+@router.delete(
+    "/admin/users/{user_id}/limits/{asset_code}",
+    status_code=204,
+    response_class=Response,
+    summary="Remove a user's override: the asset's daily limit applies to them again",
+    responses=problems("asset_not_found", *COMMON),
+)
+def delete_user_limit(user_id: UserIdPath, asset_code: AssetCodePath, service: Service) -> Response:
+    service.limits.remove(asset_code, user_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/admin/limits",
+    response_model=LimitsRead,
+    summary="The daily limits: each asset's, then its users' overrides, a page at a time",
+    responses=problems(*COMMON),
+)
+def list_limits(
+    service: Service,
+    asset_code: Annotated[str | None, Query(pattern=ASSET_CODE_PATTERN)] = None,
+    user_id: Annotated[str | None, Query(pattern=USER_ID_PATTERN)] = None,
+    limit: Annotated[int, Query(ge=1, le=LIMIT_PAGE_SIZE_MAX)] = LIMIT_PAGE_SIZE_DEFAULT,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=CURSOR_LENGTH_MAX)] = None,
+) -> Response:
+    page = service.limits.page(limit=limit, cursor=cursor, asset_code=asset_code, user_id=user_id)
+    return page_response(page)
 
 
 @router.get(
