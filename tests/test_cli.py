@@ -48,7 +48,10 @@ def wallet(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("command", [[], ["serve"], ["migrate"], ["seed"], ["verify"]])
+@pytest.mark.parametrize(
+    "command",
+    [[], ["serve"], ["migrate"], ["seed"], ["verify"], ["limits", "set"], ["limits", "list"]],
+)
 def test_every_command_explains_itself(command: list[str]) -> None:
     result = wallet(*command, "--help")
 
@@ -408,3 +411,55 @@ def _next_line(lines: queue.Queue[bytes]) -> bytes:
         return lines.get(timeout=30)
     except queue.Empty:
         raise AssertionError("no line within 30 s") from None
+
+
+# --- limits --------------------------------------------------------------------------------------
+
+
+def test_limits_set_list_and_rm(database_url: str) -> None:
+    asset = wallet("limits", "set", "GC", "--debit-per-day", "50", "--database-url", database_url)
+    override = wallet(
+        "limits", "set", "GC", "--user", "user_001", "--credit-per-day", "10.5",
+        "--database-url", database_url,
+    )  # fmt: skip
+    # Left out, a value stays what it was: only the credit changes here.
+    changed = wallet(
+        "limits", "set", "GC", "--credit-per-day", "100", "--database-url", database_url
+    )
+    cleared = wallet(
+        "limits", "set", "GC", "--debit-per-day", "none", "--database-url", database_url
+    )
+    listed = wallet("limits", "list", "--json", "--database-url", database_url)
+
+    for done in (asset, override, changed, cleared, listed):
+        assert done.returncode == 0, done.stderr
+    assert asset.stdout.startswith("GC  *  debit 50.00/day  credit none/day  updated ")
+    assert override.stdout.startswith("GC  user_001  debit none/day  credit 10.50/day")
+    assert changed.stdout.startswith("GC  *  debit 50.00/day  credit 100.00/day")
+    assert cleared.stdout.startswith("GC  *  debit none/day  credit 100.00/day")
+    items = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [(i["user_id"], i["debit_per_day"], i["credit_per_day"]) for i in items] == [
+        (None, None, "100.00"),
+        ("user_001", None, "10.50"),
+    ]
+
+    removed = wallet("limits", "rm", "GC", "--user", "user_001", "--database-url", database_url)
+    again = wallet("limits", "rm", "GC", "--user", "user_001", "--database-url", database_url)
+    plain = wallet("limits", "list", "--database-url", database_url)
+    assert removed.stdout == "Removed user_001's override of GC.\n"
+    assert again.stdout == "No user_001's override of GC.\n"
+    assert [line.split("  ")[:2] for line in plain.stdout.splitlines()] == [["GC", "*"]]
+
+
+def test_limits_set_refuses_what_is_no_limit(database_url: str) -> None:
+    nothing = wallet("limits", "set", "GC", "--database-url", database_url)
+    bad = wallet("limits", "set", "GC", "--debit-per-day", "-5", "--database-url", database_url)
+    decimals = wallet(
+        "limits", "set", "GC", "--debit-per-day", "1.001", "--database-url", database_url
+    )
+    unknown = wallet("limits", "set", "ZZZ", "--debit-per-day", "1", "--database-url", database_url)
+
+    assert (nothing.returncode, bad.returncode) == (2, 2)
+    assert (decimals.returncode, unknown.returncode) == (65, 65)
+    assert "validation_error: amount has more than 2 decimal places" in decimals.stderr
+    assert "asset_not_found" in unknown.stderr

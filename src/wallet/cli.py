@@ -1,5 +1,5 @@
 """The command line: ``wallet serve | migrate | seed | verify | keys … | assets … | users freeze
-| users unfreeze | export | events tail``, each calling a service use case.
+| users unfreeze | limits … | export | events tail``, each calling a service use case.
 
 Settings come from the environment (``DATABASE_URL``, ``PORT``, ``WALLET_*``) exactly as for
 ``python main.py``; ``--database-url`` overrides ``DATABASE_URL``. Expected failures end with an
@@ -25,8 +25,9 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 import orjson
@@ -40,6 +41,7 @@ from wallet.limits import (
     ASSET_CODE_PATTERN,
     EVENT_PAGE_SIZE_MAX,
     EVENT_POLL_INTERVAL_S,
+    LIMIT_PAGE_SIZE_MAX,
     POSITION_MAX,
     SCALE_MAX,
     USER_ID_PATTERN,
@@ -51,12 +53,14 @@ from wallet.service.events import EVENT_TYPES, Events, render_event
 from wallet.service.export import EXPORT_FIELDS, ExportRow, export_ledger
 from wallet.service.freezes import CLI_ACTOR, Freezes
 from wallet.service.keys import Scope, create_api_key, list_api_keys, revoke_api_key
+from wallet.service.limits import Limits
 from wallet.service.metrics import Metrics
 from wallet.service.verify import verify_ledger
 from wallet.storage import Database, open_database
 from wallet.storage.database import DatabaseMissing
 from wallet.storage.freezes import StoredFreeze
 from wallet.storage.keys import StoredKey
+from wallet.storage.limits import EVERY_USER
 
 EXIT_BOOKS_DO_NOT_BALANCE = 1
 EXIT_LEDGER_ERROR = 65
@@ -225,6 +229,121 @@ def assets_add(database_url: str | None, code: str, name: str, scale: int, suppl
 
     asset = _with_database(settings, add)
     click.echo(f"Added {asset.code} ({asset.name}) with a supply of {supply} in its treasury.")
+
+
+@main.group()
+def limits() -> None:
+    """Set, remove and list daily limits: what one user may spend (purchases, holds) or receive
+    (top-ups, bonuses) of an asset per UTC day. Running services apply a change at once.
+    """
+
+
+_NO_LIMIT = "none"
+
+
+def _limit_option(name: str, what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    return click.option(
+        name,
+        metavar="X|none",
+        help=f"What a user may {what} per UTC day, in major units; `none`: no limit. "
+        "Left out: unchanged (no limit for a new one).",
+    )
+
+
+def _limit_amount(option: str, value: str | None, current: str | None) -> Decimal | None:
+    text = current if value is None else value
+    if text is None or text == _NO_LIMIT:
+        return None
+    try:
+        return parse_amount(text)
+    except ValueError as error:
+        raise click.UsageError(f"{option}: {error}") from None
+
+
+def _limits(database: Database) -> Limits:
+    return Limits(database, AssetCatalog(database), SystemClock())
+
+
+@limits.command("set")
+@database_url_option
+@click.argument("asset_code")
+@click.option("--user", "user_id", help="Override the asset's limit for this user only.")
+@_limit_option("--debit-per-day", "spend")
+@_limit_option("--credit-per-day", "receive")
+def limits_set(
+    database_url: str | None,
+    asset_code: str,
+    user_id: str | None,
+    debit_per_day: str | None,
+    credit_per_day: str | None,
+) -> None:
+    """Set ASSET_CODE's daily limit for every user, or with --user one user's override of it
+    (`none` in an override: no limit for that user)."""
+    settings = _settings(database_url)
+    if user_id is not None and not re.fullmatch(USER_ID_PATTERN, user_id):
+        raise click.UsageError("--user is 1 to 128 characters of A-Z a-z 0-9 . _ : @ -")
+    if debit_per_day is None and credit_per_day is None:
+        raise click.UsageError("give --debit-per-day, --credit-per-day or both")
+
+    def put(database: Database) -> dict[str, Any]:
+        use_case = _limits(database)
+        found = use_case.page(limit=1, asset_code=asset_code, user_id=user_id or EVERY_USER)
+        current = found.items[0] if found.items else {}
+        return use_case.set(
+            asset_code,
+            user_id,
+            _limit_amount("--debit-per-day", debit_per_day, current.get("debit_per_day")),
+            _limit_amount("--credit-per-day", credit_per_day, current.get("credit_per_day")),
+        )
+
+    click.echo(_limit_line(_with_database(settings, put)))
+
+
+@limits.command("rm")
+@database_url_option
+@click.argument("asset_code")
+@click.option("--user", "user_id", help="Remove this user's override (else the asset's limit).")
+def limits_rm(database_url: str | None, asset_code: str, user_id: str | None) -> None:
+    """Remove a user's override (the asset's limit applies to them again), or the asset's
+    limit."""
+    settings = _settings(database_url)
+    removed = _with_database(
+        settings, lambda database: _limits(database).remove(asset_code, user_id)
+    )
+    whose = f"{user_id}'s override" if user_id is not None else "the limit for every user"
+    click.echo(f"Removed {whose} of {asset_code}." if removed else f"No {whose} of {asset_code}.")
+
+
+@limits.command("list")
+@database_url_option
+@click.option("--asset", "asset_code", help="Only this asset's limits.")
+@click.option("--json", "as_json", is_flag=True, help="Print the limits as JSON lines.")
+def limits_list(database_url: str | None, asset_code: str | None, as_json: bool) -> None:
+    """List the daily limits, each asset's limit for every user (user `*`) before its users'
+    overrides. Exits 66, creating nothing, when the SQLite database file does not exist."""
+    settings = _settings(database_url, create=False)
+
+    def print_all(database: Database) -> None:
+        use_case = _limits(database)
+        cursor = None
+        while True:
+            page = use_case.page(limit=LIMIT_PAGE_SIZE_MAX, cursor=cursor, asset_code=asset_code)
+            for item in page.items:
+                click.echo(json.dumps(item) if as_json else _limit_line(item))
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    _with_database(settings, print_all, create=False)
+
+
+def _limit_line(view: dict[str, Any]) -> str:
+    return (
+        f"{view['asset_code']}  {view['user_id'] or EVERY_USER}"
+        f"  debit {view['debit_per_day'] or _NO_LIMIT}/day"
+        f"  credit {view['credit_per_day'] or _NO_LIMIT}/day"
+        f"  updated {view['updated_at']}"
+    )
 
 
 @main.group()

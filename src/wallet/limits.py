@@ -60,6 +60,10 @@ HISTORY_PAGE_SIZE_DEFAULT = 50
 HISTORY_PAGE_SIZE_MAX = 500
 # A page cursor as a query parameter (the service hands out far shorter ones).
 CURSOR_LENGTH_MAX = 200
+# What a daily limits page's cursor names (an asset code and a user id) is at most this long.
+LIMIT_CURSOR_LENGTH_MAX = 140
+LIMIT_PAGE_SIZE_DEFAULT = 50
+LIMIT_PAGE_SIZE_MAX = 500
 # POST /transaction/batch: how many transactions one batch may carry.
 BATCH_SIZE_MAX = 100
 

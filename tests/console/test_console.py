@@ -560,3 +560,29 @@ def test_find_by_reference_pages_with_newer_and_older(page: Page, wallet: Wallet
     expect(page.locator("#results [role=alert]")).to_contain_text(
         "Validation error: a metadata key is 1 to 40 characters"
     )
+
+
+def test_the_supply_screen_shows_the_daily_limits_set_through_the_api(
+    page: Page, wallet: Wallet
+) -> None:
+    # High enough to change nothing for the other tests that share this service.
+    limits = {"debit_per_day": "999999.00", "credit_per_day": None}
+    assert wallet.http.put("/admin/limits/LP", json=limits).status_code == 200
+    override = {"debit_per_day": "12.50", "credit_per_day": "0"}
+    assert wallet.http.put("/admin/users/limits_1/limits/LP", json=override).status_code == 200
+    sign_in(page, wallet)
+    page.get_by_role("link", name="Supply").click()
+    page.get_by_role("link", name="LP · Loyalty Points").click()
+
+    panel = page.locator("#limits")
+    expect(panel.get_by_role("heading")).to_have_text("Daily limits of LP (per user, per UTC day)")
+    expect(panel.locator("#limit-everyone")).to_contain_text("Every user may spend999999.00 LP")
+    expect(panel.locator("#limit-everyone")).to_contain_text("Every user may receiveno limit")
+    row = panel.locator("#limit-overrides tbody tr")
+    expect(row).to_have_count(1)
+    cells = [text.strip() for text in row.locator("td").all_inner_texts()]
+    assert cells[:3] == ["limits_1", "12.50 LP", "0.00 LP"]
+    screenshot(page, "08-limits")
+    page.get_by_role("link", name="GC · Gold Coins").click()
+    expect(page.locator("#limits #limit-everyone")).to_contain_text("Every user may spendno limit")
+    expect(page.locator("#limits")).to_contain_text("No user has an override.")

@@ -168,6 +168,11 @@ _EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
         "user_001's GC account is frozen: suspected duplication exploit",
         {},
     ),
+    "limit_exceeded": (
+        "Limit exceeded",
+        "user_001 may spend 20.00 GC more today (limit 50.00)",
+        {},
+    ),
     "hold_not_found": ("Hold not found", "no hold with id '019abf3e'", {}),
     "webhook_not_found": ("Webhook not found", "no webhook endpoint with id '019abf3e'", {}),
     "hold_expired": (

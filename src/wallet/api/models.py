@@ -522,6 +522,67 @@ class AssetCreate(RequestBody):
     ]
 
 
+# A daily limit in major units: as an Amount, or 0 (nothing that day); null is no limit.
+LimitAmount = Annotated[
+    Decimal | None,
+    PlainValidator(lambda value: None if value is None else parse_amount(value)),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "minimum": 0, "maximum": 1_000_000_000},
+                _DECIMAL_STRING_SCHEMA,
+                {"type": "null"},
+            ],
+            "description": "Major units per UTC day, at most the asset's scale of decimals, 0 "
+            "to 1,000,000,000; null: no limit.",
+            "examples": ["50.00", None],
+        }
+    ),
+]
+
+
+class LimitsPut(RequestBody):
+    """A daily limit: what one user may spend and receive of the asset per UTC day. Both
+    members are required; null is no limit."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"debit_per_day": "50.00", "credit_per_day": None}]},
+    )
+
+    debit_per_day: LimitAmount
+    credit_per_day: LimitAmount
+
+
+class LimitRead(BaseModel):
+    """An asset's limit for every user (``user_id`` null), or one user's override of it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "asset_code": "GC",
+                    "user_id": None,
+                    "debit_per_day": "50.00",
+                    "credit_per_day": None,
+                    "updated_at": "2026-11-25T08:00:00.000000Z",
+                }
+            ]
+        }
+    )
+
+    asset_code: str
+    user_id: str | None
+    debit_per_day: MoneyString | None
+    credit_per_day: MoneyString | None
+    updated_at: str
+
+
+class LimitsRead(BaseModel):
+    items: list[LimitRead]
+    next_cursor: str | None
+
+
 class SupplyRead(BaseModel):
     """Where an asset's supply is: treasury + users + pending_holds = supply."""
 

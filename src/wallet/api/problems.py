@@ -40,6 +40,7 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.NotRefundable.code: 422,
     errors.BatchFailed.code: 422,
     errors.AccountFrozen.code: 422,
+    errors.LimitExceeded.code: 422,
     errors.Unavailable.code: 503,
     errors.Overloaded.code: 503,
 }

@@ -101,6 +101,13 @@ class WebhookNotFound(WalletError):
     title = "Webhook not found"
 
 
+class LimitExceeded(WalletError):
+    """The command would take a user past a daily limit; ``detail`` says what is left today."""
+
+    code = "limit_exceeded"
+    title = "Limit exceeded"
+
+
 class IdempotencyKeyMismatch(WalletError):
     code = "idempotency_key_mismatch"
     title = "Idempotency key mismatch"

@@ -24,6 +24,7 @@ from wallet.storage.events import NewEvent
 
 from .clock import new_transaction_id
 from .freezes import FrozenAccounts
+from .limits import Allowances
 from .render import transaction_view
 
 TRANSACTION_CREATED = "transaction.created"
@@ -47,6 +48,8 @@ class Book:
     # Accounts this unit of work opened: those it ends up not using are closed again.
     opened: set[AccountRef]
     holds: dict[str, Hold] = field(default_factory=dict)
+    # Daily limits of the users this unit of work debits or credits, None when none applies.
+    allowances: Allowances | None = None
     posted: list[PostedTransaction] = field(default_factory=list)
     # Holds placed in this unit of work (as placed), and ids of holds settled in it.
     placed: list[Hold] = field(default_factory=list)
@@ -68,6 +71,7 @@ class Book:
             refunded=dict(self.refunded),
             posted=list(self.posted),
             events=list(self.events),
+            allowances=None if self.allowances is None else self.allowances.copy(),
         )
 
     def restore(self, mark: "Book") -> None:
@@ -76,6 +80,7 @@ class Book:
         self.refunded = mark.refunded
         self.posted = mark.posted
         self.events = mark.events
+        self.allowances = mark.allowances
 
     def emit(self, kind: str, data: bytes) -> None:
         """Keep an event to write with this unit of work."""
@@ -94,10 +99,19 @@ class Book:
         refund_of: str | None = None,
         metadata: str | None = None,
     ) -> PostedTransaction:
-        """Post a transfer against the book's balances (raising InsufficientFunds, changing
-        nothing) and keep the transaction to write.
+        """Post a transfer against the book's balances and daily limits (raising
+        InsufficientFunds or LimitExceeded, changing nothing) and keep the transaction to write.
         """
         entries = post(transfer, self.balances, scale)
+        if self.allowances is not None:
+            self.allowances.charge(
+                kind,
+                user_id,
+                transfer.debit.asset_code,
+                transfer.amount_minor,
+                scale,
+                None if refund_of is None else self.originals.get(refund_of),
+            )
         for entry in entries:
             self.balances[entry.account] = entry.balance_after
         if user_id is not None:

@@ -52,6 +52,7 @@ from .clock import new_transaction_id
 from .commands import BatchCommand, Command, HoldCommand, Outcome, PostingCommand, postings_of
 from .freezes import check_not_frozen, frozen_users
 from .holding import apply_hold, hold_accounts
+from .limits import load_allowances
 
 CREATED = "created"
 
@@ -200,15 +201,18 @@ def open_book(session: Session, commands: Sequence[Command], now_us: int) -> Boo
         a.owner_id for a in accounts if a.owner_type is OwnerType.USER and a not in opened
     }
     known_users |= store.existing_users(session, sorted(debtors - known_users))
+    account_ids = {account: locked.id for account, locked in accounts.items()}
     return Book(
         balances={account: locked.balance_minor for account, locked in accounts.items()},
         known_users=known_users,
         originals=originals,
         refunded={tid: original.refunded_minor for tid, original in originals.items()},
-        account_ids={account: locked.id for account, locked in accounts.items()},
+        account_ids=account_ids,
         opened=opened,
         holds=holds,
         frozen=frozen_users(session, postings, holding, originals),
+        # After the accounts' locks: what it reads of their day cannot change before the commit.
+        allowances=load_allowances(session, postings, holding, account_ids, now_us),
     )
 
 

@@ -27,6 +27,7 @@ from .events import Events
 from .freezes import Freezes
 from .holds import Holds
 from .keys import KeyRing
+from .limits import Limits
 from .metrics import Metrics
 from .relays import RelayRunner
 from .seed import seed_demo_ledger
@@ -60,6 +61,7 @@ class WalletService:
         self.freezes = Freezes(self.database, self.assets, clock)
         self.holds = Holds(self.database, self.assets, self.writer, clock, self.metrics)
         self.activity = Activity(self.database, self.assets, clock)
+        self.limits = Limits(self.database, self.assets, clock)
         self.events = Events(self.database, clock, self.metrics, settings.events_retention_days)
         self.writer.on_change = self.events.watcher.hint
         self.webhooks = Webhooks(self.database, clock)

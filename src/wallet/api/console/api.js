@@ -123,6 +123,7 @@ export const api = {
   pendingHolds: (userId) => request("GET", "/holds", { query: { user_id: userId, status: "pending" } }),
   supply: (code) => request("GET", `/admin/assets/${part(code)}/supply`),
   activity: (code, days) => request("GET", `/admin/assets/${part(code)}/activity`, { query: { days } }),
+  limits: (query) => request("GET", "/admin/limits", { query }),
   events: (query) => request("GET", "/events", { query }),
   webhooks: () => request("GET", "/admin/webhooks"),
   webhookAttempts: (id) => request("GET", `/admin/webhooks/${part(id)}/attempts`),

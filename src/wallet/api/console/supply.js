@@ -1,8 +1,9 @@
-// The supply screen: for one asset, where its supply is (treasury, users, pending holds) and a
-// chart of daily top-ups, bonuses and purchases over the last 30 days.
+// The supply screen: for one asset, where its supply is (treasury, users, pending holds), a
+// chart of daily top-ups, bonuses and purchases over the last 30 days, and its daily limits.
 import { api } from "./api.js";
 import { barChart } from "./chart.js";
 import { errorBox, h, table } from "./dom.js";
+import { limitsPanel } from "./limits.js";
 
 const DAYS = 30;
 const SERIES = [
@@ -22,7 +23,7 @@ export function showSupply(main, code, assets) {
   );
   const figures = h("section", { class: "panel", id: "supply", "aria-labelledby": "supply-title" }, h("h2", { id: "supply-title" }, `Supply of ${asset.name} (${asset.code})`));
   const activity = h("section", { class: "panel", id: "activity", "aria-labelledby": "activity-title" }, h("h2", { id: "activity-title" }, `Daily activity, last ${DAYS} days (UTC)`));
-  main.replaceChildren(tabs, figures, activity);
+  main.replaceChildren(tabs, figures, activity, limitsPanel(asset));
   loadSupply(figures, asset);
   loadActivity(activity, asset);
 }

@@ -1,8 +1,8 @@
-"""Administration (scope ``admin``): metrics, assets and their supply, the ledger audit, and
-freezes of users' accounts."""
+"""Administration (scope ``admin``): metrics, assets and their supply, the ledger audit,
+freezes of users' accounts, and daily limits."""
 
 import dataclasses
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -13,6 +13,8 @@ from wallet.limits import (
     CURSOR_LENGTH_MAX,
     FREEZE_LOG_PAGE_SIZE_DEFAULT,
     FREEZE_LOG_PAGE_SIZE_MAX,
+    LIMIT_PAGE_SIZE_DEFAULT,
+    LIMIT_PAGE_SIZE_MAX,
     USER_ID_PATTERN,
 )
 from wallet.service.assets import new_asset
@@ -28,12 +30,15 @@ from ..models import (
     FreezeCreate,
     FreezeRead,
     FreezesRead,
+    LimitRead,
+    LimitsPut,
+    LimitsRead,
     SupplyRead,
     Unfreeze,
     UnfreezeRead,
     VerifyRead,
 )
-from ..responses import json_response
+from ..responses import json_response, page_response
 
 router = APIRouter(tags=["admin"], route_class=ExactJSONRoute)
 
@@ -79,6 +84,61 @@ def add_asset(body: AssetCreate, service: Service) -> dict[str, object]:
     return {"code": asset.code, "name": asset.name, "scale": asset.scale}
 
 
+AssetCodePath = Annotated[str, Path(pattern=ASSET_CODE_PATTERN, examples=["GC"])]
+UserIdPath = Annotated[str, Path(pattern=USER_ID_PATTERN, examples=["user_001"])]
+
+
+@router.put(
+    "/admin/limits/{asset_code}",
+    response_model=LimitRead,
+    summary="Set what any one user may spend and receive of an asset per UTC day",
+    responses=problems("asset_not_found", "payload_too_large", *COMMON),
+)
+def put_asset_limit(asset_code: AssetCodePath, body: LimitsPut, service: Service) -> dict[str, Any]:
+    return service.limits.set(asset_code, None, body.debit_per_day, body.credit_per_day)
+
+
+@router.put(
+    "/admin/users/{user_id}/limits/{asset_code}",
+    response_model=LimitRead,
+    summary="Override an asset's daily limit for one user (null: no limit for this user)",
+    responses=problems("asset_not_found", "payload_too_large", *COMMON),
+)
+def put_user_limit(
+    user_id: UserIdPath, asset_code: AssetCodePath, body: LimitsPut, service: Service
+) -> dict[str, Any]:
+    return service.limits.set(asset_code, user_id, body.debit_per_day, body.credit_per_day)
+
+
+@router.delete(
+    "/admin/users/{user_id}/limits/{asset_code}",
+    status_code=204,
+    response_class=Response,
+    summary="Remove a user's override: the asset's daily limit applies to them again",
+    responses=problems("asset_not_found", *COMMON),
+)
+def delete_user_limit(user_id: UserIdPath, asset_code: AssetCodePath, service: Service) -> Response:
+    service.limits.remove(asset_code, user_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/admin/limits",
+    response_model=LimitsRead,
+    summary="The daily limits: each asset's, then its users' overrides, a page at a time",
+    responses=problems(*COMMON),
+)
+def list_limits(
+    service: Service,
+    asset_code: Annotated[str | None, Query(pattern=ASSET_CODE_PATTERN)] = None,
+    user_id: Annotated[str | None, Query(pattern=USER_ID_PATTERN)] = None,
+    limit: Annotated[int, Query(ge=1, le=LIMIT_PAGE_SIZE_MAX)] = LIMIT_PAGE_SIZE_DEFAULT,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=CURSOR_LENGTH_MAX)] = None,
+) -> Response:
+    page = service.limits.page(limit=limit, cursor=cursor, asset_code=asset_code, user_id=user_id)
+    return page_response(page)
+
+
 @router.get(
     "/admin/verify",
     response_model=VerifyRead,
@@ -89,7 +149,6 @@ def verify(service: Service) -> dict[str, object]:
     return dataclasses.asdict(verify_ledger(service.database))
 
 
-UserIdPath = Annotated[str, Path(pattern=USER_ID_PATTERN, examples=["user_001"])]
 _FREEZE_PROBLEMS = ("user_not_found", "payload_too_large", *COMMON)
 
 
