@@ -94,6 +94,11 @@ class WebhookNotFound(WalletError):
     title = "Webhook not found"
 
 
+class MonitorNotFound(WalletError):
+    code = "monitor_not_found"
+    title = "Monitor not found"
+
+
 class IdempotencyKeyMismatch(WalletError):
     code = "idempotency_key_mismatch"
     title = "Idempotency key mismatch"

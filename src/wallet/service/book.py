@@ -23,6 +23,7 @@ from wallet.domain.ledger import (
 from wallet.storage.events import NewEvent
 
 from .clock import new_transaction_id
+from .monitors import NO_MONITORS, THRESHOLD_CROSSED, MonitorIndex
 from .render import transaction_view
 
 TRANSACTION_CREATED = "transaction.created"
@@ -55,6 +56,8 @@ class Book:
     # Each transaction and hold recorded, by id, as the API shows it, rendered once: its answer
     # and its event.
     views: dict[str, bytes] = field(default_factory=dict)
+    # The balance monitors of the accounts this unit of work may move (service/monitors.py).
+    monitors: MonitorIndex = NO_MONITORS
 
     def mark(self) -> "Book":
         """A copy of the state a batch's postings change, to go back to if the batch fails."""
@@ -92,7 +95,8 @@ class Book:
         metadata: str | None = None,
     ) -> PostedTransaction:
         """Post a transfer against the book's balances (raising InsufficientFunds, changing
-        nothing) and keep the transaction to write.
+        nothing) and keep the transaction to write, with its event and one for each balance
+        monitor one of its entries crosses.
         """
         entries = post(transfer, self.balances, scale)
         for entry in entries:
@@ -117,4 +121,7 @@ class Book:
         view = orjson.dumps(transaction_view(transaction, scale))
         self.views[transaction.id] = view
         self.emit(TRANSACTION_CREATED, view)
+        if self.monitors:
+            for crossing in self.monitors.crossings(entries, scale):
+                self.emit(THRESHOLD_CROSSED, crossing)
         return transaction

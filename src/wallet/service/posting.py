@@ -51,6 +51,7 @@ from .book import DEBITS_USER, Book, check_user_known
 from .clock import new_transaction_id
 from .commands import BatchCommand, Command, HoldCommand, Outcome, PostingCommand, postings_of
 from .holding import apply_hold, hold_accounts
+from .monitors import load_monitors
 
 CREATED = "created"
 
@@ -164,7 +165,7 @@ def _apply_batch(
 
 def open_book(session: Session, commands: Sequence[Command], now_us: int) -> Book:
     """Lock what ``commands`` may touch and read it: holds, then refunded originals, then
-    accounts.
+    accounts; then read the balance monitors of the users' accounts among them (one statement).
 
     Every unit of work takes its locks in this order (each kind by id), so two processes never
     wait on each other in a cycle.
@@ -207,6 +208,7 @@ def open_book(session: Session, commands: Sequence[Command], now_us: int) -> Boo
         account_ids={account: locked.id for account, locked in accounts.items()},
         opened=opened,
         holds=holds,
+        monitors=load_monitors(session, accounts),
     )
 
 
