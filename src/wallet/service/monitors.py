@@ -77,7 +77,9 @@ class MonitorIndex:
     def __init__(self, monitors: Iterable[Monitor] = ()) -> None:
         self._by_key: dict[tuple[str, str | None], _Thresholds] = {}
         for monitor in monitors:
-            thresholds = self._by_key.setdefault((monitor.asset_code, monitor.user_id), _Thresholds())
+            thresholds = self._by_key.setdefault(
+                (monitor.asset_code, monitor.user_id), _Thresholds()
+            )
             side = thresholds.above if monitor.condition == ABOVE else thresholds.below
             side.append((monitor.threshold_minor, monitor.id, monitor))
         for thresholds in self._by_key.values():

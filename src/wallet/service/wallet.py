@@ -2,10 +2,10 @@
 
 Each use case lives in the module named for its noun (ARCHITECTURE.md, "Where a use case
 lives"): ``assets`` (AssetCatalog), ``transactions``, ``balances``, ``holds``,
-``activity``, ``events``, ``webhooks``, ``monitors``; the relay runner (``relays``) pushes events out; the
-HTTP API and
-the command line reach them through the facade's attributes, so that both share one instance of
-each, one writer and one clock. ``read`` runs a read use case from the event loop.
+``activity``, ``events``, ``webhooks``, ``monitors``; the relay runner (``relays``) pushes
+events out; the HTTP API and the command line reach them through the facade's attributes, so
+that both share one instance of each, one writer and one clock. ``read`` runs a read use case
+from the event loop.
 """
 
 from __future__ import annotations
