@@ -1,6 +1,6 @@
 """The command line, run as a user runs it (a real process) on real SQLite and PostgreSQL databases:
 migrate an empty database, seed it twice, verify books that balance and books that do not, serve,
-tail the events.
+tail the events, freeze users, set daily limits, add, list and remove balance monitors.
 """
 
 from __future__ import annotations
@@ -172,6 +172,7 @@ READ_ONLY_COMMANDS = {
     "assets list": ["assets", "list"],
     "export": ["export", "--since", "2026-01-01", "--until", "2026-02-01", "--format", "csv"],
     "events tail": ["events", "tail"],
+    "monitors list": ["monitors", "list"],
 }
 
 
@@ -379,6 +380,57 @@ def test_users_freeze_refuses_bad_input(
     assert result.returncode == code, result.stdout + result.stderr
     assert message in result.stderr
     assert rows(database_url, "SELECT count(*) FROM freeze_log") == [(0,)]
+
+
+def test_monitors_add_list_and_rm(database_url: str) -> None:
+    every = wallet("monitors", "add", "GC", "--above", "1000", "--database-url", database_url)
+    one = wallet(
+        "monitors", "add", "DI", "--below", "2.5", "--user", "user_001",
+        "--database-url", database_url,
+    )  # fmt: skip
+
+    assert every.returncode == 0, every.stderr
+    assert one.returncode == 0, one.stderr
+    every_id, one_id = every.stdout.split()[0], one.stdout.split()[0]
+    assert every.stdout.split()[1:] == ["GC", "*", "above", "1000.00"]
+    assert one.stdout.split()[1:] == ["DI", "user_001", "below", "2.50"]
+    listed = wallet("monitors", "list", "--json", "--database-url", database_url)
+    assert listed.returncode == 0, listed.stderr
+    views = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert [tuple(view.values())[:5] for view in views] == [
+        (every_id, "GC", None, "above", "1000.00"),
+        (one_id, "DI", "user_001", "below", "2.50"),
+    ]
+    assert rows(database_url, "SELECT count(*) FROM balance_monitors") == [(2,)]
+
+    removed = wallet("monitors", "rm", every_id, "--database-url", database_url)
+    again = wallet("monitors", "rm", every_id, "--database-url", database_url)
+    text = wallet("monitors", "list", "--database-url", database_url)
+
+    assert removed.returncode == 0, removed.stderr
+    assert (again.returncode, again.stderr.split(":")[1].strip()) == (65, "monitor_not_found")
+    assert [line.split()[0] for line in text.stdout.splitlines()] == [one_id]
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["GC"], 2),  # neither --above nor --below
+        (["GC", "--above", "1", "--below", "2"], 2),
+        (["GC", "--above", "1e3"], 2),
+        (["GC", "--above", "1", "--user", "no spaces"], 2),
+        (["GC", "--above", "1.001"], 65),  # more decimals than GC's scale
+        (["XX", "--above", "1"], 65),  # no such asset
+    ],
+)
+def test_monitors_add_refuses_what_the_api_refuses(
+    database_url: str, args: list[str], code: int
+) -> None:
+    result = wallet("monitors", "add", *args, "--database-url", database_url)
+
+    assert result.returncode == code, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert rows(database_url, "SELECT count(*) FROM balance_monitors") == [(0,)]
 
 
 def _append_event(database_url: str, kind: str, data: dict[str, Any]) -> str:

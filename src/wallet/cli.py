@@ -1,5 +1,6 @@
 """The command line: ``wallet serve | migrate | seed | verify | keys … | assets … | users freeze
-| users unfreeze | limits … | export | events tail``, each calling a service use case.
+| users unfreeze | limits … | monitors … | export | events tail``, each calling a service use
+case.
 
 Settings come from the environment (``DATABASE_URL``, ``PORT``, ``WALLET_*``) exactly as for
 ``python main.py``; ``--database-url`` overrides ``DATABASE_URL``. Expected failures end with an
@@ -9,8 +10,8 @@ exit code from one table, and a one-line message rather than a traceback:
   1   verify: the books do not balance
   2   usage error, including a DATABASE_URL the service cannot use
   65  another expected error of the ledger
-  66  a command that only reads (verify, export, keys list, assets list, events tail) found no
-      SQLite database file: it never creates one
+  66  a command that only reads (verify, export, keys list, assets list, events tail, monitors
+      list) found no SQLite database file: it never creates one
   69  the database cannot be reached
 """
 
@@ -42,6 +43,7 @@ from wallet.limits import (
     EVENT_PAGE_SIZE_MAX,
     EVENT_POLL_INTERVAL_S,
     LIMIT_PAGE_SIZE_MAX,
+    MONITOR_PAGE_SIZE_MAX,
     POSITION_MAX,
     SCALE_MAX,
     USER_ID_PATTERN,
@@ -55,12 +57,14 @@ from wallet.service.freezes import CLI_ACTOR, Freezes
 from wallet.service.keys import Scope, create_api_key, list_api_keys, revoke_api_key
 from wallet.service.limits import Limits
 from wallet.service.metrics import Metrics
+from wallet.service.monitors import ABOVE, BELOW, Monitors
 from wallet.service.verify import verify_ledger
 from wallet.storage import Database, open_database
 from wallet.storage.database import DatabaseMissing
 from wallet.storage.freezes import StoredFreeze
 from wallet.storage.keys import StoredKey
 from wallet.storage.limits import EVERY_USER
+from wallet.storage.monitors import Monitor
 
 EXIT_BOOKS_DO_NOT_BALANCE = 1
 EXIT_LEDGER_ERROR = 65
@@ -674,6 +678,99 @@ def _print_events(feed: Events, after: int, types: tuple[str, ...], follow: bool
     except KeyboardInterrupt:
         # The way to end --follow; what was printed is complete, line by line.
         stdout.flush()
+
+
+@main.group()
+def monitors() -> None:
+    """Add, list and remove balance monitors: a balance.threshold_crossed event each time a
+    balance crosses a threshold (see `wallet events tail`)."""
+
+
+def _monitors(database: Database) -> Monitors:
+    return Monitors(database, AssetCatalog(database), SystemClock())
+
+
+@monitors.command("add")
+@database_url_option
+@click.argument("asset_code", metavar="ASSET")
+@click.option("--above", metavar="X", help="Fire when a balance goes from at most X to above X.")
+@click.option("--below", metavar="X", help="Fire when a balance goes from at least X to below X.")
+@click.option("--user", "user_id", metavar="USER", help="One user's balance. [default: every user]")
+def monitors_add(
+    database_url: str | None,
+    asset_code: str,
+    above: str | None,
+    below: str | None,
+    user_id: str | None,
+) -> None:
+    """Watch the balances of ASSET (or of one user's): one event each time one crosses the
+    threshold; crossing back emits nothing and re-arms the monitor. Prints its id."""
+    settings = _settings(database_url)
+    if (above is None) == (below is None):
+        raise click.UsageError("give one of --above X or --below X")
+    condition, text = (ABOVE, above) if above is not None else (BELOW, below)
+    assert text is not None
+    if user_id is not None and not re.fullmatch(USER_ID_PATTERN, user_id):
+        raise click.UsageError("--user is 1 to 128 characters of A-Z a-z 0-9 . _ : @ -")
+    try:
+        threshold = parse_amount(text)
+    except ValueError as error:
+        raise click.UsageError(f"--{condition}: {error}") from None
+
+    def add(database: Database) -> str:
+        use_cases = _monitors(database)
+        monitor = use_cases.create(asset_code, user_id, condition, threshold)
+        return _monitor_line(monitor, use_cases)
+
+    click.echo(_with_database(settings, add))
+
+
+@monitors.command("list")
+@database_url_option
+@click.option("--json", "as_json", is_flag=True, help="Print the monitors as JSON lines.")
+def monitors_list(database_url: str | None, as_json: bool) -> None:
+    """List the balance monitors, oldest first: id, asset, user (* for every user), condition,
+    threshold. Exits 66, creating nothing, when the SQLite database file does not exist.
+    """
+    settings = _settings(database_url, create=False)
+
+    def views(database: Database) -> list[dict[str, object]]:
+        use_cases = _monitors(database)
+        items: list[dict[str, object]] = []
+        cursor: str | None = None
+        while True:
+            page = use_cases.page(MONITOR_PAGE_SIZE_MAX, cursor)
+            items.extend(page.items)
+            if page.next_cursor is None:
+                return items
+            cursor = page.next_cursor
+
+    for view in _with_database(settings, views, create=False):
+        if as_json:
+            click.echo(json.dumps(view))
+        else:
+            user = "*" if view["user_id"] is None else view["user_id"]
+            click.echo(
+                f"{view['id']}  {view['asset_code']}  {user}  {view['condition']}"
+                f" {view['threshold']}  created {view['created_at']}"
+            )
+
+
+@monitors.command("rm")
+@database_url_option
+@click.argument("monitor_id", metavar="ID")
+def monitors_rm(database_url: str | None, monitor_id: str) -> None:
+    """Remove the monitor ID (as `monitors list` shows it): the writes that follow emit nothing
+    for it. Exits 65 (monitor_not_found) when there is none."""
+    settings = _settings(database_url)
+    _with_database(settings, lambda database: _monitors(database).delete(monitor_id))
+    click.echo(f"Removed balance monitor {monitor_id}.")
+
+
+def _monitor_line(monitor: Monitor, use_cases: Monitors) -> str:
+    view = use_cases.view(monitor)
+    user = "*" if monitor.user_id is None else monitor.user_id
+    return f"{monitor.id}  {monitor.asset_code}  {user}  {monitor.condition} {view['threshold']}"
 
 
 @contextmanager

@@ -202,3 +202,8 @@ WEBHOOK_ENDPOINTS_MAX = 100
 WEBHOOK_URL_LENGTH_MAX = 2048
 WEBHOOK_TIMEOUT_S = 10.0
 WEBHOOK_RESPONSE_BYTES_MAX = 4096
+# Balance monitors: how many may exist (a unit of work that moves a user's balance reads the
+# monitors of its assets and users, so this bounds what it reads), and a page of their list.
+MONITORS_MAX = 1_000
+MONITOR_PAGE_SIZE_DEFAULT = 100
+MONITOR_PAGE_SIZE_MAX = 1_000

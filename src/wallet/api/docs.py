@@ -175,6 +175,7 @@ _EXAMPLES: dict[str, tuple[str, str, dict[str, Any]]] = {
     ),
     "hold_not_found": ("Hold not found", "no hold with id '019abf3e'", {}),
     "webhook_not_found": ("Webhook not found", "no webhook endpoint with id '019abf3e'", {}),
+    "monitor_not_found": ("Monitor not found", "no balance monitor with id '019abf3e'", {}),
     "hold_expired": (
         "Hold expired",
         "hold 019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d expired and can no longer be captured",

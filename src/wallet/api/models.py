@@ -33,6 +33,7 @@ from wallet.limits import (
     METADATA_KEY_PATTERN,
     METADATA_MEMBERS_MAX,
     METADATA_VALUE_LENGTH_MAX,
+    MONITOR_PAGE_SIZE_MAX,
     SCALE_MAX,
     USER_ID_PATTERN,
     WEBHOOK_URL_LENGTH_MAX,
@@ -929,4 +930,58 @@ class FreezesRead(BaseModel):
     user_id: str
     in_force: list[FreezeRead]
     log: list[FreezeLogEntryRead]
+    next_cursor: str | None
+
+
+# Balance monitors (API.md, "Player protection").
+_MONITOR_EXAMPLE: dict[str, Any] = {
+    "id": "019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d",
+    "asset_code": "GC",
+    "user_id": None,
+    "condition": "above",
+    "threshold": "100000.00",
+    "created_at": "2026-11-25T08:00:00.000000Z",
+}
+
+
+class MonitorCreate(RequestBody):
+    """A threshold on a balance: one ``balance.threshold_crossed`` event each time a balance
+    moves from not above to above it (``above``), or from not below to below it (``below``).
+    Crossing back emits nothing and re-arms the monitor."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"asset_code": "GC", "condition": "above", "threshold": "100000"},
+                {"asset_code": "GC", "user_id": "user_001", "condition": "below", "threshold": 5},
+            ]
+        },
+    )
+
+    asset_code: AssetCode
+    user_id: Annotated[
+        UserId | None, Field(description="One user's balance; null or absent: every user's")
+    ] = None
+    condition: Literal["above", "below"]
+    threshold: Annotated[
+        Amount, Field(description="Major units, at most the asset's scale of decimals")
+    ]
+
+
+class MonitorRead(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [_MONITOR_EXAMPLE]})
+
+    id: str
+    asset_code: str
+    user_id: str | None
+    condition: Literal["above", "below"]
+    threshold: MoneyString
+    created_at: str
+
+
+class MonitorsRead(BaseModel):
+    """A page of monitors, oldest first."""
+
+    items: list[MonitorRead] = Field(max_length=MONITOR_PAGE_SIZE_MAX)
     next_cursor: str | None

@@ -28,6 +28,7 @@ STATUS_BY_CODE: dict[str, int] = {
     errors.TransactionNotFound.code: 404,
     errors.HoldNotFound.code: 404,
     errors.WebhookNotFound.code: 404,
+    errors.MonitorNotFound.code: 404,
     errors.HoldExpired.code: 409,
     errors.AssetExists.code: 409,
     errors.HoldNotPending.code: 409,

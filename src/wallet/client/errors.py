@@ -101,6 +101,12 @@ class WebhookNotFound(WalletAPIError):
     code = "webhook_not_found"
 
 
+class MonitorNotFound(WalletAPIError):
+    """404: an unknown balance monitor id."""
+
+    code = "monitor_not_found"
+
+
 class NotFound(WalletAPIError):
     """404: no such route (a server older than this client)."""
 

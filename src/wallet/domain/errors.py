@@ -108,6 +108,11 @@ class LimitExceeded(WalletError):
     title = "Limit exceeded"
 
 
+class MonitorNotFound(WalletError):
+    code = "monitor_not_found"
+    title = "Monitor not found"
+
+
 class IdempotencyKeyMismatch(WalletError):
     code = "idempotency_key_mismatch"
     title = "Idempotency key mismatch"

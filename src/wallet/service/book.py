@@ -25,6 +25,7 @@ from wallet.storage.events import NewEvent
 from .clock import new_transaction_id
 from .freezes import FrozenAccounts
 from .limits import Allowances
+from .monitors import NO_MONITORS, THRESHOLD_CROSSED, MonitorIndex
 from .render import transaction_view
 
 TRANSACTION_CREATED = "transaction.created"
@@ -61,6 +62,8 @@ class Book:
     views: dict[str, bytes] = field(default_factory=dict)
     # The freezes in force of the users this unit of work's requests move (freezes.py).
     frozen: FrozenAccounts = field(default_factory=dict)
+    # The balance monitors of the accounts this unit of work may move (service/monitors.py).
+    monitors: MonitorIndex = NO_MONITORS
 
     def mark(self) -> "Book":
         """A copy of the state a batch's postings change, to go back to if the batch fails."""
@@ -100,7 +103,8 @@ class Book:
         metadata: str | None = None,
     ) -> PostedTransaction:
         """Post a transfer against the book's balances and daily limits (raising
-        InsufficientFunds or LimitExceeded, changing nothing) and keep the transaction to write.
+        InsufficientFunds or LimitExceeded, changing nothing) and keep the transaction to write,
+        with its event and one for each balance monitor one of its entries crosses.
         """
         entries = post(transfer, self.balances, scale)
         if self.allowances is not None:
@@ -134,4 +138,7 @@ class Book:
         view = orjson.dumps(transaction_view(transaction, scale))
         self.views[transaction.id] = view
         self.emit(TRANSACTION_CREATED, view)
+        if self.monitors:
+            for crossing in self.monitors.crossings(entries, scale):
+                self.emit(THRESHOLD_CROSSED, crossing)
         return transaction

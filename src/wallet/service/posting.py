@@ -53,6 +53,7 @@ from .commands import BatchCommand, Command, HoldCommand, Outcome, PostingComman
 from .freezes import check_not_frozen, frozen_users
 from .holding import apply_hold, hold_accounts
 from .limits import load_allowances
+from .monitors import load_monitors
 
 CREATED = "created"
 
@@ -166,7 +167,7 @@ def _apply_batch(
 
 def open_book(session: Session, commands: Sequence[Command], now_us: int) -> Book:
     """Lock what ``commands`` may touch and read it: holds, then refunded originals, then
-    accounts.
+    accounts; then read the balance monitors of the users' accounts among them (one statement).
 
     Every unit of work takes its locks in this order (each kind by id), so two processes never
     wait on each other in a cycle.
@@ -213,6 +214,7 @@ def open_book(session: Session, commands: Sequence[Command], now_us: int) -> Boo
         frozen=frozen_users(session, postings, holding, originals),
         # After the accounts' locks: what it reads of their day cannot change before the commit.
         allowances=load_allowances(session, postings, holding, account_ids, now_us),
+        monitors=load_monitors(session, accounts),
     )
 
 

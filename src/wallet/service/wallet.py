@@ -2,10 +2,10 @@
 
 Each use case lives in the module named for its noun (ARCHITECTURE.md, "Where a use case
 lives"): ``assets`` (AssetCatalog), ``transactions``, ``balances``, ``holds``,
-``activity``, ``events``, ``webhooks``, ``freezes``; the relay runner (``relays``) pushes events
-out; the HTTP API and the command line reach them through the facade's attributes, so that
-both share one instance of each, one writer and one clock. ``read`` runs a read use case from
-the event loop.
+``activity``, ``events``, ``webhooks``, ``freezes``, ``limits``, ``monitors``; the relay runner
+(``relays``) pushes events out; the HTTP API and the command line reach them through the
+facade's attributes, so that both share one instance of each, one writer and one clock.
+``read`` runs a read use case from the event loop.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from .holds import Holds
 from .keys import KeyRing
 from .limits import Limits
 from .metrics import Metrics
+from .monitors import Monitors
 from .relays import RelayRunner
 from .seed import seed_demo_ledger
 from .stream import STREAM_KIND, ensure_stream_relay, stream_sink
@@ -65,6 +66,7 @@ class WalletService:
         self.events = Events(self.database, clock, self.metrics, settings.events_retention_days)
         self.writer.on_change = self.events.watcher.hint
         self.webhooks = Webhooks(self.database, clock)
+        self.monitors = Monitors(self.database, self.assets, clock)
         # Pushes events to webhook endpoints (and whatever else registers a sink); started by
         # the app's lifespan. ``rng``: the retries' jitter, seeded by tests.
         self.relays = RelayRunner(self.database, clock, self.metrics, settings, rng)

@@ -1,5 +1,5 @@
 """Administration (scope ``admin``): metrics, assets and their supply, the ledger audit,
-freezes of users' accounts, and daily limits."""
+freezes of users' accounts, daily limits, and balance monitors."""
 
 import dataclasses
 from typing import Annotated, Any
@@ -15,6 +15,8 @@ from wallet.limits import (
     FREEZE_LOG_PAGE_SIZE_MAX,
     LIMIT_PAGE_SIZE_DEFAULT,
     LIMIT_PAGE_SIZE_MAX,
+    MONITOR_PAGE_SIZE_DEFAULT,
+    MONITOR_PAGE_SIZE_MAX,
     USER_ID_PATTERN,
 )
 from wallet.service.assets import new_asset
@@ -33,6 +35,9 @@ from ..models import (
     LimitRead,
     LimitsPut,
     LimitsRead,
+    MonitorCreate,
+    MonitorRead,
+    MonitorsRead,
     SupplyRead,
     Unfreeze,
     UnfreezeRead,
@@ -41,6 +46,16 @@ from ..models import (
 from ..responses import json_response, page_response
 
 router = APIRouter(tags=["admin"], route_class=ExactJSONRoute)
+
+MonitorId = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[\x21-\x7e]+$",
+        examples=["019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d"],
+    ),
+]
 
 
 @router.get(
@@ -221,3 +236,53 @@ def list_freezes(
     why), newest first; `next_cursor` continues it.
     """
     return json_response(service.freezes.of_user(user_id, limit, cursor))
+
+
+@router.post(
+    "/admin/monitors",
+    status_code=201,
+    response_model=MonitorRead,
+    summary="Watch a balance: an event each time it crosses a threshold",
+    responses=problems("payload_too_large", *COMMON),
+)
+def create_monitor(body: MonitorCreate, service: Service) -> dict[str, Any]:
+    monitors = service.monitors
+    monitor = monitors.create(body.asset_code, body.user_id, body.condition, body.threshold)
+    return monitors.view(monitor)
+
+
+@router.get(
+    "/admin/monitors",
+    response_model=MonitorsRead,
+    summary="The balance monitors, oldest first",
+    responses=problems(*COMMON),
+)
+def list_monitors(
+    service: Service,
+    limit: Annotated[int, Query(ge=1, le=MONITOR_PAGE_SIZE_MAX)] = MONITOR_PAGE_SIZE_DEFAULT,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=CURSOR_LENGTH_MAX)] = None,
+) -> dict[str, Any]:
+    return dataclasses.asdict(service.monitors.page(limit, cursor))
+
+
+@router.get(
+    "/admin/monitors/{monitor_id}",
+    response_model=MonitorRead,
+    summary="One balance monitor",
+    responses=problems("monitor_not_found", *COMMON),
+)
+def get_monitor(monitor_id: MonitorId, service: Service) -> dict[str, Any]:
+    monitors = service.monitors
+    return monitors.view(monitors.get(monitor_id))
+
+
+@router.delete(
+    "/admin/monitors/{monitor_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Remove a balance monitor: the writes that follow emit nothing for it",
+    responses=problems("monitor_not_found", *COMMON),
+)
+def delete_monitor(monitor_id: MonitorId, service: Service) -> Response:
+    service.monitors.delete(monitor_id)
+    return Response(status_code=204)
