@@ -329,11 +329,11 @@ def _race(
                     refusals.append(response.text)
 
 
+# Several processes share one database on PostgreSQL.
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
 def test_racing_writes_through_two_processes_emit_one_event_per_crossing(
-    database_url: str, backend: str, tmp_path: Path, seed: int
+    database_url: str, tmp_path: Path, seed: int
 ) -> None:
-    if backend != "postgresql":
-        pytest.skip("several processes share one database on PostgreSQL")
     servers = [
         ServerProcess(database_url, tmp_path / f"server{index}.log").start() for index in range(2)
     ]

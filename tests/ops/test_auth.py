@@ -31,6 +31,7 @@ SAMPLE_PATH_VALUES = {
     "transaction_id": "no-such-transaction",
     "hold_id": "no-such-hold",
     "webhook_id": "no-such-webhook",
+    "monitor_id": "no-such-monitor",
 }
 OPEN_PATHS = ["/", "/health", "/docs", "/openapi.json"]
 TOPUP = {"transaction_type": "topup", "user_id": "user_001", "asset_code": "GC", "amount": "1.00"}
