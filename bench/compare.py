@@ -122,7 +122,7 @@ def measure(
     build_text, _, start_from = target.partition("@")
     build = Path(build_text).resolve()
     workdir = Path(tempfile.mkdtemp(prefix="wallet-compare-"))
-    load = run.LoadSettings(2, 32, 1, args.users)
+    load = run.LoadSettings(2, args.connections, 1, args.users)
     try:
         with run_database(build, start_from, workdir, args) as database:
             env = {"DATABASE_URL": database.url, "WALLET_LOG_LEVEL": "warning"}
@@ -258,6 +258,12 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=32,
+        help="wrk's connections (32 saturates the service; fewer is a load it keeps up with)",
+    )
     parser.add_argument("--history", action="store_true")
     parser.add_argument(
         "--workloads",

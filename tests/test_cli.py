@@ -50,7 +50,16 @@ def wallet(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     "command",
-    [[], ["serve"], ["migrate"], ["seed"], ["verify"], ["limits", "set"], ["limits", "list"]],
+    [
+        [],
+        ["serve"],
+        ["relay"],
+        ["migrate"],
+        ["seed"],
+        ["verify"],
+        ["limits", "set"],
+        ["limits", "list"],
+    ],
 )
 def test_every_command_explains_itself(command: list[str]) -> None:
     result = wallet(*command, "--help")

@@ -15,12 +15,14 @@ exit code from one table, and a one-line message rather than a traceback:
   69  the database cannot be reached
 """
 
+import asyncio
 import csv
 import dataclasses
 import io
 import json
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -146,6 +148,38 @@ def serve(database_url: str | None) -> None:
     from wallet.server import serve as serve_http
 
     serve_http(_settings(database_url))
+
+
+@main.command()
+@database_url_option
+def relay(database_url: str | None) -> None:
+    """Push events to the webhook endpoints and the stream, and serve no API.
+
+    Run it beside service processes started with WALLET_EVENTS_RELAY=false, so that delivering
+    takes none of their CPU. Any number may run: each relay is served by one process at a time
+    (a lease). Stops on SIGTERM or Ctrl-C, giving its leases back.
+    """
+    settings = _settings(database_url)
+    asyncio.run(_relay(settings))
+
+
+async def _relay(settings: Settings) -> None:
+    # Imported here, as the server is: the relays' stack takes a while to import.
+    from wallet.service.wallet import WalletService
+
+    service = WalletService(settings)
+    service.prepare_relays()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signal_number, stop.set)
+    service.relays.start()
+    click.echo(f"wallet relay {service.relays.owner}: delivering events", err=True)
+    try:
+        await stop.wait()
+    finally:
+        await service.relays.stop()
+        service.database.close()
 
 
 @main.command()

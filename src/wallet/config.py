@@ -75,6 +75,10 @@ class Settings(BaseSettings):
     # Event relays (limits.py): the lease a process holds on a relay it serves (renewed every
     # third of it), how often the runner looks for work, and one webhook delivery's deadline.
     events_lease_s: float = Field(default=EVENTS_LEASE_S, gt=0)
+    # Whether this process pushes events to the relays (webhooks, the stream). false: it only
+    # serves the API, and `wallet relay` processes deliver (a delivery costs CPU that the API's
+    # requests would otherwise have: bench/README.md, "Events").
+    events_relay: bool = True
     events_relay_poll_s: float = Field(default=EVENTS_RELAY_POLL_S, gt=0)
     webhook_timeout_s: float = Field(default=WEBHOOK_TIMEOUT_S, gt=0)
 

@@ -76,7 +76,8 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
             asyncio.create_task(wallet.events.watcher.run(wallet.read)),
             asyncio.create_task(prune_events(wallet)),
         ]
-        wallet.relays.start()
+        if settings.events_relay:
+            wallet.relays.start()
         try:
             yield
         finally:

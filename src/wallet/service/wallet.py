@@ -76,14 +76,19 @@ class WalletService:
 
     def start(self) -> None:
         """Migrate, load assets, seed if asked, and start the writer."""
-        self.database.migrate()
-        if self.settings.events_nats_url is not None:
-            ensure_stream_relay(self.database, self.clock)
+        self.prepare_relays()
         self.assets.refresh()
         if self.settings.seed:
             seed_demo_ledger(self.assets, self.writer)
         self.keys.refresh()
         self.writer.start()
+
+    def prepare_relays(self) -> None:
+        """Migrate, and make the stream's relay if the settings name a stream: what a process
+        that only delivers events (`wallet relay`) needs before its runner starts."""
+        self.database.migrate()
+        if self.settings.events_nats_url is not None:
+            ensure_stream_relay(self.database, self.clock)
 
     def stop(self) -> None:
         self.writer.stop()
