@@ -40,10 +40,11 @@ import os
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -127,17 +128,44 @@ def measure(
         with run_database(build, start_from, workdir, args) as database:
             env = {"DATABASE_URL": database.url, "WALLET_LOG_LEVEL": "warning"}
             argv = [args.python, str(build / "main.py")]
+            relay = None
+            if args.relay_process and has_relay_command(build):
+                env["WALLET_EVENTS_RELAY"] = "false"
+                relay = start_relay(build, env, args, workdir / "relay.log")
             server = run.Server(target, argv, env, 0, workdir / "server.log").start()
             receiver = Receiver(args.receiver_cpu).start() if args.webhook else None
+            helpers = [] if relay is None else [relay.pid]
             try:
-                result = measure_server(server, receiver, posts, load, database, args, round_number)
+                result = measure_server(
+                    server, receiver, posts, load, database, args, round_number, helpers
+                )
             finally:
                 if receiver is not None:
                     receiver.stop()
                 server.stop()
+                if relay is not None:
+                    relay.terminate()
+                    relay.wait(timeout=30)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return result
+
+
+def has_relay_command(build: Path) -> bool:
+    return "def relay(" in (build / "src" / "wallet" / "cli.py").read_text()
+
+
+def start_relay(
+    build: Path, env: dict[str, str], args: argparse.Namespace, log_path: Path
+) -> subprocess.Popen[bytes]:
+    """`wallet relay` of ``build``, pinned to the load's CPU (a 2-CPU machine has no other)."""
+    with log_path.open("ab") as log:
+        return subprocess.Popen(
+            ["taskset", "-c", str(args.relay_cpu), args.python, "-m", "wallet.cli", "relay"],
+            env={**os.environ, **env, "PYTHONPATH": str(build / "src")},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def measure_server(
@@ -148,6 +176,7 @@ def measure_server(
     database: RunDatabase,
     args: argparse.Namespace,
     round_number: int,
+    relay_pids: Sequence[int] = (),
 ) -> dict[str, Any]:
     """Warm up and measure a started build: the POST mix, and with ``receiver`` its webhook
     deliveries (where the build has webhooks), then the history pages if asked."""
@@ -170,7 +199,8 @@ def measure_server(
         args.seed + round_number,
         database=database.postgresql_name,
         # The receiver is a thread of this process: its CPU time is the run's, not noise.
-        helpers=[os.getpid()] if receiver is not None else (),
+        # So is a relay process's.
+        helpers=[*([os.getpid()] if receiver is not None else []), *relay_pids],
     )
     if receiver is not None:
         result["webhook"] = None
@@ -258,6 +288,13 @@ def main() -> int:
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--users", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument(
+        "--relay-process",
+        action="store_true",
+        help="deliver webhooks from a `wallet relay` process (on --relay-cpu) and start the"
+        " service with WALLET_EVENTS_RELAY=false, where the build has the command",
+    )
+    parser.add_argument("--relay-cpu", type=int, default=1)
     parser.add_argument(
         "--connections",
         type=int,
