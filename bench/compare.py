@@ -40,16 +40,16 @@ PostgreSQL backends is measured and printed per request. Not with @DATABASE_FILE
 warm-up of each run, a receiver starts on a thread of this process (bench/receiver.py: loopback
 HTTP, 204 to every POST; on the bench's CPU, with wrk, unless ``--receiver-cpu`` gives it one of
 its own) and is subscribed with ``POST /admin/webhooks {"url", "event_types": ["*"]}``. A build
-without that route (404 or 405: the commit before the relay) is not subscribed: it is the
-baseline. The measured run starts once the warm-up's events are delivered; the events it made
-(positions between the newest before it and the newest after it, retaken attempts included)
-each have a delivery lag, the time the receiver had read the body minus the event's
-``created_at`` (one machine, one clock). Printed per run: the p50, p99 and max lag, the events
-delivered of those made, and the drain time, from the end of the load until the endpoint's
-``last_delivered_position`` (polled every 20 ms) reached the newest position (``not drained``
-after ``--drain-timeout`` seconds, default 60); also the receiver's CPU per request, which is
-counted as the run's and not as other processes' noise. Repeats, deliveries without the
-Standard Webhooks headers and refused requests are counted when there are any.
+without that route (404 or 405: the commit before the relay) is not subscribed: it is the baseline.
+The measured run starts once the warm-up's events are delivered (which also waits out the relay's
+first claim of the new endpoint); the events it made (positions between the newest before it and
+the newest after it, retaken attempts included) each have a delivery lag, the time the receiver had
+read the body minus the event's ``created_at`` (one machine, one clock). Printed per run: the p50,
+p99 and max lag, the events delivered of those made, and the drain time, from the end of the load
+until the endpoint's ``last_delivered_position`` (polled every 20 ms) reached the newest position
+(``not drained`` after ``--drain-timeout`` seconds, default 60); also the receiver's CPU per
+request, which is counted as the run's and not as other processes' noise. Repeats, deliveries
+without the Standard Webhooks headers and refused requests are counted when there are any.
 
 Printed per run: throughput, p50 and p99 latency, the server's CPU per request and its CPU share,
 and from the service's own metrics the mean unit of work (commands, milliseconds); then per
