@@ -3,6 +3,8 @@
     .venv/bin/python bench/compare.py /tmp/before /tmp/after --rounds 3
     .venv/bin/python bench/compare.py . .@/tmp/wallet-10m.db --rounds 3 --history
     .venv/bin/python bench/compare.py . --workloads post_transaction,post_transaction_metadata
+    .venv/bin/python bench/compare.py /tmp/before . --webhook
+    .venv/bin/python bench/compare.py /tmp/before . --webhook --postgresql "$PG_ADMIN_URL"
 
 Each argument is a checkout of this repository (``git worktree add /tmp/before <commit>``),
 optionally followed by ``@`` and a SQLite file to start from instead of a fresh database (a
@@ -28,8 +30,31 @@ memory. Without it a run starts with whatever the machine left cached; these mac
 file pages that nobody touched for about a minute (DAMON reclaim, ``kdamond``), so a large
 database used a few minutes ago starts cold, and the first seconds of the run measure the disk.
 
+``--postgresql ADMIN_URL`` runs every build on PostgreSQL instead of a SQLite file: each run
+gets a database of its own, created through ADMIN_URL (``CREATE DATABASE`` with a unique name),
+populated by that build's ``bench/populate.py``, and dropped after the run (a run killed by
+SIGKILL leaves its ``wallet_bench_…`` database behind). The CPU time of the service's
+PostgreSQL backends is measured and printed per request. Not with @DATABASE_FILE.
+
+``--webhook`` measures the delivery of events to one webhook endpoint under the load. Before the
+warm-up of each run, a receiver starts on a thread of this process (bench/receiver.py: loopback
+HTTP, 204 to every POST; on the bench's CPU, with wrk, unless ``--receiver-cpu`` gives it one of
+its own) and is subscribed with ``POST /admin/webhooks {"url", "event_types": ["*"]}``. A build
+without that route (404 or 405: the commit before the relay) is not subscribed: it is the baseline.
+The measured run starts once the warm-up's events are delivered (which also waits out the relay's
+first claim of the new endpoint); the events it made (positions between the newest before it and
+the newest after it, retaken attempts included) each have a delivery lag, the time the receiver had
+read the body minus the event's ``created_at`` (one machine, one clock). Printed per run: the p50,
+p99 and max lag, the events delivered of those made, and the drain time, from the end of the load
+until the endpoint's ``last_delivered_position`` (polled every 20 ms) reached the newest position
+(``not drained`` after ``--drain-timeout`` seconds, default 60); also the receiver's CPU per
+request, which is counted as the run's and not as other processes' noise. Repeats, deliveries
+without the Standard Webhooks headers and refused requests are counted when there are any.
+
 Printed per run: throughput, p50 and p99 latency, the server's CPU per request and its CPU share,
-and from the service's own metrics the mean unit of work (commands, milliseconds).
+and from the service's own metrics the mean unit of work (commands, milliseconds); then per
+build the medians and the rounds' throughput ratios to the first build (with ``--webhook``, the
+medians of the runs' lag p50 and p99, the largest lag, and the median drain time).
 """
 
 from __future__ import annotations

@@ -61,6 +61,7 @@ class Receiver:
         self.refused = 0  # not a POST, or a head or body over its bound
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()  # the open connections
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="webhook-receiver", daemon=True)
         self._error: BaseException | None = None
@@ -78,8 +79,22 @@ class Receiver:
     def stop(self) -> None:
         loop = self._loop
         if loop is not None and self._thread.is_alive():
+            stopped = asyncio.run_coroutine_threadsafe(self._shutdown(), loop)
+            with contextlib.suppress(TimeoutError):
+                stopped.result(START_TIMEOUT_S)
             loop.call_soon_threadsafe(loop.stop)
             self._thread.join(START_TIMEOUT_S)
+
+    async def _shutdown(self) -> None:
+        """Stop listening, and close the open connections (the service keeps its own open):
+        their readers see the end of the stream and their tasks end."""
+        if self._server is not None:
+            self._server.close()
+        for writer in self._writers:
+            writer.close()
+        connections = asyncio.all_tasks() - {asyncio.current_task()}
+        if connections:
+            await asyncio.wait(connections, timeout=START_TIMEOUT_S)
 
     def newest_received(self) -> int:
         return max(self.positions, default=0)
@@ -107,15 +122,19 @@ class Receiver:
             loop.close()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, TimeoutError):
-            try:
-                while await self._request(reader, writer):
-                    pass
-            except (asyncio.LimitOverrunError, ValueError):
-                self.refused += 1
-                writer.write(b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n")
-            await writer.drain()
-        writer.close()
+        self._writers.add(writer)
+        try:
+            with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+                try:
+                    while await self._request(reader, writer):
+                        pass
+                except (asyncio.LimitOverrunError, ValueError):
+                    self.refused += 1
+                    writer.write(b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n")
+                await writer.drain()
+        finally:
+            self._writers.discard(writer)
+            writer.close()
 
     async def _request(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Read one request and answer it; False when the connection is to be closed."""
