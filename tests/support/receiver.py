@@ -91,22 +91,33 @@ class WebhookReceiver:
             self.received.append(Received(headers, body, handler.path, time.monotonic()))
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
-        try:
-            self._answer(handler)
-        finally:
-            with self._lock:
-                self.in_flight -= 1
+        answering = [True]
 
-    def _answer(self, handler: BaseHTTPRequestHandler) -> None:
+        def answered() -> None:
+            # A request stops being in flight as its answer starts: the sender may send the
+            # next one as soon as it has read this answer, before this thread goes on.
+            with self._lock:
+                if answering[0]:
+                    answering[0] = False
+                    self.in_flight -= 1
+
+        try:
+            self._answer(handler, answered)
+        finally:
+            answered()
+
+    def _answer(self, handler: BaseHTTPRequestHandler, answered: Callable[[], None]) -> None:
         mode = self.mode
         time.sleep(self.delay_s)
         try:
             if mode == "drop":
+                answered()
                 handler.close_connection = True
                 return
             if mode == "slow":
                 time.sleep(self.slow_s)
             status = {"ok": 204, "fail": 500, "slow": 200, "redirect": 307, "huge": 200}[mode]
+            answered()
             handler.send_response(status)
             if mode == "redirect":
                 handler.send_header("Location", "/elsewhere")
