@@ -17,6 +17,11 @@ processes were busy). ``--history`` adds GET history pages after the writes, wit
 and with 32. Builds alternate within each round, so a machine that speeds up or slows down
 during the comparison affects them alike: compare the rounds' ratios, and the medians.
 
+``BUILD_DIR:protected`` configures player protection on each run's database before the
+service starts (``bench/protect.py``: 100,000 frozen users, a daily limit on every asset, 1,000
+balance monitors): ``. .:protected`` is the A/B of issue 18's speed target, one build with and
+without it.
+
 ``--workloads`` names the POST workloads of bench/run.py to run on every build (default the
 mix, ``post_transaction``); with more than one, each build runs each of them in turn within each
 round, every run on a database of its own, and the ratios are against the first build's first
@@ -146,11 +151,14 @@ def measure(
     target: str, posts: run.Workload, args: argparse.Namespace, round_number: int
 ) -> dict[str, Any]:
     build_text, _, start_from = target.partition("@")
+    build_text, _, mode = build_text.partition(":")
     build = Path(build_text).resolve()
     workdir = Path(tempfile.mkdtemp(prefix="wallet-compare-"))
     load = run.LoadSettings(2, args.connections, 1, args.users)
     try:
         with run_database(build, start_from, workdir, args) as database:
+            if mode == "protected":
+                protect(build, database.url, args)
             env = {"DATABASE_URL": database.url, "WALLET_LOG_LEVEL": "warning"}
             argv = [args.python, str(build / "main.py")]
             relay = None
@@ -174,6 +182,22 @@ def measure(
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return result
+
+
+def protect(build: Path, database_url: str, args: argparse.Namespace) -> None:
+    """Configure issue 18's protection on the run's database (bench/protect.py of ``build``)."""
+    subprocess.run(
+        [
+            args.python,
+            str(build / "bench" / "protect.py"),
+            database_url,
+            "--users",
+            str(args.users),
+        ],
+        env={**os.environ, "PYTHONPATH": str(build / "src")},
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def has_relay_command(build: Path) -> bool:
@@ -308,7 +332,12 @@ def webhook_medians(runs: list[dict[str, Any]]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("targets", nargs="+", help="BUILD_DIR or BUILD_DIR@DATABASE_FILE")
+    parser.add_argument(
+        "targets",
+        nargs="+",
+        help="BUILD_DIR or BUILD_DIR@DATABASE_FILE; BUILD_DIR:protected configures player"
+        " protection on the run's database first (bench/protect.py)",
+    )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--users", type=int, default=10_000)
