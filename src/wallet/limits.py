@@ -207,3 +207,6 @@ WEBHOOK_RESPONSE_BYTES_MAX = 4096
 MONITORS_MAX = 1_000
 MONITOR_PAGE_SIZE_DEFAULT = 100
 MONITOR_PAGE_SIZE_MAX = 1_000
+# Daily limits: how many accounts' usage of the day a writer remembers (service/limits.DayUsage)
+# before it forgets them all and reads each one's whole day again.
+DAY_USAGE_ACCOUNTS_MAX = 100_000

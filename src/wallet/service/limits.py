@@ -33,7 +33,7 @@ from wallet.domain.errors import LimitExceeded, ValidationFailed
 from wallet.domain.holds import HoldAction
 from wallet.domain.ledger import AccountRef, PostedTransaction, TransactionType
 from wallet.domain.money import format_minor, to_minor
-from wallet.limits import LIMIT_CURSOR_LENGTH_MAX
+from wallet.limits import DAY_USAGE_ACCOUNTS_MAX, LIMIT_CURSOR_LENGTH_MAX
 from wallet.storage import Database, Session
 from wallet.storage import limits as store
 from wallet.storage.limits import EVERY_USER, StoredLimit
@@ -126,12 +126,48 @@ def _check(
     )
 
 
+class DayUsage:
+    """What each account spent and received on a UTC day, as of its last entry read: a writer's
+    memory, so that a unit of work reads only the entries made since (usage_after), not the
+    whole day again. Exact whatever other processes write: an account's entries are written
+    under its row lock, so whatever was committed after the last entry read has a higher id.
+    Holds at most DAY_USAGE_ACCOUNTS_MAX accounts, then starts again empty."""
+
+    def __init__(self) -> None:
+        self._days: dict[int, tuple[int, int, int, int]] = {}
+
+    def read(
+        self, session: Session, account_ids: Sequence[int], start_us: int
+    ) -> dict[int, tuple[int, int]]:
+        """(spent, received) of each account on the day starting at ``start_us``."""
+        since = {}
+        for account_id in account_ids:
+            known = self._days.get(account_id)
+            since[account_id] = known if known is not None and known[0] == start_us else None
+        read = store.usage_after(
+            session,
+            [(a, 0 if k is None else k[1]) for a, k in since.items()],
+            start_us,
+            start_us + DAY_US,
+        )
+        if len(self._days) + len(since) > DAY_USAGE_ACCOUNTS_MAX:
+            self._days.clear()
+        used = {}
+        for account_id, known in since.items():
+            _, last, spent, received = known or (start_us, 0, 0, 0)
+            new_spent, new_received, new_last = read.get(account_id, (0, 0, last))
+            used[account_id] = (spent + new_spent, received + new_received)
+            self._days[account_id] = (start_us, max(last, new_last), *used[account_id])
+        return used
+
+
 def load_allowances(
     session: Session,
     postings: Sequence[PostingCommand],
     holding: Sequence[HoldCommand],
     account_ids: Mapping[AccountRef, int],
     now_us: int,
+    day_usage: DayUsage | None = None,
 ) -> Allowances | None:
     """The allowances of the users these commands may debit or credit; None when no limit
     applies to any of them. Called once the unit of work holds their accounts."""
@@ -165,7 +201,7 @@ def load_allowances(
         for key in limits
         if (account := AccountRef.user(*key)) in account_ids
     }
-    usage = store.usage_between(session, sorted(set(ids.values())), start, start + DAY_US)
+    usage = (day_usage or DayUsage()).read(session, sorted(set(ids.values())), start)
     used = {key: usage.get(ids[key], (0, 0)) if key in ids else (0, 0) for key in limits}
     return Allowances(start, limits, used)
 

@@ -52,7 +52,7 @@ from .clock import new_transaction_id
 from .commands import BatchCommand, Command, HoldCommand, Outcome, PostingCommand, postings_of
 from .freezes import check_not_frozen, frozen_users
 from .holding import apply_hold, hold_accounts
-from .limits import load_allowances
+from .limits import DayUsage, load_allowances
 from .monitors import load_monitors
 
 CREATED = "created"
@@ -78,8 +78,10 @@ def apply_commands(
     commands: Sequence[Command],
     scales: Mapping[str, int],
     now_us: int,
+    day_usage: DayUsage | None = None,
 ) -> list[Outcome]:
-    """Apply ``commands`` in order within the caller's unit of work; one outcome each."""
+    """Apply ``commands`` in order within the caller's unit of work; one outcome each.
+    ``day_usage``: the writer's memory of its accounts' usage of the day (daily limits)."""
     outcomes: list[Outcome | None] = [None] * len(commands)
     stored = _stored_outcomes(session, commands)
     first_with_key: dict[tuple[str, str], int] = {}
@@ -94,7 +96,7 @@ def apply_commands(
             first_with_key[owned_key] = index
             to_post.append(index)
 
-    book = open_book(session, [commands[index] for index in to_post], now_us)
+    book = open_book(session, [commands[index] for index in to_post], now_us, day_usage)
     decided: list[tuple[str, str, store.StoredOutcome]] = []
     for index in to_post:
         command = commands[index]
@@ -165,7 +167,12 @@ def _apply_batch(
     return Outcome(body=body, transaction_id=first_id)
 
 
-def open_book(session: Session, commands: Sequence[Command], now_us: int) -> Book:
+def open_book(
+    session: Session,
+    commands: Sequence[Command],
+    now_us: int,
+    day_usage: DayUsage | None = None,
+) -> Book:
     """Lock what ``commands`` may touch and read it: holds, then refunded originals, then
     accounts; then read the balance monitors of the users' accounts among them (one statement).
 
@@ -213,7 +220,7 @@ def open_book(session: Session, commands: Sequence[Command], now_us: int) -> Boo
         holds=holds,
         frozen=frozen_users(session, postings, holding, originals),
         # After the accounts' locks: what it reads of their day cannot change before the commit.
-        allowances=load_allowances(session, postings, holding, account_ids, now_us),
+        allowances=load_allowances(session, postings, holding, account_ids, now_us, day_usage),
         monitors=load_monitors(session, accounts),
     )
 

@@ -38,6 +38,7 @@ from wallet.storage.database import WriterConnection
 
 from .clock import SYSTEM_CLOCK, Clock
 from .commands import Command, InternalError, Outcome, PostingCommand
+from .limits import DayUsage
 from .metrics import Metrics
 from .notes import note_transaction
 from .posting import apply_commands
@@ -75,6 +76,7 @@ class GroupCommitWriter:
         self._thread: threading.Thread | None = None
         self._connection: WriterConnection | None = None
         self._claims = threading.Lock()
+        self._day_usage = DayUsage()
         self.batches_committed = 0
         # Called on the event loop after a command of this writer committed a change (and so
         # its events): the feed's waiting readers look at once (events.NewEvents.hint).
@@ -199,7 +201,11 @@ class GroupCommitWriter:
                 connection.begin()
                 outcomes: list[Outcome | BaseException] = list(
                     apply_commands(
-                        connection.session, commands, self._scales(), self._clock.now_us()
+                        connection.session,
+                        commands,
+                        self._scales(),
+                        self._clock.now_us(),
+                        self._day_usage,
                     )
                 )
             except Unavailable as error:

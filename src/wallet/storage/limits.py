@@ -73,32 +73,47 @@ _USAGE = (
     " COALESCE(SUM(CASE"
     f" WHEN t.transaction_type IN ('{_CREDITS[0]}', '{_CREDITS[1]}') THEN e.amount_minor"
     " ELSE 0 END), 0)"
+    " , max(e.id)"
     " FROM {accounts}"
-    " JOIN entries e ON e.account_id = w.id AND e.created_at_us >= ? AND e.created_at_us < ?"
+    " JOIN entries e ON e.account_id = w.id AND e.id > w.after_id"
+    " AND e.created_at_us >= ? AND e.created_at_us < ?"
     " JOIN transactions t ON t.id = e.transaction_id"
     " LEFT JOIN transactions o ON o.id = t.refund_of"
     " GROUP BY e.account_id"
 )
-_USAGE_POSTGRESQL = _USAGE.replace("{accounts}", "unnest(?::bigint[]) AS w(id)")
-_USAGE_SQLITE = _USAGE.replace("{accounts}", "(SELECT value AS id FROM json_each(?)) AS w")
+_USAGE_POSTGRESQL = _USAGE.replace(
+    "{accounts}", "unnest(?::bigint[], ?::bigint[]) AS w(id, after_id)"
+)
+_USAGE_SQLITE = _USAGE.replace(
+    "{accounts}",
+    "(SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS after_id"
+    " FROM json_each(?)) AS w",
+)
 
 
-def usage_between(
-    session: Session, account_ids: Sequence[int], start_us: int, end_us: int
-) -> dict[int, tuple[int, int]]:
-    """(spent, received) by each of ``account_ids`` in [start_us, end_us), for those that moved.
+def usage_after(
+    session: Session, accounts: Sequence[tuple[int, int]], start_us: int, end_us: int
+) -> dict[int, tuple[int, int, int]]:
+    """(spent, received, last entry id) of each (account id, entry id) in ``accounts``, summed
+    over its entries after that entry id made in [start_us, end_us), for those that have any.
 
     On PostgreSQL the caller has locked the accounts first: every unit of work that writes an
-    entry of an account holds its row lock, so what this reads is all there is.
+    entry of an account holds its row lock, so what this reads is all there is, and an
+    account's entry ids grow in the order its entries were committed.
     """
-    if not account_ids:
+    if not accounts:
         return {}
     if session.backend is Backend.POSTGRESQL:
-        sql, ids = _USAGE_POSTGRESQL, list(account_ids)
+        ids = [account_id for account_id, _ in accounts]
+        afters = [after_id for _, after_id in accounts]
+        rows = session.all(_USAGE_POSTGRESQL, (start_us, ids, afters, start_us, end_us))
     else:
-        sql, ids = _USAGE_SQLITE, orjson.dumps(list(account_ids)).decode()  # type: ignore[assignment]
-    rows = session.all(sql, (start_us, ids, start_us, end_us))
-    return {int(account_id): (int(spent), int(received)) for account_id, spent, received in rows}
+        pairs = orjson.dumps([list(pair) for pair in accounts]).decode()
+        rows = session.all(_USAGE_SQLITE, (start_us, pairs, start_us, end_us))
+    return {
+        int(account_id): (int(spent), int(received), int(last))
+        for account_id, spent, received, last in rows
+    }
 
 
 def put_limit(session: Session, limit: StoredLimit) -> None:
