@@ -16,10 +16,12 @@ allows it: the receiver tells a repeat by its ``webhook-id``.
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
-from urllib.parse import urlsplit
+from urllib.parse import unquote
 
 import httptools
+import httpx
 
 _READ_BYTES = 64 * 1024
 
@@ -29,47 +31,70 @@ class PostFailed(Exception):
 
 
 class _Answer:
-    """httptools' callbacks: whether the head was read, how much body, whether it all came."""
+    """httptools' callbacks: the final answer's status, whether its head was read, how much of
+    its body, whether it all came. An interim answer (1xx) is passed over."""
 
     def __init__(self) -> None:
+        self.parser: httptools.HttpResponseParser | None = None
+        self.status = 0
+        self.interim = False
         self.head_done = False
         self.complete = False
+        self.keep_alive = False
         self.body_bytes = 0
 
     def on_headers_complete(self) -> None:
+        assert self.parser is not None
+        status = int(self.parser.get_status_code())
+        if 100 <= status < 200:
+            self.interim = True
+            return
+        self.status = status
         self.head_done = True
 
     def on_body(self, body: bytes) -> None:
-        self.body_bytes += len(body)
+        if not self.interim:
+            self.body_bytes += len(body)
 
     def on_message_complete(self) -> None:
+        if self.interim:
+            self.interim = False
+            return
+        assert self.parser is not None
+        # Asked now: once the message is done, the parser is ready for the next one.
+        self.keep_alive = self.parser.should_keep_alive()
         self.complete = True
 
 
 class Poster:
     def __init__(self, url: str, answer_bytes_max: int, user_agent: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        # As an HTTP client sends it: the host in IDNA, the path and query percent-encoded.
+        parsed = httpx.URL(url)
+        if parsed.scheme not in ("http", "https") or not parsed.raw_host:
             raise ValueError(f"not an http or https URL: {url!r}")
-        self._host = parts.hostname
-        self._port = parts.port or (443 if parts.scheme == "https" else 80)
-        self._tls = ssl.create_default_context() if parts.scheme == "https" else None
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        default_port = parts.port is None
-        host = parts.netloc.rpartition("@")[2] if not default_port else parts.hostname
-        if ":" in self._host and default_port:
-            host = f"[{self._host}]"
-        self._head = (
-            f"POST {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {user_agent}\r\n"
-            "Content-Type: application/json\r\n"
-        ).encode("ascii")
+        self._host = parsed.raw_host.decode("ascii")
+        self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        self._tls = ssl.create_default_context() if parsed.scheme == "https" else None
+        host = f"[{self._host}]" if ":" in self._host else self._host
+        if parsed.port is not None:
+            host = f"{host}:{parsed.port}"
+        head = (
+            f"POST {parsed.raw_path.decode('ascii')} HTTP/1.1\r\nHost: {host}\r\n"
+            f"User-Agent: {user_agent}\r\nContent-Type: application/json\r\n"
+        )
+        if parsed.userinfo:
+            # user:password in the URL: HTTP Basic authentication, as clients do.
+            user, _, password = parsed.userinfo.decode("ascii").partition(":")
+            credentials = f"{unquote(user)}:{unquote(password)}".encode()
+            head += f"Authorization: Basic {base64.b64encode(credentials).decode()}\r\n"
+        self._head = head.encode("ascii")
         self._answer_bytes_max = answer_bytes_max
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
     async def post(self, body: bytes, headers: dict[str, str]) -> int:
-        """Send ``body`` with ``headers``; the answer's status. Raises PostFailed or OSError.
-        Unbounded in time: the caller bounds the whole exchange."""
+        """Send ``body`` with ``headers``; the final answer's status. Raises PostFailed or
+        OSError. Unbounded in time: the caller bounds the whole exchange."""
         request = b"%s%sContent-Length: %d\r\n\r\n%s" % (
             self._head,
             "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode("ascii"),
@@ -79,14 +104,15 @@ class Poster:
         reused = self._writer is not None
         try:
             return await self._exchange(request)
-        except (_NoAnswer, ConnectionError):
+        except _NoAnswer:
             self.close()
             if not reused:
                 raise
         except BaseException:
             self.close()
             raise
-        # The server had closed the kept connection: once more, on a new one.
+        # The server had closed the kept connection, and nothing came back: once more, on a
+        # new one.
         try:
             return await self._exchange(request)
         except BaseException:
@@ -103,33 +129,46 @@ class Poster:
                 limit=_READ_BYTES,
             )
         assert self._reader is not None
-        self._writer.write(request)
         answer = _Answer()
         parser = httptools.HttpResponseParser(answer)
+        answer.parser = parser
         received = 0
-        while not answer.complete:
-            data = await self._reader.read(_READ_BYTES)
-            if not data:
-                if answer.head_done:
-                    break  # an answer whose body ends with the connection
-                if received == 0:
-                    raise _NoAnswer("the connection closed before an answer")
-                raise PostFailed("the connection closed in the middle of an answer")
-            received += len(data)
-            try:
+        try:
+            self._writer.write(request)
+            while not answer.complete:
+                data = await self._reader.read(_READ_BYTES)
+                if not data:
+                    if answer.head_done:
+                        # The answer's status came: it stands, whatever became of its body.
+                        break
+                    if received == 0:
+                        raise _NoAnswer("the connection closed before an answer")
+                    raise PostFailed("the connection closed in the middle of an answer")
+                received += len(data)
                 parser.feed_data(data)
-            except httptools.HttpParserError as error:
+                if answer.head_done and answer.body_bytes >= self._answer_bytes_max:
+                    break  # enough: none of the body matters but its status
+        except ConnectionError as error:
+            if received == 0:
+                raise _NoAnswer(f"the connection failed before an answer: {error}") from None
+            raise PostFailed(f"the connection failed in the middle of an answer: {error}") from None
+        except httptools.HttpParserUpgrade:
+            raise PostFailed("the answer switches protocols") from None
+        except httptools.HttpParserError as error:
+            if not answer.complete:
                 raise PostFailed(f"not an HTTP answer: {error}") from None
-            if answer.head_done and answer.body_bytes >= self._answer_bytes_max:
-                break  # enough: none of the body matters but its status
-        status = int(parser.get_status_code())
-        if not (answer.complete and parser.should_keep_alive()):
+            # Bytes after the answer that are not one: the answer stands, the connection goes.
             self.close()
-        return status
+            return answer.status
+        if not (answer.complete and answer.keep_alive):
+            self.close()
+        return answer.status
 
     def close(self) -> None:
         if self._writer is not None:
-            self._writer.close()
+            # abort, not close: nothing of ours is worth sending any more, and a server that
+            # stopped reading must not keep the socket open.
+            self._writer.transport.abort()
         self._reader = self._writer = None
 
 

@@ -377,8 +377,11 @@ class RelayRunner:
         last = acknowledged[-1].position
 
         def record(session: Session) -> bool:
+            # Fenced first: a relay this process lost (a lease, a replay) lists no attempt of it.
+            if not store.advance_relay(session, relay, self.owner, last, delivered=True):
+                return False
             store.record_attempts(session, relay.id, acknowledged, DELIVERY_ATTEMPTS_KEPT)
-            return store.advance_relay(session, relay, self.owner, last, delivered=True)
+            return True
 
         if not await self.write(record):
             return None
@@ -392,8 +395,7 @@ class RelayRunner:
         disable = failing_since + RELAY_FAILING_MAX_S * 1_000_000 <= now
 
         def failed(session: Session) -> bool:
-            store.record_attempts(session, relay.id, [attempt], DELIVERY_ATTEMPTS_KEPT)
-            return store.record_failure(
+            recorded = store.record_failure(
                 session,
                 relay,
                 self.owner,
@@ -403,6 +405,9 @@ class RelayRunner:
                 failing_since_us=failing_since,
                 disable=disable,
             )
+            if recorded:
+                store.record_attempts(session, relay.id, [attempt], DELIVERY_ATTEMPTS_KEPT)
+            return recorded
 
         if await self.write(failed) and disable:
             log.warning(
