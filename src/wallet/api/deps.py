@@ -2,7 +2,7 @@
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Header, Path, Request
 
 from wallet.limits import IDEMPOTENCY_KEY_LENGTH_MAX, IDEMPOTENCY_KEY_PATTERN
 from wallet.service.wallet import WalletService
@@ -35,5 +35,18 @@ IdempotencyKeyHeader = Annotated[
         pattern=IDEMPOTENCY_KEY_PATTERN,
         description="Makes the request safe to retry: the same key and payload replay the "
         "first answer and change nothing.",
+    ),
+]
+
+# An id the service handed out (a transaction's, a webhook endpoint's, a monitor's): printable
+# ASCII, so a NUL, which PostgreSQL cannot even compare with TEXT, is a malformed id (422) on
+# both backends rather than a database error.
+IdPath = Annotated[
+    str,
+    Path(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[\x21-\x7e]+$",
+        examples=["019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d"],
     ),
 ]

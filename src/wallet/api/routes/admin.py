@@ -23,7 +23,7 @@ from wallet.service.assets import new_asset
 from wallet.service.freezes import OPEN_ACTOR, freeze_view
 from wallet.service.verify import verify_ledger
 
-from ..deps import KeyOwner, Service
+from ..deps import IdPath, KeyOwner, Service
 from ..docs import COMMON, problems
 from ..jsonbody import ExactJSONRoute
 from ..models import (
@@ -46,16 +46,6 @@ from ..models import (
 from ..responses import json_response, page_response
 
 router = APIRouter(tags=["admin"], route_class=ExactJSONRoute)
-
-MonitorId = Annotated[
-    str,
-    Path(
-        min_length=1,
-        max_length=64,
-        pattern=r"^[\x21-\x7e]+$",
-        examples=["019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d"],
-    ),
-]
 
 
 @router.get(
@@ -271,7 +261,7 @@ def list_monitors(
     summary="One balance monitor",
     responses=problems("monitor_not_found", *COMMON),
 )
-def get_monitor(monitor_id: MonitorId, service: Service) -> dict[str, Any]:
+def get_monitor(monitor_id: IdPath, service: Service) -> dict[str, Any]:
     monitors = service.monitors
     return monitors.view(monitors.get(monitor_id))
 
@@ -283,6 +273,6 @@ def get_monitor(monitor_id: MonitorId, service: Service) -> dict[str, Any]:
     summary="Remove a balance monitor: the writes that follow emit nothing for it",
     responses=problems("monitor_not_found", *COMMON),
 )
-def delete_monitor(monitor_id: MonitorId, service: Service) -> Response:
+def delete_monitor(monitor_id: IdPath, service: Service) -> Response:
     service.monitors.delete(monitor_id)
     return Response(status_code=204)

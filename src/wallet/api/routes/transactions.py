@@ -15,7 +15,7 @@ from wallet.limits import (
 )
 from wallet.service.transactions import TransactionInput, resolve_idempotency_key
 
-from ..deps import IdempotencyKeyHeader, KeyOwner, Service
+from ..deps import IdempotencyKeyHeader, IdPath, KeyOwner, Service
 from ..docs import COMMON, problems
 from ..jsonbody import ExactJSONRoute
 from ..models import (
@@ -37,19 +37,6 @@ from ..queries import (
 from ..responses import json_response, outcome_response, page_response
 
 router = APIRouter(tags=["transactions"], route_class=ExactJSONRoute)
-
-
-# Printable ASCII, as every id the service hands out: a NUL, which PostgreSQL cannot even compare
-# with TEXT, is a malformed id (422) on both backends rather than a database error.
-TransactionIdPath = Annotated[
-    str,
-    Path(
-        min_length=1,
-        max_length=64,
-        pattern=r"^[\x21-\x7e]+$",
-        examples=["019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d"],
-    ),
-]
 
 
 @router.post(
@@ -140,7 +127,7 @@ async def post_batch(
     summary="One transaction with its entries",
     responses=problems("transaction_not_found", *COMMON),
 )
-async def get_transaction(transaction_id: TransactionIdPath, service: Service) -> Response:
+async def get_transaction(transaction_id: IdPath, service: Service) -> Response:
     return json_response(await service.read(service.transactions.get, transaction_id))
 
 

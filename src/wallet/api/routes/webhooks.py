@@ -1,13 +1,13 @@
 """Webhook endpoints (scope ``admin``): register, list, change, delete, their attempts, replay."""
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from starlette.responses import Response
 
 from wallet.service.webhooks import attempt_view, webhook_view
 
-from ..deps import Service
+from ..deps import IdPath, Service
 from ..docs import COMMON, problems
 from ..jsonbody import ExactJSONRoute
 from ..models import (
@@ -22,15 +22,6 @@ from ..models import (
 
 router = APIRouter(tags=["webhooks"], route_class=ExactJSONRoute)
 
-WebhookId = Annotated[
-    str,
-    Path(
-        min_length=1,
-        max_length=64,
-        pattern=r"^[\x21-\x7e]+$",
-        examples=["019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d"],
-    ),
-]
 _FOUND = ("webhook_not_found", *COMMON)
 
 
@@ -62,7 +53,7 @@ def list_webhooks(service: Service) -> dict[str, Any]:
     summary="One webhook endpoint and how its deliveries go",
     responses=problems(*_FOUND),
 )
-def get_webhook(webhook_id: WebhookId, service: Service) -> dict[str, Any]:
+def get_webhook(webhook_id: IdPath, service: Service) -> dict[str, Any]:
     return webhook_view(service.webhooks.get(webhook_id))
 
 
@@ -72,7 +63,7 @@ def get_webhook(webhook_id: WebhookId, service: Service) -> dict[str, Any]:
     summary="Change an endpoint's URL, event types or status",
     responses=problems("payload_too_large", *_FOUND),
 )
-def change_webhook(webhook_id: WebhookId, body: WebhookUpdate, service: Service) -> dict[str, Any]:
+def change_webhook(webhook_id: IdPath, body: WebhookUpdate, service: Service) -> dict[str, Any]:
     endpoint = service.webhooks.change(
         webhook_id, url=body.url, event_types=body.event_types, status=body.status
     )
@@ -86,7 +77,7 @@ def change_webhook(webhook_id: WebhookId, body: WebhookUpdate, service: Service)
     summary="Delete an endpoint: nothing more is delivered to it",
     responses=problems(*_FOUND),
 )
-def delete_webhook(webhook_id: WebhookId, service: Service) -> Response:
+def delete_webhook(webhook_id: IdPath, service: Service) -> Response:
     service.webhooks.delete(webhook_id)
     return Response(status_code=204)
 
@@ -97,7 +88,7 @@ def delete_webhook(webhook_id: WebhookId, service: Service) -> Response:
     summary="An endpoint's latest delivery attempts, newest first",
     responses=problems(*_FOUND),
 )
-def list_attempts(webhook_id: WebhookId, service: Service) -> dict[str, Any]:
+def list_attempts(webhook_id: IdPath, service: Service) -> dict[str, Any]:
     return {"items": [attempt_view(a) for a in service.webhooks.attempts(webhook_id)]}
 
 
@@ -107,5 +98,5 @@ def list_attempts(webhook_id: WebhookId, service: Service) -> dict[str, Any]:
     summary="Deliver again every event after a position",
     responses=problems("payload_too_large", *_FOUND),
 )
-def replay_webhook(webhook_id: WebhookId, body: WebhookReplay, service: Service) -> dict[str, Any]:
+def replay_webhook(webhook_id: IdPath, body: WebhookReplay, service: Service) -> dict[str, Any]:
     return webhook_view(service.webhooks.replay(webhook_id, body.after))
