@@ -75,13 +75,14 @@ STREAM_RELAY_ID = "nats"
 def ensure_stream_relay(database: Database, clock: Clock) -> None:
     """Make the stream's relay if it does not exist (whatever other process makes it too)."""
     with database.unit_of_work() as session:
-        relay_store.insert_relay_if_missing(
+        relay_store.insert_relay(
             session,
             STREAM_RELAY_ID,
             STREAM_KIND,
             ["*"],
             event_store.newest_position(session),
             clock.now_us(),
+            unless_exists=True,
         )
 
 

@@ -112,26 +112,15 @@ def insert_relay(
     event_types: Sequence[str],
     delivered_position: int,
     created_at_us: int,
+    *,
+    unless_exists: bool = False,
 ) -> None:
+    """A new relay, enabled. ``unless_exists``: nothing if a relay with that id exists already
+    (another process made it)."""
     session.run(
         "INSERT INTO event_relays (id, kind, status, event_types, delivered_position,"
-        " created_at_us) VALUES (?, ?, 'enabled', ?, ?, ?)",
-        (relay_id, kind, types_json(event_types), delivered_position, created_at_us),
-    )
-
-
-def insert_relay_if_missing(
-    session: Session,
-    relay_id: str,
-    kind: str,
-    event_types: Sequence[str],
-    delivered_position: int,
-    created_at_us: int,
-) -> None:
-    """As insert_relay, unless a relay with that id exists (another process made it)."""
-    session.run(
-        "INSERT INTO event_relays (id, kind, status, event_types, delivered_position,"
-        " created_at_us) VALUES (?, ?, 'enabled', ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+        " created_at_us) VALUES (?, ?, 'enabled', ?, ?, ?)"
+        + (" ON CONFLICT (id) DO NOTHING" if unless_exists else ""),
         (relay_id, kind, types_json(event_types), delivered_position, created_at_us),
     )
 
