@@ -48,7 +48,13 @@ def schema_version(url: str) -> str:
 
 # What the migrations after 0008 added, undone, so that they run again after those under test.
 UNDO_AFTER_0008 = (
-    # 0010 and later: new tables only.
+    # 0013
+    "DROP TABLE lot_draws",
+    "DROP TABLE lots",
+    "DELETE FROM transaction_types WHERE name = 'expiry'",
+    "ALTER TABLE accounts DROP COLUMN lots_open_minor",
+    "ALTER TABLE assets DROP COLUMN expires_after_days",
+    # 0010 to 0012: new tables only.
     *(
         f"DROP TABLE {table} CASCADE"
         for table in (
