@@ -17,10 +17,11 @@ processes were busy). ``--history`` adds GET history pages after the writes, wit
 and with 32. Builds alternate within each round, so a machine that speeds up or slows down
 during the comparison affects them alike: compare the rounds' ratios, and the medians.
 
-``BUILD_DIR:protected`` configures player protection on each run's database before the
-service starts (``bench/protect.py``: 100,000 frozen users, a daily limit on every asset, 1,000
-balance monitors): ``. .:protected`` is the A/B of issue 18's speed target, one build with and
-without it.
+``BUILD_DIR:MODE`` configures each run's database before the service starts, with the build's
+``bench/<script>`` of CONFIGURATORS: ``protected`` (``protect.py``: 100,000 frozen users, a
+daily limit on every asset, 1,000 balance monitors), so ``. .:protected`` is the A/B of issue
+18's speed target, one build with and without it; ``expiring`` (``expiring.py``: every asset's
+credits expire, the opening balances are lots), so ``. .:expiring`` is issue 17's.
 
 ``--workloads`` names the POST workloads of bench/run.py to run on every build (default the
 mix, ``post_transaction``); with more than one, each build runs each of them in turn within each
@@ -88,6 +89,8 @@ WARMUP_S = 2.0
 DRAIN_TIMEOUT_S = 60.0
 WARM_CHUNK_BYTES = 1 << 20
 HISTORY_S = 5.0
+# BUILD_DIR:MODE: the script of bench/ that configures each run's database for MODE.
+CONFIGURATORS = {"protected": "protect.py", "expiring": "expiring.py"}
 
 
 def mean_of(metrics: str, name: str) -> float:
@@ -157,8 +160,8 @@ def measure(
     load = run.LoadSettings(2, args.connections, 1, args.users)
     try:
         with run_database(build, start_from, workdir, args) as database:
-            if mode == "protected":
-                protect(build, database.url, args)
+            if mode:
+                configure(build, CONFIGURATORS[mode], database.url, args)
             env = {"DATABASE_URL": database.url, "WALLET_LOG_LEVEL": "warning"}
             argv = [args.python, str(build / "main.py")]
             relay = None
@@ -184,12 +187,12 @@ def measure(
     return result
 
 
-def protect(build: Path, database_url: str, args: argparse.Namespace) -> None:
-    """Configure issue 18's protection on the run's database (bench/protect.py of ``build``)."""
+def configure(build: Path, script: str, database_url: str, args: argparse.Namespace) -> None:
+    """Configure the run's database with ``build``'s ``bench/<script>`` (CONFIGURATORS)."""
     subprocess.run(
         [
             args.python,
-            str(build / "bench" / "protect.py"),
+            str(build / "bench" / script),
             database_url,
             "--users",
             str(args.users),
@@ -335,8 +338,8 @@ def main() -> int:
     parser.add_argument(
         "targets",
         nargs="+",
-        help="BUILD_DIR or BUILD_DIR@DATABASE_FILE; BUILD_DIR:protected configures player"
-        " protection on the run's database first (bench/protect.py)",
+        help="BUILD_DIR or BUILD_DIR@DATABASE_FILE; BUILD_DIR:MODE configures the run's database"
+        f" first, MODE one of {', '.join(CONFIGURATORS)} (see above)",
     )
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=10.0)
@@ -400,6 +403,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.postgresql and any("@" in target for target in args.targets):
         parser.error("--postgresql: a @DATABASE_FILE is a SQLite file; give builds only")
+    modes = {target.partition("@")[0].partition(":")[2] for target in args.targets} - {""}
+    if modes - CONFIGURATORS.keys():
+        parser.error(f"BUILD_DIR:MODE: MODE is one of {', '.join(CONFIGURATORS)}")
     workloads = {w.name: w for w in run.WORKLOADS if w.name.startswith("post_transaction")}
     chosen = [name.strip() for name in args.workloads.split(",") if name.strip()]
     unknown = [name for name in chosen if name not in workloads]
