@@ -306,6 +306,26 @@ def test_events_tail_follows_new_events_until_interrupted(database_url: str) -> 
     assert "Traceback" not in errors
 
 
+def test_events_tail_stops_quietly_when_its_reader_goes(database_url: str) -> None:
+    # `wallet events tail --follow | head -1`: the reader closes the pipe after one line.
+    process = subprocess.Popen(
+        [*WALLET, "events", "tail", "--follow", "--database-url", database_url],
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    assert process.stderr is not None
+    first = json.loads(process.stdout.readline())
+    process.stdout.close()
+    _append_event(database_url, "hold.placed", {"id": "h-1"})
+    code = process.wait(timeout=30)
+    errors = process.stderr.read().decode()
+    assert first["position"] == 1
+    assert code == 0, errors
+    assert "Traceback" not in errors
+
+
 def test_events_tail_refuses_an_unknown_type(database_url: str) -> None:
     result = wallet(
         "events", "tail", "--types", "hold.placed,hold.lost", "--database-url", database_url

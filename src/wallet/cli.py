@@ -712,6 +712,10 @@ def _print_events(feed: Events, after: int, types: tuple[str, ...], follow: bool
     except KeyboardInterrupt:
         # The way to end --follow; what was printed is complete, line by line.
         stdout.flush()
+    except BrokenPipeError:
+        # The reader has gone (`wallet events tail | head`): stop as it asked, quietly. What is
+        # still buffered can go nowhere, and must not fail again when the process exits.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
 
 
 @main.group()
