@@ -6,19 +6,26 @@ or the cost of each part of player protection (configured as bench/protect.py do
     for b in /tmp/before .; do PYTHONPATH=$b/src .venv/bin/python bench/unit_of_work.py; done
     for p in none freezes limits monitors all; do
         PYTHONPATH=src .venv/bin/python bench/unit_of_work.py --protect $p; done
+
+``--postgresql ADMIN_URL`` runs on a PostgreSQL database of its own, created through ADMIN_URL
+and dropped afterwards (as bench/compare.py does); each statement is then a round trip.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import random
+import shutil
 import statistics
-import sys
 import tempfile
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import run
+import wallet
 from wallet.config import Settings
 from wallet.service.clock import new_transaction_id, now_us
 from wallet.service.commands import PostingCommand
@@ -39,9 +46,23 @@ def main() -> None:
     parser.add_argument(
         "--protect", choices=["none", "freezes", "limits", "monitors", "all"], default="none"
     )
+    parser.add_argument(
+        "--postgresql",
+        metavar="ADMIN_URL",
+        help="run on a fresh PostgreSQL database created through this URL (e.g."
+        " postgresql://postgres@127.0.0.1:5432/postgres) instead of a SQLite file",
+    )
     args = parser.parse_args()
-    directory = tempfile.mkdtemp(prefix="wallet-uow-")
-    service = WalletService(Settings(database_url=f"sqlite:///{directory}/w.db", seed=True))
+    directory = Path(tempfile.mkdtemp(prefix="wallet-uow-"))
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, directory, ignore_errors=True)
+        backend = "sqlite" if args.postgresql is None else "postgresql"
+        url = stack.enter_context(run.fresh_database(backend, directory, args.postgresql or ""))
+        measure(url, args.protect)
+
+
+def measure(database_url: str, part: str) -> None:
+    service = WalletService(Settings(database_url=database_url, seed=True))
     service.start()
     rng = random.Random(1)
     users = [f"bench_{n:05d}" for n in range(1, USERS + 1)]
@@ -76,7 +97,7 @@ def main() -> None:
             apply_commands(connection.session, topups, scales, service.clock.now_us())
             connection.commit()
     connection.begin()
-    protect(connection.session, args.protect, users, rng)
+    protect(connection.session, part, users, rng)
     connection.commit()
     times = []
     for _ in range(UNITS):
@@ -88,8 +109,9 @@ def main() -> None:
         connection.rollback()
         times.append(time.perf_counter() - started)
     median_us = statistics.median(times[WARMUP_UNITS:]) * 1e6
+    build = Path(wallet.__file__).parents[1]
     print(
-        f"{sys.path[0]} --protect {args.protect}: median {median_us:.0f} µs per unit of work of"
+        f"{build} --protect {part}: median {median_us:.0f} µs per unit of work of"
         f" {POSTINGS} postings ({median_us / POSTINGS:.1f} µs per posting)"
     )
     connection.close()
