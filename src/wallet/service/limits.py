@@ -1,6 +1,7 @@
 """Daily limits: what one user may spend or receive of an asset per UTC day (API.md, "Player
 protection"), set by an operator (``Limits``) and enforced in the writer's unit of work
-(``load_allowances``, then ``Allowances.charge`` as the Book records each transaction).
+(``allowances_of``, from what service/protection.py read, then ``Allowances.charge`` as the
+Book records each transaction).
 
 The rules:
 
@@ -17,9 +18,11 @@ read; on SQLite the database's write lock), so what it reads cannot change befor
 whichever process writes. It counts whatever happened today, also before a limit was set. The
 commands of one unit of work see each other through the Allowances, like balances.
 
-Cost: a unit of work whose commands touch no limit pays one look-up of the primary key of
-``daily_limits`` (none at all when it has only settlements and refunds); only when a limit
-applies is the day's usage read, once for all its users.
+Cost: the limits of the unit of work's assets and users and, for the accounts that have a limit
+row, their day's usage since the last entry the writer read (``DayUsage``) are a part of the one
+statement that reads its protection (storage/protection.py): with no limits, a look-up of the
+primary key of ``daily_limits`` per asset and account, and no entry read; with none at all when
+the unit of work has only settlements and refunds.
 """
 
 from __future__ import annotations
@@ -34,9 +37,10 @@ from wallet.domain.holds import HoldAction
 from wallet.domain.ledger import AccountRef, PostedTransaction, TransactionType
 from wallet.domain.money import format_minor, to_minor
 from wallet.limits import DAY_USAGE_ACCOUNTS_MAX, LIMIT_CURSOR_LENGTH_MAX
-from wallet.storage import Database, Session
+from wallet.storage import Database
 from wallet.storage import limits as store
 from wallet.storage.limits import EVERY_USER, StoredLimit
+from wallet.storage.protection import UsageAccount
 
 from .clock import Clock, format_us
 from .commands import HoldCommand, PostingCommand
@@ -128,28 +132,33 @@ def _check(
 
 class DayUsage:
     """What each account spent and received on a UTC day, as of its last entry read: a writer's
-    memory, so that a unit of work reads only the entries made since (usage_after), not the
-    whole day again. Exact whatever other processes write: an account's entries are written
-    under its row lock, so whatever was committed after the last entry read has a higher id.
-    Holds at most DAY_USAGE_ACCOUNTS_MAX accounts, then starts again empty."""
+    memory, so that a unit of work reads only the entries made since (``after``), not the whole
+    day again. Exact whatever other processes write: an account's entries are written under its
+    row lock, so whatever was committed after the last entry read has a higher id. Holds at
+    most DAY_USAGE_ACCOUNTS_MAX accounts, then starts again empty."""
 
     def __init__(self) -> None:
         self._days: dict[int, tuple[int, int, int, int]] = {}
 
-    def read(
-        self, session: Session, account_ids: Sequence[int], start_us: int
+    def after(self, account_id: int, start_us: int) -> int:
+        """The last entry id read of the account on the day starting at ``start_us`` (0:
+        none): its usage is to be read from the entries after it."""
+        known = self._days.get(account_id)
+        return known[1] if known is not None and known[0] == start_us else 0
+
+    def add(
+        self,
+        account_ids: Sequence[int],
+        read: Mapping[int, tuple[int, int, int]],
+        start_us: int,
     ) -> dict[int, tuple[int, int]]:
-        """(spent, received) of each account on the day starting at ``start_us``."""
+        """(spent, received) of each account on the day starting at ``start_us``, given what
+        was ``read`` after ``after`` of each: (spent, received, last entry id) of those that
+        had entries."""
         since = {}
         for account_id in account_ids:
             known = self._days.get(account_id)
             since[account_id] = known if known is not None and known[0] == start_us else None
-        read = store.usage_after(
-            session,
-            [(a, 0 if k is None else k[1]) for a, k in since.items()],
-            start_us,
-            start_us + DAY_US,
-        )
         if len(self._days) + len(since) > DAY_USAGE_ACCOUNTS_MAX:
             self._days.clear()
         used = {}
@@ -161,27 +170,47 @@ class DayUsage:
         return used
 
 
-def load_allowances(
-    session: Session,
-    postings: Sequence[PostingCommand],
-    holding: Sequence[HoldCommand],
-    account_ids: Mapping[AccountRef, int],
-    now_us: int,
-    day_usage: DayUsage | None = None,
-) -> Allowances | None:
-    """The allowances of the users these commands may debit or credit; None when no limit
-    applies to any of them. Called once the unit of work holds their accounts."""
-    wanted = {
+def limited_pairs(
+    postings: Sequence[PostingCommand], holding: Sequence[HoldCommand]
+) -> set[tuple[str, str]]:
+    """The (user, asset) pairs these commands may debit or credit, the ones a limit may bind."""
+    return {
         (c.user_id, c.asset_code)
         for c in postings
         if c.user_id is not None
         and (c.transaction_type in SPENDING or c.transaction_type in RECEIVING)
     } | {(h.user_id, h.asset_code) for h in holding if h.action is HoldAction.PLACE}
-    if not wanted:
-        return None
-    stored = store.limits_of(
-        session, sorted({asset for _, asset in wanted}), sorted({user for user, _ in wanted})
-    )
+
+
+def usage_wanted(
+    pairs: set[tuple[str, str]],
+    account_ids: Mapping[AccountRef, int],
+    start_us: int,
+    day_usage: DayUsage,
+) -> list[UsageAccount]:
+    """The accounts of ``pairs`` whose usage of the day a limit may need, each from after the
+    last entry ``day_usage`` has read of it; storage reads only those that have a limit row."""
+    wanted = []
+    for user_id, asset_code in pairs:
+        account_id = account_ids.get(AccountRef.user(user_id, asset_code))
+        if account_id is not None:
+            after = day_usage.after(account_id, start_us)
+            wanted.append(UsageAccount(account_id, after, asset_code, user_id))
+    wanted.sort()
+    return wanted
+
+
+def allowances_of(
+    pairs: set[tuple[str, str]],
+    stored: Sequence[StoredLimit],
+    read: Mapping[int, tuple[int, int, int]],
+    account_ids: Mapping[AccountRef, int],
+    start_us: int,
+    day_usage: DayUsage,
+) -> Allowances | None:
+    """The allowances of ``pairs`` from the limits ``stored`` of their assets and users, and
+    the usage ``read`` after what ``day_usage`` knew (``usage_wanted``); None when no limit
+    applies to any of them. Read once the unit of work holds their accounts."""
     if not stored:
         return None
     by_key = {
@@ -189,21 +218,20 @@ def load_allowances(
         for row in stored
     }
     limits: dict[tuple[str, str], Limit] = {}
-    for user_id, asset_code in wanted:
+    for user_id, asset_code in pairs:
         limit = by_key.get((asset_code, user_id), by_key.get((asset_code, EVERY_USER)))
         if limit is not None and limit != (None, None):
             limits[(user_id, asset_code)] = limit
     if not limits:
         return None
-    start = day_start_us(now_us)
     ids = {
         key: account_ids[account]
         for key in limits
         if (account := AccountRef.user(*key)) in account_ids
     }
-    usage = (day_usage or DayUsage()).read(session, sorted(set(ids.values())), start)
+    usage = day_usage.add(sorted(set(ids.values())), read, start_us)
     used = {key: usage.get(ids[key], (0, 0)) if key in ids else (0, 0) for key in limits}
-    return Allowances(start, limits, used)
+    return Allowances(start_us, limits, used)
 
 
 def limit_to_minor(amount: Decimal | None, scale: int, field: str) -> int | None:
