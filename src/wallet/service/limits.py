@@ -1,7 +1,7 @@
 """Daily limits: what one user may spend or receive of an asset per UTC day (API.md, "Player
 protection"), set by an operator (``Limits``) and enforced in the writer's unit of work
-(``allowances_of``, from what service/protection.py read, then ``Allowances.charge`` as the
-Book records each transaction).
+(``allowances_of``, from the limits service/protection.py read, then ``Allowances.charge`` as
+the Book records each transaction).
 
 The rules:
 
@@ -18,11 +18,10 @@ read; on SQLite the database's write lock), so what it reads cannot change befor
 whichever process writes. It counts whatever happened today, also before a limit was set. The
 commands of one unit of work see each other through the Allowances, like balances.
 
-Cost: the limits of the unit of work's assets and users and, for the accounts that have a limit
-row, their day's usage since the last entry the writer read (``DayUsage``) are a part of the one
-statement that reads its protection (storage/protection.py): with no limits, a look-up of the
-primary key of ``daily_limits`` per asset and account, and no entry read; with none at all when
-the unit of work has only settlements and refunds.
+Cost: a unit of work whose commands touch no limit pays a look-up of the primary key of
+``daily_limits``, a part of the statement that reads its protection (service/protection.py;
+none at all when it has only settlements and refunds); only when a limit applies is the day's
+usage read, once for all its users.
 """
 
 from __future__ import annotations
@@ -37,10 +36,9 @@ from wallet.domain.holds import HoldAction
 from wallet.domain.ledger import AccountRef, PostedTransaction, TransactionType
 from wallet.domain.money import format_minor, to_minor
 from wallet.limits import DAY_USAGE_ACCOUNTS_MAX, LIMIT_CURSOR_LENGTH_MAX
-from wallet.storage import Database
+from wallet.storage import Database, Session
 from wallet.storage import limits as store
 from wallet.storage.limits import EVERY_USER, StoredLimit
-from wallet.storage.protection import UsageAccount
 
 from .clock import Clock, format_us
 from .commands import HoldCommand, PostingCommand
@@ -132,33 +130,28 @@ def _check(
 
 class DayUsage:
     """What each account spent and received on a UTC day, as of its last entry read: a writer's
-    memory, so that a unit of work reads only the entries made since (``after``), not the whole
-    day again. Exact whatever other processes write: an account's entries are written under its
-    row lock, so whatever was committed after the last entry read has a higher id. Holds at
-    most DAY_USAGE_ACCOUNTS_MAX accounts, then starts again empty."""
+    memory, so that a unit of work reads only the entries made since (usage_after), not the
+    whole day again. Exact whatever other processes write: an account's entries are written
+    under its row lock, so whatever was committed after the last entry read has a higher id.
+    Holds at most DAY_USAGE_ACCOUNTS_MAX accounts, then starts again empty."""
 
     def __init__(self) -> None:
         self._days: dict[int, tuple[int, int, int, int]] = {}
 
-    def after(self, account_id: int, start_us: int) -> int:
-        """The last entry id read of the account on the day starting at ``start_us`` (0:
-        none): its usage is to be read from the entries after it."""
-        known = self._days.get(account_id)
-        return known[1] if known is not None and known[0] == start_us else 0
-
-    def add(
-        self,
-        account_ids: Sequence[int],
-        read: Mapping[int, tuple[int, int, int]],
-        start_us: int,
+    def read(
+        self, session: Session, account_ids: Sequence[int], start_us: int
     ) -> dict[int, tuple[int, int]]:
-        """(spent, received) of each account on the day starting at ``start_us``, given what
-        was ``read`` after ``after`` of each: (spent, received, last entry id) of those that
-        had entries."""
+        """(spent, received) of each account on the day starting at ``start_us``."""
         since = {}
         for account_id in account_ids:
             known = self._days.get(account_id)
             since[account_id] = known if known is not None and known[0] == start_us else None
+        read = store.usage_after(
+            session,
+            [(a, 0 if k is None else k[1]) for a, k in since.items()],
+            start_us,
+            start_us + DAY_US,
+        )
         if len(self._days) + len(since) > DAY_USAGE_ACCOUNTS_MAX:
             self._days.clear()
         used = {}
@@ -182,35 +175,18 @@ def limited_pairs(
     } | {(h.user_id, h.asset_code) for h in holding if h.action is HoldAction.PLACE}
 
 
-def usage_wanted(
-    pairs: set[tuple[str, str]],
-    account_ids: Mapping[AccountRef, int],
-    start_us: int,
-    day_usage: DayUsage,
-) -> list[UsageAccount]:
-    """The accounts of ``pairs`` whose usage of the day a limit may need, each from after the
-    last entry ``day_usage`` has read of it; storage reads only those that have a limit row."""
-    wanted = []
-    for user_id, asset_code in pairs:
-        account_id = account_ids.get(AccountRef.user(user_id, asset_code))
-        if account_id is not None:
-            after = day_usage.after(account_id, start_us)
-            wanted.append(UsageAccount(account_id, after, asset_code, user_id))
-    wanted.sort()
-    return wanted
-
-
 def allowances_of(
+    session: Session,
     pairs: set[tuple[str, str]],
     stored: Sequence[StoredLimit],
-    read: Mapping[int, tuple[int, int, int]],
     account_ids: Mapping[AccountRef, int],
-    start_us: int,
-    day_usage: DayUsage,
+    now_us: int,
+    day_usage: DayUsage | None = None,
 ) -> Allowances | None:
-    """The allowances of ``pairs`` from the limits ``stored`` of their assets and users, and
-    the usage ``read`` after what ``day_usage`` knew (``usage_wanted``); None when no limit
-    applies to any of them. Read once the unit of work holds their accounts."""
+    """The allowances of ``pairs`` (``limited_pairs``), from the limits ``stored`` of their
+    assets for everyone and for their users (read by service/protection.py); None when no limit
+    applies to any of them. Only then is their usage of the day read (one statement). Called
+    once the unit of work holds their accounts."""
     if not stored:
         return None
     by_key = {
@@ -224,14 +200,15 @@ def allowances_of(
             limits[(user_id, asset_code)] = limit
     if not limits:
         return None
+    start = day_start_us(now_us)
     ids = {
         key: account_ids[account]
         for key in limits
         if (account := AccountRef.user(*key)) in account_ids
     }
-    usage = day_usage.add(sorted(set(ids.values())), read, start_us)
+    usage = (day_usage or DayUsage()).read(session, sorted(set(ids.values())), start)
     used = {key: usage.get(ids[key], (0, 0)) if key in ids else (0, 0) for key in limits}
-    return Allowances(start_us, limits, used)
+    return Allowances(start, limits, used)
 
 
 def limit_to_minor(amount: Decimal | None, scale: int, field: str) -> int | None:

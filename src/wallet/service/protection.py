@@ -1,13 +1,14 @@
 """What a unit of work reads of player protection: the freezes of the users it moves, the daily
-limits (and the day's usage) of the users it debits or credits, and the balance monitors of the
-accounts it touches, in one statement (storage/protection.py) after its accounts' locks.
+limits of the users it debits or credits (and then, if one applies, their usage of the day),
+and the balance monitors of the accounts it touches, after its accounts' locks.
 
-Each rule stays in its own module, which says what it needs and what it makes of the rows:
-freezes.py (``users_moved``, then ``check_not_frozen`` as commands are applied), limits.py
-(``limited_pairs``, ``usage_wanted``, ``allowances_of``) and monitors.py (``watched``,
-``index_of``). Nothing is cached: every unit of work reads what is in force as it begins, after
-the locks, so a freeze, limit or monitor committed by any process before it binds it, and the
-usage it reads cannot change before its commit.
+The freezes, limits and monitors are read together (storage/protection.py: one statement on
+PostgreSQL, where each is a round trip). Each rule stays in its own module, which says what it
+needs and what it makes of the rows: freezes.py (``users_moved``, then ``check_not_frozen`` as
+commands are applied), limits.py (``limited_pairs``, ``allowances_of``) and monitors.py
+(``watched``, ``index_of``). Nothing is cached: every unit of work reads what is in force as it
+begins, after the locks, so a freeze, limit or monitor committed by any process before it binds
+it, and the usage it reads cannot change before its commit.
 """
 
 from collections.abc import Mapping, Sequence
@@ -19,15 +20,7 @@ from wallet.storage.protection import ProtectionQuery, read_protection
 
 from .commands import HoldCommand, PostingCommand
 from .freezes import FrozenAccounts, users_moved
-from .limits import (
-    DAY_US,
-    Allowances,
-    DayUsage,
-    allowances_of,
-    day_start_us,
-    limited_pairs,
-    usage_wanted,
-)
+from .limits import Allowances, DayUsage, allowances_of, limited_pairs
 from .monitors import MonitorIndex, index_of, watched
 
 
@@ -47,10 +40,8 @@ def load_protection(
     now_us: int,
     day_usage: DayUsage | None = None,
 ) -> Protection:
-    """The protection of a unit of work that holds the accounts of ``account_ids``: one
-    statement, none when it moves no user."""
-    day_usage = day_usage or DayUsage()
-    start_us = day_start_us(now_us)
+    """The protection of a unit of work that holds the accounts of ``account_ids``: one read
+    (none when it moves no user), and a second when a daily limit applies."""
     pairs = limited_pairs(postings, holding)
     monitor_assets, monitor_users = watched(account_ids)
     found = read_protection(
@@ -59,17 +50,12 @@ def load_protection(
             frozen_of=users_moved(postings, holding, originals),
             limit_assets=sorted({asset for _, asset in pairs}),
             limit_users=sorted({user for user, _ in pairs}),
-            usage_of=usage_wanted(pairs, account_ids, start_us, day_usage),
-            day_start_us=start_us,
-            day_end_us=start_us + DAY_US,
             monitor_assets=monitor_assets,
             monitor_users=monitor_users,
         ),
     )
     return Protection(
         frozen=found.frozen,
-        allowances=allowances_of(
-            pairs, found.limits, found.usage, account_ids, start_us, day_usage
-        ),
+        allowances=allowances_of(session, pairs, found.limits, account_ids, now_us, day_usage),
         monitors=index_of(found.monitors),
     )

@@ -5,12 +5,16 @@ A day's usage is not kept anywhere: it is summed from the user's entries of the 
 the index ``entries_account_time (account_id, created_at_us, id)`` (migration 0001), joined to
 their transactions by id (and a refund to its original). So it is exact whatever wrote those
 entries (any process, before or after a limit was set), and it costs nothing to the writes of
-an asset without a limit. The writer's unit of work reads the limits and that usage with the
-rest of its protection, in one statement (storage/protection.py).
+an asset without a limit. The writer's unit of work reads the limits of its assets and users
+with its other protection (storage/protection.py), then, if one applies, that usage.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import orjson
+
+from wallet.config import Backend
 from wallet.domain.ledger import TransactionType
 
 from .database import Session
@@ -33,34 +37,61 @@ class StoredLimit:
 
 _DEBITS = (TransactionType.PURCHASE.value, TransactionType.HOLD.value)
 _CREDITS = (TransactionType.TOPUP.value, TransactionType.BONUS.value)
-# The day's usage of each account of ``{accounts}`` (a row source ``w`` of id, after_id,
-# asset_code, user_id) that has a limit row of its asset, for everyone or for its user: what it
-# spent (purchases and hold placements, less the refunds of purchases made the same day), what
-# it received (top-ups and bonuses), and its last entry id, over its entries after ``after_id``
-# made in [start, end). Parameters: the day's start, those of ``{accounts}``, start, end. Rows
-# start with ``{columns}`` (storage/protection.py reads it among other rows). A user's debit
+# Per account: what it spent (purchases and hold placements, less the refunds of purchases made
+# the same day) and what it received (top-ups and bonuses) from ``day_start``. A user's debit
 # entry is negative, a refund's credit entry positive: both are negated to count as spending.
-USAGE = (
-    "SELECT {columns} e.account_id,"
-    " CAST(COALESCE(SUM(CASE"
+_USAGE = (
+    "SELECT e.account_id,"
+    " COALESCE(SUM(CASE"
     f" WHEN t.transaction_type IN ('{_DEBITS[0]}', '{_DEBITS[1]}') THEN -e.amount_minor"
     f" WHEN t.transaction_type = '{TransactionType.REFUND.value}'"
     f" AND o.transaction_type = '{TransactionType.PURCHASE.value}'"
     " AND o.created_at_us >= ? THEN -e.amount_minor"
-    " ELSE 0 END), 0) AS BIGINT),"
-    " CAST(COALESCE(SUM(CASE"
+    " ELSE 0 END), 0),"
+    " COALESCE(SUM(CASE"
     f" WHEN t.transaction_type IN ('{_CREDITS[0]}', '{_CREDITS[1]}') THEN e.amount_minor"
-    " ELSE 0 END), 0) AS BIGINT),"
-    " max(e.id)"
+    " ELSE 0 END), 0)"
+    " , max(e.id)"
     " FROM {accounts}"
     " JOIN entries e ON e.account_id = w.id AND e.id > w.after_id"
     " AND e.created_at_us >= ? AND e.created_at_us < ?"
     " JOIN transactions t ON t.id = e.transaction_id"
     " LEFT JOIN transactions o ON o.id = t.refund_of"
-    " WHERE EXISTS (SELECT 1 FROM daily_limits d WHERE d.asset_code = w.asset_code"
-    f" AND d.user_id IN (w.user_id, '{EVERY_USER}'))"
     " GROUP BY e.account_id"
 )
+_USAGE_POSTGRESQL = _USAGE.replace(
+    "{accounts}", "unnest(?::bigint[], ?::bigint[]) AS w(id, after_id)"
+)
+_USAGE_SQLITE = _USAGE.replace(
+    "{accounts}",
+    "(SELECT json_extract(value, '$[0]') AS id, json_extract(value, '$[1]') AS after_id"
+    " FROM json_each(?)) AS w",
+)
+
+
+def usage_after(
+    session: Session, accounts: Sequence[tuple[int, int]], start_us: int, end_us: int
+) -> dict[int, tuple[int, int, int]]:
+    """(spent, received, last entry id) of each (account id, entry id) in ``accounts``, summed
+    over its entries after that entry id made in [start_us, end_us), for those that have any.
+
+    On PostgreSQL the caller has locked the accounts first: every unit of work that writes an
+    entry of an account holds its row lock, so what this reads is all there is, and an
+    account's entry ids grow in the order its entries were committed.
+    """
+    if not accounts:
+        return {}
+    if session.backend is Backend.POSTGRESQL:
+        ids = [account_id for account_id, _ in accounts]
+        afters = [after_id for _, after_id in accounts]
+        rows = session.all(_USAGE_POSTGRESQL, (start_us, ids, afters, start_us, end_us))
+    else:
+        pairs = orjson.dumps([list(pair) for pair in accounts]).decode()
+        rows = session.all(_USAGE_SQLITE, (start_us, pairs, start_us, end_us))
+    return {
+        int(account_id): (int(spent), int(received), int(last))
+        for account_id, spent, received, last in rows
+    }
 
 
 def put_limit(session: Session, limit: StoredLimit) -> None:
