@@ -70,9 +70,10 @@ def read_protection(session: Session, query: ProtectionQuery) -> Protection:
         parts.append((_LIMITS[postgresql], [assets, users]))
     if query.monitor_assets and query.monitor_users:
         assets = _list(query.monitor_assets, postgresql)
-        parts.append(
-            (_MONITORS[postgresql], [assets, assets, _list(query.monitor_users, postgresql)])
-        )
+        users = _list(query.monitor_users, postgresql)
+        # The users' branch takes its users first on PostgreSQL (a loop over them).
+        params = [assets, users, assets] if postgresql else [assets, assets, users]
+        parts.append((_MONITORS[postgresql], params))
     found = Protection()
     if postgresql and parts:
         # Each statement is a round trip: one for all.
@@ -130,13 +131,27 @@ def _limits(postgresql: bool) -> str:
 
 def _monitors(postgresql: bool) -> str:
     columns = (
-        f"'m', id, asset_code, user_id, condition, threshold_minor, created_at_us, {_INT_NULL}"
+        "'m', m.id, m.asset_code, m.user_id, m.condition, m.threshold_minor, m.created_at_us,"
+        f" {_INT_NULL}"
     )
-    return (
-        f"SELECT {columns} FROM balance_monitors WHERE {_within('asset_code', postgresql)}"
-        f" AND user_id IS NULL UNION ALL SELECT {columns} FROM balance_monitors"
-        f" WHERE {_within('asset_code', postgresql)} AND {_within('user_id', postgresql)}"
+    everyone = (
+        f"SELECT {columns} FROM balance_monitors m"
+        f" WHERE {_within('m.asset_code', postgresql)} AND m.user_id IS NULL"
     )
+    if postgresql:
+        # One probe of the index per user: on a table this small the planner's generic plan
+        # for ``user_id = ANY(…)`` is a scan of every monitor (0.3-0.8 ms at 1,000 against 0.1
+        # for the probes, measured); OFFSET 0 keeps the subquery a loop over the users.
+        users = (
+            "unnest(?::text[]) AS w(user_id) CROSS JOIN LATERAL (SELECT * FROM balance_monitors"
+            " WHERE asset_code = ANY(?::text[]) AND user_id = w.user_id OFFSET 0) AS m"
+        )
+    else:
+        users = (
+            "balance_monitors m WHERE m.asset_code IN (SELECT value FROM json_each(?))"
+            " AND m.user_id IN (SELECT value FROM json_each(?))"
+        )
+    return f"{everyone} UNION ALL SELECT {columns} FROM {users}"
 
 
 # Each part's SQL, by backend (index: True for PostgreSQL).
