@@ -6,13 +6,12 @@ all of them, at once.
   appends its event (``account.frozen`` / ``account.unfrozen``) last; and the user's freezes and
   log. Freezing what is frozen, or unfreezing what is not, changes nothing and logs nothing.
 - ``users_moved`` and ``check_not_frozen`` are the rule in the writer's unit of work:
-  ``posting.open_book`` reads the freezes of every user a request moves (``users_moved``), in
-  the one statement that reads its protection (service/protection.py), and a request-made
-  movement of a frozen account (top-up, bonus, purchase, refund, hold placement
-  and capture) raises AccountFrozen, which is stored with the command's idempotency key like any
-  refusal. The service's own movements (hold expiry) and releases, which give money back, are
-  never checked. Nothing is cached: a freeze committed by any process holds for every unit of
-  work that begins after it.
+  ``posting.open_book`` reads the freezes of every user a request moves (``users_moved``) with
+  the rest of its protection (service/protection.py), and a request-made movement of a frozen
+  account (top-up, bonus, purchase, refund, hold placement and capture) raises AccountFrozen,
+  which is stored with the command's idempotency key like any refusal. The service's own
+  movements (hold expiry) and releases, which give money back, are never checked. Nothing is
+  cached: a freeze committed by any process holds for every unit of work that begins after it.
 
 An all-assets freeze and an asset's freeze are separate rows: an account is frozen while either
 is in force, and each is lifted by its own unfreeze.

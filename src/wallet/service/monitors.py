@@ -11,9 +11,9 @@ every crossing is seen once and only once, and a refused batch's crossings go ba
 Book's events.
 
 Cost: the unit of work reads the monitors of the assets and users it touches (``watched``) with
-the rest of its protection, in one statement (service/protection.py), whatever the number of
-users, and an entry finds the monitors it crosses
-by bisecting their sorted thresholds: O(log m) per entry, plus one event per crossing.
+the rest of its protection (service/protection.py: one statement on PostgreSQL), whatever the
+number of users, and an entry finds the monitors it crosses by bisecting their sorted
+thresholds: O(log m) per entry, plus one event per crossing.
 """
 
 from __future__ import annotations

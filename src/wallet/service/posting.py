@@ -174,8 +174,8 @@ def open_book(
     day_usage: DayUsage | None = None,
 ) -> Book:
     """Lock what ``commands`` may touch and read it: holds, then refunded originals, then
-    accounts; then read their protection (freezes, daily limits, balance monitors: one
-    statement).
+    accounts; then read their protection (freezes, daily limits, balance monitors:
+    service/protection.py).
 
     Every unit of work takes its locks in this order (each kind by id), so two processes never
     wait on each other in a cycle.
