@@ -6,19 +6,37 @@ or the cost of each part of player protection (configured as bench/protect.py do
     for b in /tmp/before .; do PYTHONPATH=$b/src .venv/bin/python bench/unit_of_work.py; done
     for p in none freezes limits monitors all; do
         PYTHONPATH=src .venv/bin/python bench/unit_of_work.py --protect $p; done
+
+``--postgresql ADMIN_URL`` runs on a PostgreSQL database of its own, created through ADMIN_URL
+and dropped afterwards (as bench/compare.py does); each statement is then a round trip.
+
+``--builds SRC SRC …`` compares builds interleaved finely, for a machine whose speed drifts
+within seconds: one process per build (PYTHONPATH=SRC), each with its database set up alike,
+take turns running slices of SLICE_UNITS units of work, the order turning each round. It prints
+each build's median and the median, over the rounds, of each build's slice to the first's:
+
+    .venv/bin/python bench/unit_of_work.py --protect all --builds /tmp/before/src src
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
+import os
 import random
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
+import run
+import wallet
 from wallet.config import Settings
 from wallet.service.clock import new_transaction_id, now_us
 from wallet.service.commands import PostingCommand
@@ -29,6 +47,7 @@ from wallet.storage import Session
 
 UNITS = 1_500
 WARMUP_UNITS = 300
+SLICE_UNITS = 25
 POSTINGS = 16
 USERS = 2_000
 TOPUPS_TODAY = 5
@@ -39,9 +58,75 @@ def main() -> None:
     parser.add_argument(
         "--protect", choices=["none", "freezes", "limits", "monitors", "all"], default="none"
     )
+    parser.add_argument(
+        "--postgresql",
+        metavar="ADMIN_URL",
+        help="run on a fresh PostgreSQL database created through this URL (e.g."
+        " postgresql://postgres@127.0.0.1:5432/postgres) instead of a SQLite file",
+    )
+    parser.add_argument("--builds", nargs="+", metavar="SRC", help="compare these builds' src")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    directory = tempfile.mkdtemp(prefix="wallet-uow-")
-    service = WalletService(Settings(database_url=f"sqlite:///{directory}/w.db", seed=True))
+    if args.builds:
+        compare(args.builds, sys.argv[1 : sys.argv.index("--builds")])
+        return
+    directory = Path(tempfile.mkdtemp(prefix="wallet-uow-"))
+    with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, directory, ignore_errors=True)
+        backend = "sqlite" if args.postgresql is None else "postgresql"
+        url = stack.enter_context(run.fresh_database(backend, directory, args.postgresql or ""))
+        measure(url, args.protect, args.serve)
+
+
+def compare(builds: list[str], options: list[str]) -> None:
+    """Run one serving process per build and alternate slices of units of work among them."""
+    processes = [
+        subprocess.Popen(
+            [sys.executable, __file__, *options, "--serve"],
+            env={**os.environ, "PYTHONPATH": os.path.abspath(build)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for build in builds
+    ]
+    for process in processes:
+        assert process.stdout is not None
+        assert process.stdout.readline().strip() == "ready", "a build failed to set up"
+    times: list[list[float]] = [[] for _ in builds]
+    ratios: list[list[float]] = [[] for _ in builds]
+    for round_ in range(UNITS // SLICE_UNITS):
+        order = list(range(len(builds)))
+        order = order[round_ % len(order) :] + order[: round_ % len(order)]
+        medians = [0.0] * len(builds)
+        for index in order:
+            process = processes[index]
+            assert process.stdin is not None
+            assert process.stdout is not None
+            process.stdin.write(f"{SLICE_UNITS}\n")
+            process.stdin.flush()
+            slice_times = json.loads(process.stdout.readline())
+            medians[index] = statistics.median(slice_times)
+            if round_ * SLICE_UNITS >= WARMUP_UNITS:
+                times[index].extend(slice_times)
+        if round_ * SLICE_UNITS >= WARMUP_UNITS:
+            for index in range(len(builds)):
+                ratios[index].append(medians[index] / medians[0])
+    for process in processes:
+        assert process.stdin is not None
+        process.stdin.close()
+        process.wait()
+    for build, build_times, build_ratios in zip(builds, times, ratios, strict=True):
+        median_us = statistics.median(build_times) * 1e6
+        print(
+            f"{build} {' '.join(options)}: median {median_us / POSTINGS:.1f} µs per posting,"
+            f" {statistics.median(build_ratios):.3f} of the first build's (median of"
+            f" {len(build_ratios)} rounds of {SLICE_UNITS} units of work)"
+        )
+
+
+def measure(database_url: str, part: str, serve: bool = False) -> None:
+    service = WalletService(Settings(database_url=database_url, seed=True))
     service.start()
     rng = random.Random(1)
     users = [f"bench_{n:05d}" for n in range(1, USERS + 1)]
@@ -76,20 +161,30 @@ def main() -> None:
             apply_commands(connection.session, topups, scales, service.clock.now_us())
             connection.commit()
     connection.begin()
-    protect(connection.session, args.protect, users, rng)
+    protect(connection.session, part, users, rng)
     connection.commit()
-    times = []
-    for _ in range(UNITS):
+
+    def unit_of_work() -> float:
         kinds = ["topup", "bonus", "purchase", "topup"]
         commands = [command(rng.choice(kinds), rng.choice(users)) for _ in range(POSTINGS)]
         started = time.perf_counter()
         connection.begin()
         apply_commands(connection.session, commands, scales, service.clock.now_us(), **remembered)
         connection.rollback()
-        times.append(time.perf_counter() - started)
+        return time.perf_counter() - started
+
+    if serve:
+        print("ready", flush=True)
+        for line in sys.stdin:
+            print(json.dumps([unit_of_work() for _ in range(int(line))]), flush=True)
+        connection.close()
+        service.stop()
+        return
+    times = [unit_of_work() for _ in range(UNITS)]
     median_us = statistics.median(times[WARMUP_UNITS:]) * 1e6
+    build = Path(wallet.__file__).parents[1]
     print(
-        f"{sys.path[0]} --protect {args.protect}: median {median_us:.0f} µs per unit of work of"
+        f"{build} --protect {part}: median {median_us:.0f} µs per unit of work of"
         f" {POSTINGS} postings ({median_us / POSTINGS:.1f} µs per posting)"
     )
     connection.close()

@@ -5,13 +5,13 @@ all of them, at once.
   own that changes ``freezes`` (what is in force), appends to ``freeze_log`` (who, when, why) and
   appends its event (``account.frozen`` / ``account.unfrozen``) last; and the user's freezes and
   log. Freezing what is frozen, or unfreezing what is not, changes nothing and logs nothing.
-- ``frozen_users`` and ``check_not_frozen`` are the rule in the writer's unit of work:
-  ``posting.open_book`` reads the freezes of every user a request moves, in one statement, and
-  a request-made movement of a frozen account (top-up, bonus, purchase, refund, hold placement
-  and capture) raises AccountFrozen, which is stored with the command's idempotency key like any
-  refusal. The service's own movements (hold expiry) and releases, which give money back, are
-  never checked. Nothing is cached: a freeze committed by any process holds for every unit of
-  work that begins after it.
+- ``users_moved`` and ``check_not_frozen`` are the rule in the writer's unit of work:
+  ``posting.open_book`` reads the freezes of every user a request moves (``users_moved``) with
+  the rest of its protection (service/protection.py), and a request-made movement of a frozen
+  account (top-up, bonus, purchase, refund, hold placement and capture) raises AccountFrozen,
+  which is stored with the command's idempotency key like any refusal. The service's own
+  movements (hold expiry) and releases, which give money back, are never checked. Nothing is
+  cached: a freeze committed by any process holds for every unit of work that begins after it.
 
 An all-assets freeze and an asset's freeze are separate rows: an account is frozen while either
 is in force, and each is lifted by its own unfreeze.
@@ -57,14 +57,13 @@ NO_REASON = "no reason given"
 FrozenAccounts = Mapping[str, frozenset[str]]
 
 
-def frozen_users(
-    session: Session,
+def users_moved(
     postings: Sequence[PostingCommand],
     holding: Sequence[HoldCommand],
     originals: Mapping[str, PostedTransaction],
-) -> FrozenAccounts:
-    """The freezes in force of every user whose account a request of this unit of work moves
-    (a refund moves its original's user): one statement, none when no user is moved."""
+) -> list[str]:
+    """Every user whose account a request of this unit of work moves (a refund moves its
+    original's user), whose freezes it reads (service/protection.py)."""
     users: set[str] = set()
     for command in postings:
         if command.refund_of is not None:
@@ -74,7 +73,7 @@ def frozen_users(
         elif command.user_id is not None:
             users.add(command.user_id)
     users.update(c.user_id for c in holding if c.action in (HoldAction.PLACE, HoldAction.CAPTURE))
-    return store.frozen_assets(session, sorted(users))
+    return sorted(users)
 
 
 def check_not_frozen(frozen: FrozenAccounts, user_id: str | None, asset_code: str) -> None:

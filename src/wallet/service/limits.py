@@ -1,6 +1,7 @@
 """Daily limits: what one user may spend or receive of an asset per UTC day (API.md, "Player
 protection"), set by an operator (``Limits``) and enforced in the writer's unit of work
-(``load_allowances``, then ``Allowances.charge`` as the Book records each transaction).
+(``allowances_of``, from the limits service/protection.py read, then ``Allowances.charge`` as
+the Book records each transaction).
 
 The rules:
 
@@ -17,9 +18,10 @@ read; on SQLite the database's write lock), so what it reads cannot change befor
 whichever process writes. It counts whatever happened today, also before a limit was set. The
 commands of one unit of work see each other through the Allowances, like balances.
 
-Cost: a unit of work whose commands touch no limit pays one look-up of the primary key of
-``daily_limits`` (none at all when it has only settlements and refunds); only when a limit
-applies is the day's usage read, once for all its users.
+Cost: a unit of work whose commands touch no limit pays a look-up of the primary key of
+``daily_limits``, a part of the statement that reads its protection (service/protection.py;
+none at all when it has only settlements and refunds); only when a limit applies is the day's
+usage read, once for all its users.
 """
 
 from __future__ import annotations
@@ -161,27 +163,30 @@ class DayUsage:
         return used
 
 
-def load_allowances(
-    session: Session,
-    postings: Sequence[PostingCommand],
-    holding: Sequence[HoldCommand],
-    account_ids: Mapping[AccountRef, int],
-    now_us: int,
-    day_usage: DayUsage | None = None,
-) -> Allowances | None:
-    """The allowances of the users these commands may debit or credit; None when no limit
-    applies to any of them. Called once the unit of work holds their accounts."""
-    wanted = {
+def limited_pairs(
+    postings: Sequence[PostingCommand], holding: Sequence[HoldCommand]
+) -> set[tuple[str, str]]:
+    """The (user, asset) pairs these commands may debit or credit, the ones a limit may bind."""
+    return {
         (c.user_id, c.asset_code)
         for c in postings
         if c.user_id is not None
         and (c.transaction_type in SPENDING or c.transaction_type in RECEIVING)
     } | {(h.user_id, h.asset_code) for h in holding if h.action is HoldAction.PLACE}
-    if not wanted:
-        return None
-    stored = store.limits_of(
-        session, sorted({asset for _, asset in wanted}), sorted({user for user, _ in wanted})
-    )
+
+
+def allowances_of(
+    session: Session,
+    pairs: set[tuple[str, str]],
+    stored: Sequence[StoredLimit],
+    account_ids: Mapping[AccountRef, int],
+    now_us: int,
+    day_usage: DayUsage | None = None,
+) -> Allowances | None:
+    """The allowances of ``pairs`` (``limited_pairs``), from the limits ``stored`` of their
+    assets for everyone and for their users (read by service/protection.py); None when no limit
+    applies to any of them. Only then is their usage of the day read (one statement). Called
+    once the unit of work holds their accounts."""
     if not stored:
         return None
     by_key = {
@@ -189,7 +194,7 @@ def load_allowances(
         for row in stored
     }
     limits: dict[tuple[str, str], Limit] = {}
-    for user_id, asset_code in wanted:
+    for user_id, asset_code in pairs:
         limit = by_key.get((asset_code, user_id), by_key.get((asset_code, EVERY_USER)))
         if limit is not None and limit != (None, None):
             limits[(user_id, asset_code)] = limit

@@ -10,15 +10,16 @@ entry's balance before is the one the entry before it left), so across any numbe
 every crossing is seen once and only once, and a refused batch's crossings go back with the
 Book's events.
 
-Cost: the unit of work reads the monitors of the assets and users it touches in one statement
-(``load_monitors``), whatever the number of users, and an entry finds the monitors it crosses
-by bisecting their sorted thresholds: O(log m) per entry, plus one event per crossing.
+Cost: the unit of work reads the monitors of the assets and users it touches (``watched``) with
+the rest of its protection (service/protection.py: one statement on PostgreSQL), whatever the
+number of users, and an entry finds the monitors it crosses by bisecting their sorted
+thresholds: O(log m) per entry, plus one event per crossing.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -29,7 +30,7 @@ from wallet.domain.errors import AssetNotFound, MonitorNotFound, ValidationFaile
 from wallet.domain.ledger import AccountRef, Entry, OwnerType
 from wallet.domain.money import format_minor, to_minor
 from wallet.limits import MONITORS_MAX
-from wallet.storage import Database, Session
+from wallet.storage import Database
 from wallet.storage import monitors as store
 from wallet.storage.monitors import Monitor
 
@@ -120,17 +121,20 @@ def _crossing(monitor: Monitor, user_id: str, balance_minor: int, scale: int) ->
     )
 
 
-def load_monitors(session: Session, touched: Iterable[AccountRef]) -> MonitorIndex:
-    """The monitors of the users' accounts among ``touched``: one indexed statement, none when
-    the unit of work moves no user's balance (an asset's issuance)."""
-    users = {a for a in touched if a.owner_type is OwnerType.USER}
-    if not users:
-        return NO_MONITORS
-    monitors = store.monitors_of(
-        session,
-        sorted({a.asset_code for a in users}),
-        sorted({a.owner_id for a in users}),
-    )
+def watched(touched: Iterable[AccountRef]) -> tuple[list[str], list[str]]:
+    """The assets and the users of the users' accounts among ``touched``, whose monitors the
+    unit of work reads (service/protection.py); none when it moves no user's balance (an
+    asset's issuance)."""
+    assets: set[str] = set()
+    users: set[str] = set()
+    for account in touched:
+        if account.owner_type is OwnerType.USER:
+            assets.add(account.asset_code)
+            users.add(account.owner_id)
+    return sorted(assets), sorted(users)
+
+
+def index_of(monitors: Sequence[Monitor]) -> MonitorIndex:
     return MonitorIndex(monitors) if monitors else NO_MONITORS
 
 

@@ -50,10 +50,10 @@ from wallet.storage import ledger as store
 from .book import DEBITS_USER, Book, check_user_known
 from .clock import new_transaction_id
 from .commands import BatchCommand, Command, HoldCommand, Outcome, PostingCommand, postings_of
-from .freezes import check_not_frozen, frozen_users
+from .freezes import check_not_frozen
 from .holding import apply_hold, hold_accounts
-from .limits import DayUsage, load_allowances
-from .monitors import load_monitors
+from .limits import DayUsage
+from .protection import load_protection
 
 CREATED = "created"
 
@@ -174,7 +174,8 @@ def open_book(
     day_usage: DayUsage | None = None,
 ) -> Book:
     """Lock what ``commands`` may touch and read it: holds, then refunded originals, then
-    accounts; then read the balance monitors of the users' accounts among them (one statement).
+    accounts; then read their protection (freezes, daily limits, balance monitors:
+    service/protection.py).
 
     Every unit of work takes its locks in this order (each kind by id), so two processes never
     wait on each other in a cycle.
@@ -210,6 +211,10 @@ def open_book(
     }
     known_users |= store.existing_users(session, sorted(debtors - known_users))
     account_ids = {account: locked.id for account, locked in accounts.items()}
+    # After the accounts' locks: what it reads of their day cannot change before the commit.
+    protection = load_protection(
+        session, postings, holding, originals, account_ids, now_us, day_usage
+    )
     return Book(
         balances={account: locked.balance_minor for account, locked in accounts.items()},
         known_users=known_users,
@@ -218,10 +223,9 @@ def open_book(
         account_ids=account_ids,
         opened=opened,
         holds=holds,
-        frozen=frozen_users(session, postings, holding, originals),
-        # After the accounts' locks: what it reads of their day cannot change before the commit.
-        allowances=load_allowances(session, postings, holding, account_ids, now_us, day_usage),
-        monitors=load_monitors(session, accounts),
+        frozen=protection.frozen,
+        allowances=protection.allowances,
+        monitors=protection.monitors,
     )
 
 

@@ -1,17 +1,12 @@
 """The SQL of freezes: the freezes in force (``freezes``, primary key ``(user_id, asset_code)``,
 ``'*'`` for all of a user's assets) and their history (``freeze_log``, append-only).
 
-The unit of work reads the freezes of every user it moves in one statement (``frozen_assets``);
-a balance read asks about one user (``frozen_assets_of_user``). Both are ranges of the primary
-key, so their cost does not grow with the number of frozen users.
+The unit of work reads the freezes of every user it moves with its other protection
+(storage/protection.py); a balance read asks about one user (``frozen_assets_of_user``). Both
+are ranges of the primary key, so their cost does not grow with the number of frozen users.
 """
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-
-import orjson
-
-from wallet.config import Backend
 
 from .database import Session
 
@@ -40,28 +35,6 @@ class FreezeLogEntry:
 
 _FREEZE_COLUMNS = "user_id, asset_code, reason, frozen_by, frozen_at_us"
 _LOG_COLUMNS = "seq, user_id, asset_code, action, reason, actor, at_us"
-
-
-def frozen_assets(session: Session, user_ids: Sequence[str]) -> dict[str, frozenset[str]]:
-    """The asset codes (``'*'`` for all) frozen for each of ``user_ids`` that has a freeze in
-    force: one statement for all of them."""
-    if not user_ids:
-        return {}
-    if session.backend is Backend.POSTGRESQL:
-        rows = session.all(
-            "SELECT user_id, asset_code FROM freezes WHERE user_id = ANY(?::text[])",
-            (list(user_ids),),
-        )
-    else:
-        rows = session.all(
-            "SELECT f.user_id, f.asset_code FROM json_each(?) AS w"
-            " CROSS JOIN freezes f ON f.user_id = w.value",
-            (orjson.dumps(list(user_ids)).decode(),),
-        )
-    found: dict[str, set[str]] = {}
-    for user_id, asset_code in rows:
-        found.setdefault(user_id, set()).add(asset_code)
-    return {user_id: frozenset(codes) for user_id, codes in found.items()}
 
 
 def frozen_assets_of_user(session: Session, user_id: str) -> frozenset[str]:

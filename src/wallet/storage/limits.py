@@ -5,7 +5,8 @@ A day's usage is not kept anywhere: it is summed from the user's entries of the 
 the index ``entries_account_time (account_id, created_at_us, id)`` (migration 0001), joined to
 their transactions by id (and a refund to its original). So it is exact whatever wrote those
 entries (any process, before or after a limit was set), and it costs nothing to the writes of
-an asset without a limit.
+an asset without a limit. The writer's unit of work reads the limits of its assets and users
+with its other protection (storage/protection.py), then, if one applies, that usage.
 """
 
 from collections.abc import Sequence
@@ -32,29 +33,6 @@ class StoredLimit:
     debit_per_day_minor: int | None
     credit_per_day_minor: int | None
     updated_at_us: int
-
-
-def limits_of(
-    session: Session, asset_codes: Sequence[str], user_ids: Sequence[str]
-) -> list[StoredLimit]:
-    """The limits of ``asset_codes`` for everyone and for each of ``user_ids``: one statement,
-    lookups of the primary key (asset_code, user_id), and no row at all when none is set.
-    """
-    users = [EVERY_USER, *user_ids]
-    if session.backend is Backend.POSTGRESQL:
-        rows = session.all(
-            f"SELECT {_COLUMNS} FROM daily_limits"
-            " WHERE asset_code = ANY(?::text[]) AND user_id = ANY(?::text[])",
-            (list(asset_codes), users),
-        )
-    else:
-        rows = session.all(
-            f"SELECT {_COLUMNS} FROM daily_limits"
-            " WHERE asset_code IN (SELECT value FROM json_each(?))"
-            " AND user_id IN (SELECT value FROM json_each(?))",
-            (orjson.dumps(list(asset_codes)).decode(), orjson.dumps(users).decode()),
-        )
-    return [StoredLimit(*row) for row in rows]
 
 
 _DEBITS = (TransactionType.PURCHASE.value, TransactionType.HOLD.value)

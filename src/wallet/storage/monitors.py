@@ -3,11 +3,13 @@
 A monitor keeps no state per user: whether a balance crossed its threshold is decided from an
 entry's balance before and after (service/monitors.py), so this table only changes when an
 operator adds or removes a monitor. ``user_id`` NULL is a monitor of every user of the asset.
+The unit of work reads the monitors of its accounts with its other protection
+(storage/protection.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .database import Session
@@ -74,25 +76,3 @@ def delete_monitor(session: Session, monitor_id: str) -> bool:
     """Remove a monitor; whether there was one."""
     row = session.one("DELETE FROM balance_monitors WHERE id = ? RETURNING id", (monitor_id,))
     return row is not None
-
-
-def monitors_of(
-    session: Session, asset_codes: Collection[str], user_ids: Collection[str]
-) -> list[Monitor]:
-    """The monitors that may concern accounts of ``user_ids`` in ``asset_codes``: every user's
-    monitors of those assets, and those users' own, in one statement of two ranges of the
-    (asset_code, user_id) index. A user's own monitor of another asset of the list may come
-    too; the caller matches each by account.
-    """
-    if not asset_codes or not user_ids:
-        return []
-    assets = ", ".join("?" * len(asset_codes))
-    users = ", ".join("?" * len(user_ids))
-    rows = session.all(
-        f"SELECT {_COLUMNS} FROM balance_monitors WHERE asset_code IN ({assets})"
-        " AND user_id IS NULL"
-        f" UNION ALL SELECT {_COLUMNS} FROM balance_monitors WHERE asset_code IN ({assets})"
-        f" AND user_id IN ({users})",
-        [*asset_codes, *asset_codes, *user_ids],
-    )
-    return [_monitor(row) for row in rows]
