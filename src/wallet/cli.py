@@ -44,6 +44,7 @@ from wallet.limits import (
     ASSET_CODE_PATTERN,
     EVENT_PAGE_SIZE_MAX,
     EVENT_POLL_INTERVAL_S,
+    EXPIRES_AFTER_DAYS_MAX,
     LIMIT_PAGE_SIZE_MAX,
     MONITOR_PAGE_SIZE_MAX,
     POSITION_MAX,
@@ -227,7 +228,32 @@ def verify(database_url: str | None, as_json: bool) -> None:
 
 @main.group()
 def assets() -> None:
-    """List the assets, or add one with its supply."""
+    """List the assets, add one with its supply, or change how long its credits last."""
+
+
+def _expiry_text(expires_after_days: int | None) -> str:
+    if expires_after_days is None:
+        return "credits never expire"
+    return f"credits expire after {expires_after_days} days"
+
+
+class ExpiryType(click.ParamType[int | None, str]):
+    """How many days an asset's credits last (1 to EXPIRES_AFTER_DAYS_MAX), or ``never``."""
+
+    name = f"1-{EXPIRES_AFTER_DAYS_MAX}|never"
+
+    def convert(
+        self, value: str | int | None, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | None:
+        if value is None or isinstance(value, int):
+            return value
+        if value == "never":
+            return None
+        if not (value.isascii() and value.isdigit() and 1 <= int(value) <= EXPIRES_AFTER_DAYS_MAX):
+            self.fail(
+                f"{value!r} is not a number of days from 1 to {EXPIRES_AFTER_DAYS_MAX}, nor 'never'"
+            )
+        return int(value)
 
 
 @assets.command("list")
@@ -242,7 +268,10 @@ def assets_list(database_url: str | None) -> None:
     )
     for asset in assets:
         supply = format_minor(asset.supply_minor, asset.scale)
-        click.echo(f"{asset.code}  {asset.name}  scale {asset.scale}  supply {supply}")
+        click.echo(
+            f"{asset.code}  {asset.name}  scale {asset.scale}  supply {supply}"
+            f"  {_expiry_text(asset.expires_after_days)}"
+        )
 
 
 @assets.command("add")
@@ -251,7 +280,20 @@ def assets_list(database_url: str | None) -> None:
 @click.option("--name", required=True, help="e.g. Gems.")
 @click.option("--scale", required=True, type=click.IntRange(0, SCALE_MAX), help="Decimals.")
 @click.option("--supply", required=True, help="The whole supply in major units, e.g. 1000000.")
-def assets_add(database_url: str | None, code: str, name: str, scale: int, supply: str) -> None:
+@click.option(
+    "--expires-after-days",
+    type=ExpiryType(),
+    default=None,
+    help="Its top-ups and bonuses expire this many days after they are made. [default: never]",
+)
+def assets_add(
+    database_url: str | None,
+    code: str,
+    name: str,
+    scale: int,
+    supply: str,
+    expires_after_days: int | None,
+) -> None:
     """Add an asset and issue its whole supply to its treasury, in one unit of work."""
     settings = _settings(database_url)
     if not re.match(ASSET_CODE_PATTERN, code):
@@ -262,11 +304,38 @@ def assets_add(database_url: str | None, code: str, name: str, scale: int, suppl
         raise click.UsageError(f"--supply: {error}") from None
 
     def add(database: Database) -> Asset:
-        [asset] = AssetCatalog(database).add([new_asset(code, name, scale, amount)])
-        return asset
+        asset = new_asset(code, name, scale, amount, expires_after_days)
+        [added] = AssetCatalog(database).add([asset])
+        return added
 
     asset = _with_database(settings, add)
-    click.echo(f"Added {asset.code} ({asset.name}) with a supply of {supply} in its treasury.")
+    click.echo(
+        f"Added {asset.code} ({asset.name}) with a supply of {supply} in its treasury;"
+        f" {_expiry_text(asset.expires_after_days)}."
+    )
+
+
+@assets.command("set")
+@database_url_option
+@click.argument("code", metavar="CODE")
+@click.option(
+    "--expires-after-days",
+    type=ExpiryType(),
+    required=True,
+    help="The credits made from now on expire this many days after they are made; 'never':"
+    " they never expire.",
+)
+def assets_set(database_url: str | None, code: str, expires_after_days: int | None) -> None:
+    """Change how long the credits of asset CODE last, for the credits made from now on (lots
+    made before keep their expiry). Running services apply it within 5 seconds.
+    """
+    settings = _settings(database_url)
+    asset = _with_database(
+        settings, lambda database: AssetCatalog(database).set_expiry(code, expires_after_days)
+    )
+    click.echo(
+        f"{asset.code} ({asset.name}): {_expiry_text(asset.expires_after_days)} from now on."
+    )
 
 
 @main.group()

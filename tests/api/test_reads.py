@@ -81,6 +81,7 @@ def test_balances_of_the_seeded_users(client: TestClient) -> None:
                 "balance": amount,
                 "held": "0.00",
                 "frozen": False,
+                "expiring": [],
             }
 
 

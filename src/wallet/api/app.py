@@ -22,6 +22,7 @@ from wallet import __version__
 from wallet.config import Settings
 from wallet.domain.errors import ValidationFailed, WalletError
 from wallet.limits import (
+    ASSET_POLICY_REFRESH_INTERVAL_S,
     EVENT_PRUNE_BATCH,
     EVENT_PRUNE_INTERVAL_S,
     HOLD_SWEEP_BATCH_MAX,
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
             asyncio.create_task(sweep_expired_holds(wallet, settings.hold_sweep_interval_s)),
             asyncio.create_task(wallet.events.watcher.run(wallet.read)),
             asyncio.create_task(prune_events(wallet)),
+            asyncio.create_task(refresh_assets(wallet, ASSET_POLICY_REFRESH_INTERVAL_S)),
         ]
         if settings.events_relay:
             wallet.relays.start()
@@ -234,6 +236,19 @@ async def prune_events(service: WalletService) -> None:
             await asyncio.sleep(EVENT_PRUNE_INTERVAL_S)
         else:
             await asyncio.sleep(0)
+
+
+async def refresh_assets(service: WalletService, interval_s: float) -> None:
+    """Read the asset catalogue again every ``interval_s``, so that an asset's expiry policy
+    changed by another process (or the command line) applies to this process's credits within
+    that bound (service/assets.py). A failed read leaves the catalogue as it was until the next.
+    """
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await service.read(service.assets.refresh)
+        except Exception:
+            log.exception("reading the assets again failed; trying again later")
 
 
 def _install_error_handlers(app: FastAPI, service: WalletService) -> None:

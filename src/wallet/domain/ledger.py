@@ -33,6 +33,8 @@ TREASURY = "treasury"
 ISSUANCE = "issuance"
 # Where pending holds keep the funds they set aside: its balance is the sum of the pending holds.
 HOLDS = "holds"
+# Where what is left of a lot goes when it expires (API.md, "Credits that expire").
+EXPIRED = "expired"
 
 
 class TransactionType(StrEnum):
@@ -186,6 +188,8 @@ class Asset:
     name: str
     scale: int
     supply_minor: int
+    # Its credits (top-ups, bonuses) expire this many days after they are made; None: never.
+    expires_after_days: int | None = None
 
 
 class PostedEntry(NamedTuple):
