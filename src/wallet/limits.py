@@ -131,6 +131,17 @@ LOT_PAGE_SIZE_DEFAULT = 50
 LOT_PAGE_SIZE_MAX = 500
 LOTS_EXPIRING_SHOWN = 3
 
+# Credits that expire (service/lots.py): how far ahead a request's ``expires_at`` may be (ten
+# years), how many due lots one pass of the expiry sweep reads, how many of them it submits to
+# the writer at once (one command each, so a unit of work expires at most that many), how often
+# the sweep looks for due lots, and how many open lots a debit reads from the database at a time
+# (pages grow as a debit goes deeper).
+LOT_EXPIRES_AT_YEARS_MAX = 10
+LOT_SWEEP_BATCH_MAX = 500
+LOT_SWEEP_CHUNK = 64
+LOT_SWEEP_INTERVAL_S = 5.0
+LOT_PAGE_SIZE = 32
+
 # Freezes (API.md, "Player protection"): a reason's length, and a page of a user's freeze log.
 FREEZE_REASON_LENGTH_MAX = 500
 FREEZE_LOG_PAGE_SIZE_DEFAULT = 50

@@ -53,6 +53,7 @@ UNDO_AFTER_0008 = (
     "DROP TABLE lots",
     "DELETE FROM transaction_types WHERE name = 'expiry'",
     "ALTER TABLE accounts DROP COLUMN lots_open_minor",
+    "ALTER TABLE accounts DROP COLUMN lots_made",
     "ALTER TABLE assets DROP COLUMN expires_after_days",
     # 0010 to 0012: new tables only.
     *(

@@ -26,6 +26,7 @@ from wallet.limits import (
     EVENT_PRUNE_BATCH,
     EVENT_PRUNE_INTERVAL_S,
     HOLD_SWEEP_BATCH_MAX,
+    LOT_SWEEP_BATCH_MAX,
     REQUEST_BODY_BYTES_MAX,
 )
 from wallet.priority import lower_thread_priority
@@ -74,6 +75,7 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
         gc.freeze()
         tasks = [
             asyncio.create_task(sweep_expired_holds(wallet, settings.hold_sweep_interval_s)),
+            asyncio.create_task(sweep_expired_lots(wallet, settings.lot_sweep_interval_s)),
             asyncio.create_task(wallet.events.watcher.run(wallet.read)),
             asyncio.create_task(prune_events(wallet)),
             asyncio.create_task(refresh_assets(wallet, ASSET_POLICY_REFRESH_INTERVAL_S)),
@@ -220,6 +222,19 @@ async def sweep_expired_holds(service: WalletService, interval_s: float) -> None
             expired = 0
         if expired < HOLD_SWEEP_BATCH_MAX:
             await asyncio.sleep(interval_s)
+
+
+async def sweep_expired_lots(service: WalletService, interval_s: float) -> None:
+    """Expire what is left of the lots whose expiry has passed, for as long as the app runs
+    (service/expiry.py): a pass that read a full batch is followed by another once the loop has
+    had its turn, else the sweep sleeps. Like the hold sweeper, it keeps no state of its own."""
+    while True:
+        try:
+            read = await service.expiry.expire_due()
+        except Exception:
+            log.exception("the lot expiry pass failed; trying again later")
+            read = 0
+        await asyncio.sleep(interval_s if read < LOT_SWEEP_BATCH_MAX else 0)
 
 
 async def prune_events(service: WalletService) -> None:

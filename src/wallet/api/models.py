@@ -4,11 +4,15 @@ Amounts arrive as JSON numbers (parsed exactly, see jsonbody) or decimal strings
 strings with exactly the asset's scale of decimals.
 """
 
+import re
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -40,6 +44,7 @@ from wallet.limits import (
     WEBHOOK_URL_LENGTH_MAX,
 )
 from wallet.service.activity import ACTIVITY_TYPES
+from wallet.service.clock import parse_instant_us
 from wallet.service.events import EVENT_TYPES
 from wallet.service.transactions import TransactionInput
 from wallet.service.webhooks import EVERY_TYPE
@@ -116,6 +121,38 @@ Metadata = Annotated[
     ),
 ]
 
+_RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+def _rfc3339(value: object) -> object:
+    """The documented format only: pydantic alone would also take ``0.5`` as a Unix time."""
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("expires_at must be an RFC 3339 date-time such as 2026-11-25T08:00:00Z")
+    return value
+
+
+def _representable(moment: datetime) -> datetime:
+    """An instant the ledger can name: its years are bounded (clock.py, parse_instant_us)."""
+    parse_instant_us(moment)
+    return moment
+
+
+# When a credit's lot expires; whether it is in the future, and not too far, is checked against
+# the service's clock (service/lots.py, lot_expiry).
+ExpiresAt = Annotated[
+    datetime,
+    BeforeValidator(_rfc3339),
+    AfterValidator(_representable),
+    Field(
+        description="Top-ups and bonuses only: an RFC 3339 instant in the future, at most ten "
+        "years ahead, after which whatever is left of this credit expires.",
+        examples=["2027-11-25T00:00:00Z"],
+    ),
+]
+
 
 class RequestBody(BaseModel):
     """A request's body, or an object in one: a JSON object and nothing else.
@@ -150,6 +187,20 @@ class BatchItem(RequestBody):
     description: Description | None = None
     refund_of: TransactionId | None = None
     metadata: Metadata | None = None
+    expires_at: ExpiresAt | None = None
+
+    def to_item(self) -> TransactionInput:
+        """The service's input for one item of a batch (no key: the batch has it)."""
+        return TransactionInput(
+            transaction_type=self.transaction_type,
+            user_id=self.user_id,
+            asset_code=self.asset_code,
+            amount=self.amount,
+            description=self.description,
+            refund_of=self.refund_of,
+            metadata=self.metadata,
+            expires_at=self.expires_at,
+        )
 
 
 class TransactionCreate(BatchItem):
@@ -197,6 +248,7 @@ class TransactionCreate(BatchItem):
             idempotency_key=idempotency_key,
             refund_of=self.refund_of,
             metadata=self.metadata,
+            expires_at=self.expires_at,
         )
 
 

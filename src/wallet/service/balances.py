@@ -20,7 +20,7 @@ from wallet.storage import holds as hold_store
 from wallet.storage import ledger as store
 from wallet.storage import lots as lot_store
 from wallet.storage.ledger import AccountState
-from wallet.storage.lots import OpenLot
+from wallet.storage.lots import StoredLot
 
 from .assets import AssetCatalog
 from .clock import format_us, parse_instant_us
@@ -70,7 +70,7 @@ class Balances:
         account = AccountRef.user(user_id, asset.code)
         at_us = None if as_of is None else parse_instant_us(as_of)
         held: int | None = None
-        expiring: list[OpenLot] | None = None
+        expiring: list[StoredLot] | None = None
         with self._database.reading() as session:
             if at_us is None:
                 state = store.account_state(session, account)
@@ -104,7 +104,7 @@ class Balances:
                 if not store.user_exists(session, user_id):
                     raise UserNotFound(f"user {user_id} has never been credited")
                 return Page([], None)
-            found = lot_store.open_lots_after(session, state.account_id, after, limit + 1)
+            found = lot_store.open_lots_page(session, state.account_id, after, limit + 1)
         page = found[:limit]
         next_cursor = None
         if len(found) > limit:
@@ -119,7 +119,7 @@ class Balances:
         balance_minor: int,
         held_minor: int | None,
         frozen: bool,
-        expiring: list[OpenLot] | None,
+        expiring: list[StoredLot] | None,
     ) -> dict[str, object]:
         scale = self._assets.scale_of(asset_code)
         view: dict[str, object] = {
@@ -141,7 +141,7 @@ class Balances:
         return view
 
 
-def lot_view(lot: OpenLot, scale: int) -> dict[str, object]:
+def lot_view(lot: StoredLot, scale: int) -> dict[str, object]:
     return {
         "id": lot.id,
         "amount": format_minor(lot.amount_minor, scale),
@@ -151,11 +151,11 @@ def lot_view(lot: OpenLot, scale: int) -> dict[str, object]:
     }
 
 
-def _soonest(session: Session, account: AccountState | None) -> list[OpenLot]:
+def _soonest(session: Session, account: AccountState | None) -> list[StoredLot]:
     """The account's open lots that expire soonest; no read when it has none open."""
     if account is None or account.lots_open_minor == 0:
         return []
-    return lot_store.soonest_open_lots(session, account.account_id, LOTS_EXPIRING_SHOWN)
+    return lot_store.open_lots_page(session, account.account_id, None, LOTS_EXPIRING_SHOWN)
 
 
 def _lot_position(cursor: str) -> tuple[int, str]:

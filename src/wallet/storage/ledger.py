@@ -333,6 +333,10 @@ def lock_transactions(
 class LockedAccount:
     id: int
     balance_minor: int
+    # What is left of the account's open lots, and how many lots it has had (service/lots.py):
+    # read with the row, so an account without lots costs no statement more.
+    lots_open_minor: int = 0
+    lots_made: int = 0
 
 
 def open_and_lock_accounts(
@@ -397,7 +401,8 @@ def _find_accounts(
     found: dict[AccountRef, LockedAccount] = {}
     if session.backend is Backend.POSTGRESQL:
         rows = session.all(
-            "SELECT acc.id, acc.owner_type, acc.owner_id, acc.asset_code, acc.balance_minor"
+            "SELECT acc.id, acc.owner_type, acc.owner_id, acc.asset_code, acc.balance_minor,"
+            " acc.lots_open_minor, acc.lots_made"
             " FROM accounts acc JOIN unnest(?::text[], ?::text[], ?::text[]) AS w(t, o, a)"
             " ON acc.owner_type = w.t AND acc.owner_id = w.o AND acc.asset_code = w.a"
             " ORDER BY acc.id" + (" FOR UPDATE OF acc" if lock else ""),
@@ -408,21 +413,26 @@ def _find_accounts(
             ),
         )
         by_key = {(a.owner_type.value, a.owner_id, a.asset_code): a for a in wanted}
-        for account_id, owner_type, owner_id, asset_code, balance in rows:
-            found[by_key[(owner_type, owner_id, asset_code)]] = LockedAccount(account_id, balance)
+        for account_id, owner_type, owner_id, asset_code, balance, open_minor, made in rows:
+            found[by_key[(owner_type, owner_id, asset_code)]] = LockedAccount(
+                account_id, balance, open_minor, made
+            )
         return found
     # SQLite: one statement for the whole batch, the wanted accounts passed as one JSON array
     # (a fixed SQL text, so the prepared statement is reused whatever the batch's size).
     rows = session.all(
-        "SELECT acc.id, acc.owner_type, acc.owner_id, acc.asset_code, acc.balance_minor"
+        "SELECT acc.id, acc.owner_type, acc.owner_id, acc.asset_code, acc.balance_minor,"
+        " acc.lots_open_minor, acc.lots_made"
         " FROM json_each(?) AS w CROSS JOIN accounts acc"
         " ON acc.owner_type = w.value ->> 0 AND acc.owner_id = w.value ->> 1"
         " AND acc.asset_code = w.value ->> 2",
         (orjson.dumps([[a.owner_type.value, a.owner_id, a.asset_code] for a in wanted]).decode(),),
     )
     by_key = {(a.owner_type.value, a.owner_id, a.asset_code): a for a in wanted}
-    for account_id, owner_type, owner_id, asset_code, balance in rows:
-        found[by_key[(owner_type, owner_id, asset_code)]] = LockedAccount(account_id, balance)
+    for account_id, owner_type, owner_id, asset_code, balance, open_minor, made in rows:
+        found[by_key[(owner_type, owner_id, asset_code)]] = LockedAccount(
+            account_id, balance, open_minor, made
+        )
     return found
 
 

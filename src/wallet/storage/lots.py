@@ -1,47 +1,146 @@
-"""Reading an account's open lots (API.md, "Credits that expire").
+"""The SQL of lots (credits that expire) and of what each debit drew from them.
 
-A lot is open while something is left of it (``remaining_minor > 0``); the partial index
-``lots_open_by_account (account_id, expires_at_us, id)`` holds only open lots, so the reads here
-are one range of it, soonest expiry first, whatever number of lots the account ever had.
+A lot changes only under its account's row lock (storage/ledger.py, open_and_lock_accounts),
+so whatever a unit of work reads here after taking its locks stays true until it commits. The
+rules (which lots a debit takes from, which a give-back returns to) are service/lots.py's.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from .database import Session
+from .database import Row, Session
 
 
-@dataclass(frozen=True, slots=True)
-class OpenLot:
+class StoredLot(NamedTuple):
     id: str
+    account_id: int
     transaction_id: str
     amount_minor: int
     remaining_minor: int
     expires_at_us: int
+    created_at_us: int
 
 
-_OPEN = "account_id = ? AND remaining_minor > 0"
+class StoredDraw(NamedTuple):
+    """What transaction ``transaction_id`` took from lot ``lot_id``, and how much went back."""
+
+    transaction_id: str
+    lot_id: str
+    amount_minor: int
+    returned_minor: int
 
 
-def soonest_open_lots(session: Session, account_id: int, limit: int) -> list[OpenLot]:
-    """The account's ``limit`` open lots that expire soonest, soonest first."""
-    return _lots(session, _OPEN, (account_id,), limit)
+class DueLot(NamedTuple):
+    """An open lot whose expiry has passed, with the account it belongs to."""
+
+    id: str
+    user_id: str
+    asset_code: str
+    expires_at_us: int
 
 
-def open_lots_after(
+_COLUMNS = (
+    "id, account_id, transaction_id, amount_minor, remaining_minor, expires_at_us, created_at_us"
+)
+_COLUMNS_OF_L = ", ".join(f"l.{column.strip()}" for column in _COLUMNS.split(","))
+
+
+def _lot(row: Row) -> StoredLot:
+    return StoredLot(*row)
+
+
+def open_lots_page(
     session: Session, account_id: int, after: tuple[int, str] | None, limit: int
-) -> list[OpenLot]:
-    """The account's open lots after ``after`` (an expiry and a lot id, the last one a reader
-    saw), soonest first, at most ``limit``."""
+) -> list[StoredLot]:
+    """The account's next ``limit`` open lots by (expiry, id), after ``after`` (a range of the
+    partial index lots_open_by_account: it costs the lots read, not the lots the account has).
+    """
     if after is None:
-        return _lots(session, _OPEN, (account_id,), limit)
-    return _lots(session, f"{_OPEN} AND (expires_at_us, id) > (?, ?)", (account_id, *after), limit)
+        rows = session.all(
+            f"SELECT {_COLUMNS} FROM lots WHERE account_id = ? AND remaining_minor > 0"
+            " ORDER BY expires_at_us, id LIMIT ?",
+            (account_id, limit),
+        )
+    else:
+        rows = session.all(
+            f"SELECT {_COLUMNS} FROM lots WHERE account_id = ? AND remaining_minor > 0"
+            " AND (expires_at_us > ? OR (expires_at_us = ? AND id > ?))"
+            " ORDER BY expires_at_us, id LIMIT ?",
+            (account_id, after[0], after[0], after[1], limit),
+        )
+    return [_lot(row) for row in rows]
 
 
-def _lots(session: Session, where: str, params: Sequence[object], limit: int) -> list[OpenLot]:
+def lots_by_ids(session: Session, lot_ids: Sequence[str]) -> list[StoredLot]:
+    if not lot_ids:
+        return []
+    placeholders = ", ".join("?" * len(lot_ids))
+    rows = session.all(f"SELECT {_COLUMNS} FROM lots WHERE id IN ({placeholders})", list(lot_ids))
+    return [_lot(row) for row in rows]
+
+
+def lot_of_transaction(session: Session, transaction_id: str) -> StoredLot | None:
+    """The lot a top-up or bonus made, if it made one."""
+    row = session.one(f"SELECT {_COLUMNS} FROM lots WHERE transaction_id = ?", (transaction_id,))
+    return None if row is None else _lot(row)
+
+
+def draws_of(session: Session, transaction_id: str) -> list[tuple[StoredDraw, StoredLot]]:
+    """What a debit drew from each lot, with the lot (one statement)."""
     rows = session.all(
-        "SELECT id, transaction_id, amount_minor, remaining_minor, expires_at_us FROM lots"
-        f" WHERE {where} ORDER BY expires_at_us, id LIMIT ?",
-        (*params, limit),
+        f"SELECT d.amount_minor, d.returned_minor, {_COLUMNS_OF_L}"
+        " FROM lot_draws d JOIN lots l ON l.id = d.lot_id WHERE d.transaction_id = ?",
+        (transaction_id,),
     )
-    return [OpenLot(i, t, int(a), int(r), int(e)) for i, t, a, r, e in rows]
+    return [(StoredDraw(transaction_id, row[2], row[0], row[1]), _lot(row[2:])) for row in rows]
+
+
+def due_lots(session: Session, now_us: int, limit: int) -> list[DueLot]:
+    """Open lots whose expiry is at or before ``now_us``, the longest due first (a range of the
+    partial index lots_open_by_expiry, so it costs what it returns).
+    """
+    rows = session.all(
+        "SELECT l.id, acc.owner_id, acc.asset_code, l.expires_at_us FROM lots l"
+        " JOIN accounts acc ON acc.id = l.account_id"
+        " WHERE l.remaining_minor > 0 AND l.expires_at_us <= ?"
+        " ORDER BY l.expires_at_us, l.id LIMIT ?",
+        (now_us, limit),
+    )
+    return [DueLot(*row) for row in rows]
+
+
+def write_lots(
+    session: Session,
+    new_lots: Sequence[StoredLot],
+    changed_lots: Sequence[tuple[str, int]],
+    new_draws: Sequence[StoredDraw],
+    changed_draws: Sequence[StoredDraw],
+    accounts: Sequence[tuple[int, int, int]],
+) -> None:
+    """Write what a unit of work did to lots: the lots it made, the new ``remaining`` of those
+    it changed (id, remaining), its draws, the new ``returned`` of earlier draws, and each
+    changed account's (id, lots_open_minor, lots made by this unit of work).
+    """
+    if new_lots:
+        session.run_many(f"INSERT INTO lots ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)", new_lots)
+    if changed_lots:
+        session.run_many(
+            "UPDATE lots SET remaining_minor = ? WHERE id = ?",
+            [(remaining, lot_id) for lot_id, remaining in changed_lots],
+        )
+    if new_draws:
+        session.run_many(
+            "INSERT INTO lot_draws (transaction_id, lot_id, amount_minor, returned_minor)"
+            " VALUES (?, ?, ?, ?)",
+            new_draws,
+        )
+    if changed_draws:
+        session.run_many(
+            "UPDATE lot_draws SET returned_minor = ? WHERE transaction_id = ? AND lot_id = ?",
+            [(d.returned_minor, d.transaction_id, d.lot_id) for d in changed_draws],
+        )
+    if accounts:
+        session.run_many(
+            "UPDATE accounts SET lots_open_minor = ?, lots_made = lots_made + ? WHERE id = ?",
+            [(open_minor, made, account_id) for account_id, open_minor, made in accounts],
+        )
