@@ -7,21 +7,18 @@ database whose LP the seed creates.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from contextlib import closing
 from typing import Any
 
-import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.flows.factories import query
 from tests.support.factories import problem
+from tests.support.rawdb import connect
 from wallet.api import create_app
 from wallet.api.app import refresh_assets
 from wallet.config import Settings
 from wallet.service.wallet import WalletService
-from wallet.storage.database import postgresql_conninfo, sqlite_path
 
 SEEDED = {"DI": None, "GC": None, "LP": 365}
 
@@ -47,7 +44,8 @@ def test_an_existing_database_keeps_its_policy_when_seeded_again(
 ) -> None:
     """A database made before credits could expire has NULL everywhere (the migration sets
     nothing); the seed, run at every start, leaves the LP it did not create as it is."""
-    execute(database_url, "UPDATE assets SET expires_after_days = NULL")
+    with connect(database_url) as db:
+        db.run("UPDATE assets SET expires_after_days = NULL")
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         assert policies(client) == {"DI": None, "GC": None, "LP": None}
     assert query(database_url, "SELECT count(*) FROM assets WHERE expires_after_days IS NOT NULL")[
@@ -159,14 +157,3 @@ def _cached_policy(service: WalletService, code: str) -> int | None:
     asset = service.assets.cached(code)
     assert asset is not None
     return asset.expires_after_days
-
-
-def execute(database_url: str, sql: str) -> None:
-    """One statement, committed, beside the service (as an older version left the row)."""
-    if database_url.startswith("sqlite"):
-        with closing(sqlite3.connect(sqlite_path(database_url))) as connection:
-            connection.execute(sql)
-            connection.commit()
-        return
-    with psycopg.connect(postgresql_conninfo(database_url)) as connection:
-        connection.execute(sql)

@@ -33,7 +33,8 @@ def seed_demo_ledger(assets: AssetCatalog, writer: GroupCommitWriter) -> None:
     """Add the seed assets that are missing, then post the openings (before the writer runs).
 
     An asset that exists keeps its policy: LP's 365 days are given only to the LP this seed
-    creates, so a database made before credits could expire has no retroactive expiry.
+    creates, so a database made before credits could expire has no retroactive expiry. The
+    openings are top-ups like any other: on a new database, the LP ones are lots.
     """
     assets.add(SEED_ASSETS, exist_ok=True)
     openings = [
@@ -45,6 +46,7 @@ def seed_demo_ledger(assets: AssetCatalog, writer: GroupCommitWriter) -> None:
             description="Opening balance",
             idempotency_key=f"opening:{user_id}:{asset_code}",
             key_owner=SYSTEM_KEY_OWNER,
+            expires_after_days=assets.get(asset_code).expires_after_days,
         )
         for user_id, balances in SEED_USERS.items()
         for asset_code, amount_minor in balances.items()
