@@ -30,10 +30,13 @@ from .models import (
     Event,
     EventPage,
     EventType,
+    Expiring,
     HistoryPage,
     Hold,
     HoldPage,
     HoldStatus,
+    Lot,
+    LotPage,
     MetadataInput,
     Transaction,
     TransactionPage,
@@ -64,6 +67,17 @@ def balance(user_id: str, asset_code: str, as_of: datetime | None) -> Call[Balan
         params = {"as_of": as_of.isoformat()}
     path = f"/balance/{_segment(user_id)}/{_segment(asset_code)}"
     return Call("GET", path, lambda r: _balance(decode_json(r)), params=params)
+
+
+def lots(
+    user_id: str, asset_code: str, *, limit: int | None = None, cursor: str | None = None
+) -> Call[LotPage]:
+    def parse(response: httpx.Response) -> LotPage:
+        data = decode_json(response)
+        return LotPage(tuple(_lot(lot) for lot in data["items"]), data["next_cursor"])
+
+    path = f"/balance/{_segment(user_id)}/{_segment(asset_code)}/lots"
+    return Call("GET", path, parse, params=_params(limit=limit, cursor=cursor))
 
 
 def post_transaction(
@@ -237,6 +251,7 @@ def asset_supply(asset_code: str) -> Call[AssetSupply]:
             treasury=Decimal(data["treasury"]),
             users=Decimal(data["users"]),
             pending_holds=Decimal(data["pending_holds"]),
+            expired=Decimal(data["expired"]),
             adds_up=bool(data["adds_up"]),
         )
 
@@ -244,10 +259,29 @@ def asset_supply(asset_code: str) -> Call[AssetSupply]:
 
 
 def add_asset(
-    code: str, name: str, scale: int, supply: AmountInput, idempotency_key: str | None = None
+    code: str,
+    name: str,
+    scale: int,
+    supply: AmountInput,
+    idempotency_key: str | None = None,
+    expires_after_days: int | None = None,
 ) -> Call[Asset]:
-    body = {"code": code, "name": name, "scale": scale, "supply": amount_text(supply)}
+    body: dict[str, Any] = {
+        "code": code,
+        "name": name,
+        "scale": scale,
+        "supply": amount_text(supply),
+    }
+    if expires_after_days is not None:
+        body["expires_after_days"] = expires_after_days
     return _write("/admin/assets", body, lambda r: _asset(decode_json(r)), idempotency_key)
+
+
+def set_asset_expiry(code: str, expires_after_days: int | None) -> Call[Asset]:
+    """PATCH sets a value: sent again after a lost answer, it sets the same value (no key)."""
+    body = {"expires_after_days": expires_after_days}
+    path = f"/admin/assets/{_segment(code)}"
+    return Call("PATCH", path, lambda r: _asset(decode_json(r)), body=body)
 
 
 def verify() -> Call[VerifyReport]:
@@ -332,17 +366,39 @@ def _money(value: str | None) -> Decimal | None:
 
 
 def _asset(data: Mapping[str, Any]) -> Asset:
-    return Asset(code=data["code"], name=data["name"], scale=data["scale"])
+    return Asset(
+        code=data["code"],
+        name=data["name"],
+        scale=data["scale"],
+        expires_after_days=data.get("expires_after_days"),
+    )
 
 
 def _balance(data: Mapping[str, Any]) -> Balance:
     as_of = data.get("as_of")
+    expiring = data.get("expiring")
     return Balance(
         user_id=data["user_id"],
         asset_code=data["asset_code"],
         balance=Decimal(data["balance"]),
         held=_money(data.get("held")),
         as_of=None if as_of is None else datetime.fromisoformat(as_of),
+        expiring=None
+        if expiring is None
+        else tuple(
+            Expiring(Decimal(e["amount"]), datetime.fromisoformat(e["expires_at"]))
+            for e in expiring
+        ),
+    )
+
+
+def _lot(data: Mapping[str, Any]) -> Lot:
+    return Lot(
+        id=data["id"],
+        amount=Decimal(data["amount"]),
+        remaining=Decimal(data["remaining"]),
+        expires_at=datetime.fromisoformat(data["expires_at"]),
+        transaction_id=data["transaction_id"],
     )
 
 

@@ -26,6 +26,8 @@ from .models import (
     Hold,
     HoldPage,
     HoldStatus,
+    Lot,
+    LotPage,
     MetadataInput,
     Transaction,
     TransactionPage,
@@ -125,6 +127,29 @@ class WalletClient:
         timezone-aware instant ``as_of``.
         """
         return self.send(op.balance(user_id, asset_code, as_of))
+
+    def lots_page(
+        self,
+        user_id: str,
+        asset_code: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> LotPage:
+        """One page of a user's open lots in an asset (credits that expire), soonest expiry
+        first; pass ``next_cursor`` for the next."""
+        return self.send(op.lots(user_id, asset_code, limit=limit, cursor=cursor))
+
+    def lots(self, user_id: str, asset_code: str, *, page_size: int | None = None) -> Iterator[Lot]:
+        """Every open lot of a user in an asset, soonest expiry first, fetched a page at a
+        time as you iterate."""
+        cursor: str | None = None
+        while True:
+            page = self.lots_page(user_id, asset_code, limit=page_size, cursor=cursor)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def get_transaction(self, transaction_id: str) -> Transaction:
         """One transaction with its entries."""
@@ -434,9 +459,18 @@ class WalletClient:
         supply: AmountInput,
         *,
         idempotency_key: str | None = None,
+        expires_after_days: int | None = None,
     ) -> Asset:
-        """Add an asset with its treasury holding ``supply``."""
-        return self.send(op.add_asset(code, name, scale, supply, idempotency_key))
+        """Add an asset with its treasury holding ``supply``; with ``expires_after_days``, its
+        top-ups and bonuses expire that many days after they are made."""
+        return self.send(
+            op.add_asset(code, name, scale, supply, idempotency_key, expires_after_days)
+        )
+
+    def set_asset_expiry(self, code: str, expires_after_days: int | None) -> Asset:
+        """Change how many days an asset's top-ups and bonuses last (None: they never expire),
+        for the credits made from now on; lots made before keep their expiry."""
+        return self.send(op.set_asset_expiry(code, expires_after_days))
 
     def verify(self) -> VerifyReport:
         """Recompute every balance from entries and check every transaction sums to zero."""
