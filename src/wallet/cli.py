@@ -1,6 +1,6 @@
 """The command line: ``wallet serve | migrate | seed | verify | keys … | assets … | users freeze
-| users unfreeze | limits … | monitors … | export | events tail``, each calling a service use
-case.
+| users unfreeze | users lots | limits … | monitors … | export | events tail``, each calling a
+service use case.
 
 Settings come from the environment (``DATABASE_URL``, ``PORT``, ``WALLET_*``) exactly as for
 ``python main.py``; ``--database-url`` overrides ``DATABASE_URL``. Expected failures end with an
@@ -10,8 +10,8 @@ exit code from one table, and a one-line message rather than a traceback:
   1   verify: the books do not balance
   2   usage error, including a DATABASE_URL the service cannot use
   65  another expected error of the ledger
-  66  a command that only reads (verify, export, keys list, assets list, events tail, monitors
-      list) found no SQLite database file: it never creates one
+  66  a command that only reads (verify, export, keys list, assets list, users lots, events
+      tail, monitors list) found no SQLite database file: it never creates one
   69  the database cannot be reached
 """
 
@@ -46,6 +46,7 @@ from wallet.limits import (
     EVENT_POLL_INTERVAL_S,
     EXPIRES_AFTER_DAYS_MAX,
     LIMIT_PAGE_SIZE_MAX,
+    LOT_PAGE_SIZE_MAX,
     MONITOR_PAGE_SIZE_MAX,
     POSITION_MAX,
     SCALE_MAX,
@@ -53,6 +54,7 @@ from wallet.limits import (
 )
 from wallet.service.admin import migrate_database, seed_database
 from wallet.service.assets import AssetCatalog, new_asset
+from wallet.service.balances import Balances
 from wallet.service.clock import SystemClock, format_us, parse_instant_us
 from wallet.service.events import EVENT_TYPES, Events, render_event
 from wallet.service.export import EXPORT_FIELDS, ExportRow, export_ledger
@@ -538,7 +540,7 @@ def keys_revoke(database_url: str | None, key_id: str) -> None:
 
 @main.group()
 def users() -> None:
-    """Freeze and unfreeze users' accounts.
+    """Freeze and unfreeze users' accounts; list a user's lots (credits that expire).
 
     A frozen account refuses every top-up, bonus, purchase, refund, hold placement and capture
     (account_frozen) in every running service at once; hold expiry and releases go on. Each
@@ -619,6 +621,39 @@ def users_unfreeze(
         click.echo(f"Unfroze {account} (frozen since {format_us(lifted.frozen_at_us)}).")
     else:
         click.echo(f"{account[0].upper()}{account[1:]} had no freeze in force; nothing changed.")
+
+
+@users.command("lots")
+@database_url_option
+@click.argument("user_id", metavar="USER")
+@click.argument("asset_code", metavar="ASSET")
+@click.option("--json", "as_json", is_flag=True, help="Print the lots as JSON lines.")
+def users_lots(database_url: str | None, user_id: str, asset_code: str, as_json: bool) -> None:
+    """List USER's open lots in ASSET (credits that expire), soonest expiry first: when each
+    expires, what is left of it of its amount, its id and the credit that made it. Exits 66,
+    creating nothing, when the SQLite database file does not exist.
+    """
+    settings = _settings(database_url, create=False)
+    user_id = _user_id(user_id)
+
+    def print_all(database: Database) -> None:
+        balances = Balances(database, AssetCatalog(database))
+        cursor: str | None = None
+        while True:
+            page = balances.lots(user_id, asset_code, LOT_PAGE_SIZE_MAX, cursor)
+            for lot in page.items:
+                if as_json:
+                    click.echo(json.dumps(lot))
+                else:
+                    click.echo(
+                        f"{lot['expires_at']}  {lot['remaining']} of {lot['amount']}"
+                        f"  lot {lot['id']}  credit {lot['transaction_id']}"
+                    )
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    _with_database(settings, print_all, create=False)
 
 
 class InstantType(click.ParamType[int, str | int]):

@@ -21,6 +21,7 @@ from tests.test_cli import wallet
         ["assets", "list"],
         ["assets", "add"],
         ["assets", "set"],
+        ["users", "lots"],
         ["export"],
     ],
 )
@@ -124,3 +125,25 @@ def test_assets_set_of_an_unknown_asset_is_asset_not_found(database_url: str) ->
     assert unknown.returncode == 65
     assert "asset_not_found" in unknown.stderr
     assert missing.returncode == 2
+
+
+def test_users_lots_lists_the_open_lots_soonest_first(database_url: str) -> None:
+    """The seed's LP opening of user_001 is a lot (LP: 365 days on a new database)."""
+    as_json = wallet("users", "lots", "user_001", "LP", "--json", "--database-url", database_url)
+    text = wallet("users", "lots", "user_001", "LP", "--database-url", database_url)
+    none = wallet("users", "lots", "user_001", "GC", "--database-url", database_url)
+
+    assert as_json.returncode == 0, as_json.stderr
+    [lot] = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert (lot["amount"], lot["remaining"]) == ("200.00", "200.00")
+    assert set(lot) == {"id", "amount", "remaining", "expires_at", "transaction_id"}
+    assert text.stdout == (
+        f"{lot['expires_at']}  200.00 of 200.00  lot {lot['id']}  credit {lot['transaction_id']}\n"
+    )
+    assert (none.returncode, none.stdout) == (0, "")
+    unknown_user = wallet("users", "lots", "nobody", "LP", "--database-url", database_url)
+    unknown_asset = wallet("users", "lots", "user_001", "ZZZ", "--database-url", database_url)
+    bad_user = wallet("users", "lots", "no body", "LP", "--database-url", database_url)
+    assert (unknown_user.returncode, unknown_asset.returncode, bad_user.returncode) == (65, 65, 2)
+    assert "user_not_found" in unknown_user.stderr
+    assert "asset_not_found" in unknown_asset.stderr
