@@ -26,7 +26,7 @@ MetadataInput = Mapping[str, str]
 TransactionType = Literal["topup", "bonus", "purchase", "refund"]
 # Every kind a transaction may have (those a hold makes too), a filter of :meth:`transactions`.
 AnyTransactionType = Literal[
-    "topup", "bonus", "purchase", "issuance", "refund", "hold", "capture", "release"
+    "topup", "bonus", "purchase", "issuance", "refund", "hold", "capture", "release", "expiry"
 ]
 HoldStatus = Literal["pending", "captured", "released", "expired"]
 # The kinds of event, a filter of :meth:`events` (a newer service may send others).
