@@ -8,6 +8,7 @@ does not depend on which process expired which lot, nor on when the kill came.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -111,3 +112,87 @@ def test_lots_expire_once_across_two_processes_and_a_sigkill(
     finally:
         first.kill()
         second.kill()
+
+
+def test_racing_debits_and_give_backs_on_lots_across_two_processes(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Purchases, holds (released or captured in part) and refunds of users with lots, sent at
+    once to two processes on one database: every account's open lots still add up to its
+    lots_open_minor, at most its balance, and the audit finds the books right."""
+    servers = [
+        ServerProcess(database_url, tmp_path / f"{name}.log").start()
+        for name in ("first", "second")
+    ]
+    users = [f"race-{index}" for index in range(4)]
+    try:
+        with httpx.Client(base_url=servers[0].url, timeout=30) as client:
+            for user in users:
+                for offset_s, amount in ((3_600, "30.00"), (86_400, "30.00"), (None, "20.00")):
+                    body = {
+                        "transaction_type": "topup",
+                        "user_id": user,
+                        "asset_code": "GC",
+                        "amount": amount,
+                    }
+                    if offset_s is not None:
+                        body["expires_at"] = format_us(now_us() + offset_s * 1_000_000)
+                    assert client.post("/transaction", json=body).status_code == 201
+
+        def work(worker: int) -> None:
+            server = servers[worker % 2]
+            with httpx.Client(base_url=server.url, timeout=30) as client:
+                for step in range(12):
+                    user = users[(worker + step) % len(users)]
+                    if step % 3 == 0:
+                        hold = client.post(
+                            "/holds", json={"user_id": user, "asset_code": "GC", "amount": "7.00"}
+                        )
+                        if hold.status_code == 201:
+                            action = "release" if step % 2 else "capture"
+                            payload = {} if action == "release" else {"amount": "3.00"}
+                            client.post(f"/holds/{hold.json()['id']}/{action}", json=payload)
+                    else:
+                        bought = client.post(
+                            "/transaction",
+                            json={
+                                "transaction_type": "purchase",
+                                "user_id": user,
+                                "asset_code": "GC",
+                                "amount": "4.00",
+                            },
+                        )
+                        if bought.status_code == 201 and step % 2:
+                            client.post(
+                                "/transaction",
+                                json={
+                                    "transaction_type": "refund",
+                                    "refund_of": bought.json()["id"],
+                                    "amount": "1.50",
+                                },
+                            )
+
+        threads = [threading.Thread(target=work, args=(worker,)) for worker in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(WAIT_S)
+        assert not any(thread.is_alive() for thread in threads)
+        mismatched = query(
+            database_url,
+            "SELECT a.id FROM accounts a LEFT JOIN lots l"
+            " ON l.account_id = a.id AND l.remaining_minor > 0"
+            " GROUP BY a.id, a.lots_open_minor, a.balance_minor"
+            " HAVING a.lots_open_minor <> coalesce(sum(l.remaining_minor), 0)"
+            " OR (a.lots_open_minor > 0 AND a.lots_open_minor > a.balance_minor)",
+        )
+        assert mismatched == []
+        drawn = query(database_url, "SELECT count(*) FROM lot_draws")
+        assert int(drawn[0][0]) > 0
+        assert_invariants(database_url)
+        with httpx.Client(base_url=servers[1].url, timeout=120) as client:
+            report = client.get("/admin/verify").json()
+        assert report["ok"], report
+    finally:
+        for server in servers:
+            server.kill()
