@@ -6,6 +6,9 @@ or the cost of each part of player protection (configured as bench/protect.py do
     for b in /tmp/before .; do PYTHONPATH=$b/src .venv/bin/python bench/unit_of_work.py; done
     for p in none freezes limits monitors all; do
         PYTHONPATH=src .venv/bin/python bench/unit_of_work.py --protect $p; done
+
+``--expiring``: the postings are in LP, whose credits expire after 30 days (every top-up and
+bonus a lot, every purchase drawing from them); compare with the same run without it.
 """
 
 from __future__ import annotations
@@ -39,10 +42,17 @@ def main() -> None:
     parser.add_argument(
         "--protect", choices=["none", "freezes", "limits", "monitors", "all"], default="none"
     )
+    parser.add_argument("--expiring", action="store_true", help="LP, with credits that expire")
     args = parser.parse_args()
     directory = tempfile.mkdtemp(prefix="wallet-uow-")
     service = WalletService(Settings(database_url=f"sqlite:///{directory}/w.db", seed=True))
     service.start()
+    asset = "GC"
+    if args.expiring:
+        asset = "LP"
+        with service.database.unit_of_work() as session:
+            session.run("UPDATE assets SET expires_after_days = 30 WHERE code = 'LP'")
+        service.assets.refresh()
     rng = random.Random(1)
     users = [f"bench_{n:05d}" for n in range(1, USERS + 1)]
 
@@ -51,7 +61,7 @@ def main() -> None:
             TransactionInput(
                 transaction_type=kind,
                 user_id=user,
-                asset_code="GC",
+                asset_code=asset,
                 amount=Decimal("1.00"),
                 description="x",
                 idempotency_key=None,
@@ -89,8 +99,8 @@ def main() -> None:
         times.append(time.perf_counter() - started)
     median_us = statistics.median(times[WARMUP_UNITS:]) * 1e6
     print(
-        f"{sys.path[0]} --protect {args.protect}: median {median_us:.0f} µs per unit of work of"
-        f" {POSTINGS} postings ({median_us / POSTINGS:.1f} µs per posting)"
+        f"{sys.path[0]} --protect {args.protect} {asset}: median {median_us:.0f} µs per unit of"
+        f" work of {POSTINGS} postings ({median_us / POSTINGS:.1f} µs per posting)"
     )
     connection.close()
     service.stop()

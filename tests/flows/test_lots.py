@@ -247,7 +247,7 @@ def test_batch_items_may_make_lots(app: TestClient, database_url: str, clock: Ma
     check_lots(database_url)
 
 
-# --- debits, give-backs, chargebacks, batches -----------------------------------------------------
+# --- debits, give-backs, chargebacks, batches ----------------------------------------------------
 
 
 def spend(client: TestClient, user_id: str, amount: Any) -> Any:
@@ -400,4 +400,114 @@ def test_a_lot_given_back_after_its_expiry_expires_at_the_next_sweep(
     assert balance(app, "nina") == "0.00"
     kinds = [t["transaction_type"] for t in app.get("/transaction/nina/history").json()["items"]]
     assert kinds == ["expiry", "refund", "purchase", "topup"]
+    check_lots(database_url)
+
+
+# --- expiry --------------------------------------------------------------------------------------
+
+
+def sweep(client: TestClient) -> int:
+    """One pass of the expiry sweep, on the app's loop; how many due lots it read."""
+    service = client.app.state.service  # type: ignore[attr-defined]
+    read: int = client.portal.call(service.expiry.expire_due)  # type: ignore[union-attr]
+    return read
+
+
+def test_what_is_left_of_a_lot_expires_once(
+    app: TestClient, database_url: str, clock: ManualClock
+) -> None:
+    credit(app, "omar", 5)
+    lot = credit(app, "omar", 30, expires_at=at(clock, 60))["id"]
+    spend(app, "omar", 10)
+    monitor = app.post(
+        "/admin/monitors",
+        json={"asset_code": "GC", "user_id": "omar", "condition": "below", "threshold": 10},
+    )
+    assert monitor.status_code == 201, monitor.text
+    after = int(app.get("/events", params={"limit": 1}).json()["next_after"])
+    start = int(app.get("/events", params={"after": after, "limit": 1000}).json()["next_after"])
+    clock.advance(59)
+    assert sweep(app) == 0
+    before_us = clock.now_us()
+    clock.advance(1)
+    assert sweep(app) == 1
+    assert remaining(database_url, "omar") == {lot: 0}
+    assert (balance(app, "omar"), open_minor(database_url, "omar")) == ("5.00", 0)
+    history = app.get("/transaction/omar/history").json()["items"]
+    expiry = history[0]
+    assert expiry["transaction_type"] == "expiry"
+    assert (expiry["amount"], expiry["balance_after"], expiry["user_id"]) == (
+        "20.00",
+        "5.00",
+        "omar",
+    )
+    assert [(e["account_type"], e["account_id"], e["amount"]) for e in expiry["entries"]] == [
+        ("user", "omar", "-20.00"),
+        ("system", "expired", "20.00"),
+    ]
+    assert [e["balance_before"] for e in expiry["entries"]] == ["25.00", "0.00"]
+    # In the balance as of any instant: before the expiry, after it.
+    as_of = app.get("/balance/omar/GC", params={"as_of": format_us(before_us)}).json()
+    assert as_of["balance"] == "25.00"
+    assert app.get("/balance/omar/GC", params={"as_of": at(clock, 1)}).json()["balance"] == "5.00"
+    # In the events: the transaction as it is shown, and the monitor's crossing.
+    events = app.get("/events", params={"after": start, "limit": 1000}).json()["items"]
+    assert [e["type"] for e in events] == ["transaction.created", "balance.threshold_crossed"]
+    assert events[0]["data"]["id"] == expiry["id"]
+    # Once: another pass, later, finds nothing to do.
+    clock.advance(3600)
+    assert sweep(app) == 0
+    kinds = [t["transaction_type"] for t in app.get("/transaction/omar/history").json()["items"]]
+    assert kinds.count("expiry") == 1
+    draws = query(
+        database_url,
+        "SELECT d.transaction_id, d.amount_minor, d.returned_minor FROM lot_draws d"
+        f" JOIN lots l ON l.id = d.lot_id WHERE l.transaction_id = '{lot}'",
+    )
+    assert sorted((t, int(a), int(r)) for t, a, r in draws) == sorted(
+        [(history[1]["id"], 1000, 0), (expiry["id"], 2000, 0)]
+    )
+    check_lots(database_url)
+
+
+def test_a_frozen_account_s_lots_still_expire(
+    app: TestClient, database_url: str, clock: ManualClock
+) -> None:
+    lot = credit(app, "pia", 30, expires_at=at(clock, 60))["id"]
+    frozen = app.post("/admin/users/pia/freeze", json={"reason": "fraud check"})
+    assert frozen.status_code in (200, 201), frozen.text
+    clock.advance(60)
+    assert sweep(app) == 1
+    assert remaining(database_url, "pia") == {lot: 0}
+    assert balance(app, "pia") == "0.00"
+    check_lots(database_url)
+
+
+def test_a_sweep_expires_many_lots_in_bounded_passes(
+    app: TestClient, database_url: str, clock: ManualClock
+) -> None:
+    items = [
+        {
+            "transaction_type": "bonus",
+            "user_id": f"q{index % 7}",
+            "asset_code": "GC",
+            "amount": 1,
+            "expires_at": at(clock, 60 + index % 3),
+        }
+        for index in range(100)
+    ]
+    for start in range(0, 700, 100):
+        response = app.post("/transaction/batch", json={"transactions": items})
+        assert response.status_code == 201, response.text
+        del start
+    clock.advance(120)
+    passes = []
+    while (read := sweep(app)) > 0:
+        passes.append(read)
+    assert passes == [500, 200]
+    assert query(database_url, "SELECT count(*) FROM lots WHERE remaining_minor > 0") == [(0,)]
+    expiries = query(
+        database_url, "SELECT count(*) FROM transactions WHERE transaction_type = 'expiry'"
+    )
+    assert expiries == [(700,)]
     check_lots(database_url)

@@ -13,9 +13,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.rawdb import connect
 from wallet.config import Backend, Settings
 from wallet.storage import Database, open_database
 from wallet.storage.ledger import transactions_query
+from wallet.storage.lots import due_lots_query, open_lots_query
 
 
 @pytest.fixture
@@ -58,4 +60,39 @@ def test_a_users_page_is_a_range_of_the_history_index(database: Database) -> Non
         assert "Sort" not in plan, plan
     else:
         assert "SEARCH t USING INDEX transactions_user_history (user_id=?)" in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
+
+
+def _explain(database_url: str, sql: str, params: list[object]) -> str:
+    """As _plan, on a connection of its own, in a unit of work so that SET LOCAL holds; on
+    PostgreSQL bitmap scans and hash joins are avoided too, which an empty table invites (a
+    bitmap scan loses the index's order)."""
+    with connect(database_url) as db, db.unit_of_work():
+        if db.backend == "postgresql":
+            for setting in ("seqscan", "sort", "bitmapscan", "hashjoin"):
+                db.run(f"SET LOCAL enable_{setting} = off")
+            rows = db.all(f"EXPLAIN {sql}", params)
+        else:
+            rows = db.all(f"EXPLAIN QUERY PLAN {sql}", params)
+    return "\n".join(str(row[-1]) for row in rows)
+
+
+def test_a_debit_reads_its_lots_as_a_range_of_the_open_lots_index(database_url: str) -> None:
+    for after in (None, (1_000, "019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d")):
+        plan = _explain(database_url, *open_lots_query(7, after, 32))
+        if database_url.startswith("postgresql"):
+            assert "lots_open_by_account" in plan, plan
+            assert "Sort" not in plan, plan
+        else:
+            assert "USING INDEX lots_open_by_account (account_id=?" in plan, plan
+            assert "TEMP B-TREE" not in plan, plan
+
+
+def test_the_sweep_reads_due_lots_as_a_range_of_the_expiry_index(database_url: str) -> None:
+    plan = _explain(database_url, *due_lots_query(1_000, 500))
+    if database_url.startswith("postgresql"):
+        assert "lots_open_by_expiry" in plan, plan
+        assert "Sort" not in plan, plan
+    else:
+        assert "USING INDEX lots_open_by_expiry" in plan, plan
         assert "TEMP B-TREE" not in plan, plan

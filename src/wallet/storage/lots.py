@@ -55,20 +55,25 @@ def open_lots_page(
     """The account's next ``limit`` open lots by (expiry, id), after ``after`` (a range of the
     partial index lots_open_by_account: it costs the lots read, not the lots the account has).
     """
+    return [_lot(row) for row in session.all(*open_lots_query(account_id, after, limit))]
+
+
+def open_lots_query(
+    account_id: int, after: tuple[int, str] | None, limit: int
+) -> tuple[str, list[object]]:
+    """The statement of ``open_lots_page`` (tests/storage/test_plans.py checks its plan)."""
     if after is None:
-        rows = session.all(
+        return (
             f"SELECT {_COLUMNS} FROM lots WHERE account_id = ? AND remaining_minor > 0"
             " ORDER BY expires_at_us, id LIMIT ?",
-            (account_id, limit),
+            [account_id, limit],
         )
-    else:
-        rows = session.all(
-            f"SELECT {_COLUMNS} FROM lots WHERE account_id = ? AND remaining_minor > 0"
-            " AND (expires_at_us > ? OR (expires_at_us = ? AND id > ?))"
-            " ORDER BY expires_at_us, id LIMIT ?",
-            (account_id, after[0], after[0], after[1], limit),
-        )
-    return [_lot(row) for row in rows]
+    return (
+        f"SELECT {_COLUMNS} FROM lots WHERE account_id = ? AND remaining_minor > 0"
+        " AND (expires_at_us > ? OR (expires_at_us = ? AND id > ?))"
+        " ORDER BY expires_at_us, id LIMIT ?",
+        [account_id, after[0], after[0], after[1], limit],
+    )
 
 
 def lots_by_ids(session: Session, lot_ids: Sequence[str]) -> list[StoredLot]:
@@ -99,14 +104,18 @@ def due_lots(session: Session, now_us: int, limit: int) -> list[DueLot]:
     """Open lots whose expiry is at or before ``now_us``, the longest due first (a range of the
     partial index lots_open_by_expiry, so it costs what it returns).
     """
-    rows = session.all(
+    return [DueLot(*row) for row in session.all(*due_lots_query(now_us, limit))]
+
+
+def due_lots_query(now_us: int, limit: int) -> tuple[str, list[object]]:
+    """The statement of ``due_lots`` (tests/storage/test_plans.py checks its plan)."""
+    return (
         "SELECT l.id, acc.owner_id, acc.asset_code, l.expires_at_us FROM lots l"
         " JOIN accounts acc ON acc.id = l.account_id"
         " WHERE l.remaining_minor > 0 AND l.expires_at_us <= ?"
         " ORDER BY l.expires_at_us, l.id LIMIT ?",
-        (now_us, limit),
+        [now_us, limit],
     )
-    return [DueLot(*row) for row in rows]
 
 
 def write_lots(
