@@ -28,8 +28,9 @@ from .cursors import Page, decode_cursor, encode_cursor
 from .freezes import is_frozen
 
 _LOT_CURSOR = "lot"
-# A lot cursor names an expiry (at most 19 digits), a dot and a lot id (at most 64 characters).
-_LOT_CURSOR_LENGTH_MAX = 84
+# A lot cursor names an expiry (in µs, at most 18 digits: within a BIGINT, and lots expire at most
+# ten years ahead), a dot and a lot id (at most 64 characters).
+_LOT_CURSOR_LENGTH_MAX = 83
 
 
 class Balances:
