@@ -517,3 +517,27 @@ def test_a_sweep_expires_many_lots_in_bounded_passes(
     )
     assert expiries == [(700,)]
     check_lots(database_url)
+
+
+def test_a_batch_debits_the_lots_of_several_users(
+    app: TestClient, database_url: str, clock: ManualClock
+) -> None:
+    """The first pages of the debited accounts' lots are read together (one statement on
+    PostgreSQL): each account gets its own."""
+    made = {
+        user: [credit(app, user, 10, expires_at=at(clock, 60 * n))["id"] for n in (3, 1, 2)]
+        for user in ("rita", "sam", "tom")
+    }
+    credit(app, "tom", 100)
+    items = [
+        {"transaction_type": "purchase", "user_id": user, "asset_code": "GC", "amount": amount}
+        for user, amount in (("rita", 15), ("sam", 5), ("tom", 35), ("sam", 20))
+    ]
+    response = app.post("/transaction/batch", json={"transactions": items})
+    assert response.status_code == 201, response.text
+    # Each user's lots by expiry: (3 min, 1 min, 2 min) as made.
+    assert remaining(database_url, "rita") == dict(zip(made["rita"], (1000, 0, 500), strict=True))
+    assert remaining(database_url, "sam") == dict(zip(made["sam"], (500, 0, 0), strict=True))
+    assert remaining(database_url, "tom") == dict(zip(made["tom"], (0, 0, 0), strict=True))
+    assert balance(app, "tom") == "95.00"
+    check_lots(database_url)

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from wallet.domain.ledger import AccountRef
+from tests.support.clock import ManualClock
+from tests.support.databases import DatabaseFactory
+from wallet.config import Settings
+from wallet.domain.ledger import AccountRef, Asset
 from wallet.service.lots import LotBook, check_expires_at, lot_expiry_us
+from wallet.service.wallet import WalletService
 from wallet.storage.lots import StoredLot
 
 ALICE = AccountRef.user("alice", "GC")
@@ -79,3 +83,35 @@ def test_a_lot_s_expiry() -> None:
 def test_stored_lots_are_rows() -> None:
     lot = StoredLot("l", 1, "t", 5, 5, 2, 1)
     assert lot._replace(remaining_minor=3).remaining_minor == 3
+
+
+def test_the_seed_s_openings_of_an_asset_whose_credits_expire_are_lots(
+    databases: DatabaseFactory,
+) -> None:
+    """An LP that expires (as an operator set it, or a newer seed) before the openings are
+    posted: they are lots like any credit of it."""
+    url = databases.empty()
+    service = WalletService(Settings(database_url=url, seed=False), clock=ManualClock())
+    service.start()
+    try:
+        service.assets.add([Asset("LP", "Loyalty Points", 2, 10**12)])
+        with service.database.unit_of_work() as session:
+            session.run("UPDATE assets SET expires_after_days = 365 WHERE code = 'LP'")
+        service.assets.refresh()
+    finally:
+        service.stop()
+    seeded = WalletService(Settings(database_url=url, seed=True), clock=ManualClock())
+    seeded.start()
+    try:
+        with seeded.database.reading() as session:
+            rows = session.all(
+                "SELECT acc.owner_id, acc.asset_code, l.amount_minor,"
+                " l.expires_at_us - l.created_at_us FROM lots l"
+                " JOIN accounts acc ON acc.id = l.account_id ORDER BY acc.owner_id"
+            )
+        assert [tuple(row) for row in rows] == [
+            ("user_001", "LP", 20_000, 365 * DAY_US),
+            ("user_002", "LP", 7_500, 365 * DAY_US),
+        ]
+    finally:
+        seeded.stop()

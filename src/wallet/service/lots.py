@@ -37,7 +37,7 @@ Invariant, checked before every commit (``LotBook.check``) and by ``verify``: fo
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -313,6 +313,31 @@ class LotBook:
         lot_store.write_lots(session, new_lots, changed_lots, new_draws, changed_draws, accounts)
 
     # --- reading, lazily ---------------------------------------------------------------------
+
+    def prefetch(self, accounts: Iterable[AccountRef]) -> None:
+        """Read the first page of open lots of those of ``accounts`` that have any, together (a
+        unit of work's debits cost one round trip, not one each)."""
+        by_id = {
+            self.account_ids[account]: account
+            for account in set(accounts)
+            if self.open_minor.get(account, 0) > 0 and account not in self.cursors
+        }
+        if not by_id:
+            return
+        assert self.session is not None
+        pages: dict[int, list[StoredLot]] = {account_id: [] for account_id in by_id}
+        for lot in lot_store.first_pages(self.session, sorted(by_id), LOT_PAGE_SIZE):
+            pages[lot.account_id].append(lot)
+        for account_id, page in pages.items():
+            account = by_id[account_id]
+            page.sort(key=_order)
+            mine = self.lots.setdefault(account, {})
+            for lot in page:
+                if lot.id not in mine:
+                    mine[lot.id] = lot
+                    self.read_lots[lot.id] = lot
+            last = _order(page[-1]) if page else None
+            self.cursors[account] = (last, len(page) < LOT_PAGE_SIZE)
 
     def _take(self, account: AccountRef, transaction_id: str, lot: StoredLot, need: int) -> int:
         mine = self.lots[account]

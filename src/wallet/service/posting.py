@@ -230,7 +230,7 @@ def open_book(
     }
     known_users |= store.existing_users(session, sorted(debtors - known_users))
     account_ids = {account: locked.id for account, locked in accounts.items()}
-    return Book(
+    book = Book(
         balances={account: locked.balance_minor for account, locked in accounts.items()},
         known_users=known_users,
         originals=originals,
@@ -250,6 +250,35 @@ def open_book(
             {a: locked.lots_made for a, locked in accounts.items() if locked.lots_made},
         ),
     )
+    if book.lots.open_minor:
+        book.lots.prefetch(_debited(postings, holding, originals))
+    return book
+
+
+def _debited(
+    postings: Sequence[PostingCommand],
+    holding: Sequence[HoldCommand],
+    originals: Mapping[str, PostedTransaction],
+) -> list[AccountRef]:
+    """The user accounts that ``postings`` and ``holding`` may take lots from: purchases, holds
+    placed, chargebacks."""
+    debited = [
+        AccountRef.user(c.user_id, c.asset_code)
+        for c in postings
+        if c.transaction_type is TransactionType.PURCHASE and c.user_id is not None
+    ]
+    debited += [
+        AccountRef.user(c.user_id, c.asset_code) for c in holding if c.action is HoldAction.PLACE
+    ]
+    for command in postings:
+        original = originals.get(command.refund_of) if command.refund_of is not None else None
+        if (
+            original is not None
+            and original.user_id is not None
+            and original.transaction_type != TransactionType.PURCHASE.value
+        ):
+            debited.append(AccountRef.user(original.user_id, original.asset_code))
+    return debited
 
 
 def apply_command(

@@ -46,6 +46,7 @@ def seed_demo_ledger(assets: AssetCatalog, writer: GroupCommitWriter) -> None:
             description="Opening balance",
             idempotency_key=f"opening:{user_id}:{asset_code}",
             key_owner=SYSTEM_KEY_OWNER,
+            # An asset whose credits expire: its openings are lots too (service/lots.py).
             expires_after_days=assets.get(asset_code).expires_after_days,
         )
         for user_id, balances in SEED_USERS.items()

@@ -17,6 +17,10 @@
 - ``transaction_types``: ``expiry``, what is left of a lot moving from its user to the asset's
   ``expired`` account; not refundable.
 
+PostgreSQL: ``lots_open_page(account, after_expires, after_id, page)``, a debit's next page of
+an account's open lots, planned without bitmap scans (storage/lots.py, open_lots_query, says
+why).
+
 Online on a live database: new tables, and three columns added with a constant default.
 
 Revision ID: 0013
@@ -83,6 +87,18 @@ _POSTGRESQL = [
        CHECK (lots_made >= 0) NOT VALID""",
     "ALTER TABLE accounts VALIDATE CONSTRAINT accounts_lots_made_not_negative",
     *_TABLES,
+    # PL/pgSQL, not SQL: its plan is kept for the session, not made again at every call.
+    """CREATE FUNCTION lots_open_page(
+           account BIGINT, after_expires BIGINT, after_id TEXT, page INTEGER
+       ) RETURNS SETOF lots LANGUAGE plpgsql STABLE
+       SET enable_bitmapscan = off
+       AS $$
+       BEGIN
+         RETURN QUERY SELECT * FROM lots l WHERE l.account_id = account
+            AND l.remaining_minor > 0 AND (l.expires_at_us, l.id) > (after_expires, after_id)
+          ORDER BY l.expires_at_us, l.id LIMIT page;
+       END
+       $$""",
 ]
 
 
