@@ -21,6 +21,7 @@ from wallet.client import (
     Asset,
     AssetNotFound,
     AsyncWalletClient,
+    BatchItem,
     Expiring,
     UserNotFound,
     ValidationError,
@@ -128,3 +129,26 @@ def test_async_lots_and_policy(wallet_server: ServerProcess, user_id: str) -> No
             assert (await wallet.asset_supply(code)).expired == Decimal(0)
 
     asyncio.run(scenario())
+
+
+def test_a_credit_with_its_own_expiry_is_a_lot_of_any_asset(
+    wallet: WalletClient, user_id: str
+) -> None:
+    soon = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+    later = soon + timedelta(days=2)
+    topup = wallet.topup(user_id, "GC", "4.00", expires_at=later)
+    bonus = wallet.bonus(user_id, "GC", "1.00", expires_at=soon)
+    batch = wallet.batch([BatchItem.bonus(user_id, "GC", "2.00", expires_at=soon + timedelta(1))])
+    wallet.topup(user_id, "GC", "10.00")  # no expiry: no lot
+
+    lots = list(wallet.lots(user_id, "GC"))
+    assert [(lot.transaction_id, lot.expires_at) for lot in lots] == [
+        (bonus.id, soon),
+        (batch.transactions[0].id, soon + timedelta(days=1)),
+        (topup.id, later),
+    ]
+    assert wallet.balance(user_id, "GC").balance == Decimal("17.00")
+    with pytest.raises(ValueError, match="timezone-aware"):
+        wallet.topup(user_id, "GC", "1.00", expires_at=datetime(2030, 1, 1))
+    with pytest.raises(ValidationError):
+        wallet.topup(user_id, "GC", "1.00", expires_at=datetime.now(UTC) - timedelta(days=1))

@@ -332,8 +332,10 @@ class AsyncWalletClient:
         *,
         metadata: MetadataInput | None = None,
         idempotency_key: str | None = None,
+        expires_at: datetime | None = None,
     ) -> Transaction:
-        """Credit a user from the treasury (bought credits); creates the user if new."""
+        """Credit a user from the treasury (bought credits); creates the user if new.
+        With ``expires_at`` (timezone-aware), what is left of it expires then."""
         return await self.send(
             op.post_transaction(
                 "topup",
@@ -343,6 +345,7 @@ class AsyncWalletClient:
                 description=description,
                 metadata=metadata,
                 idempotency_key=idempotency_key,
+                expires_at=expires_at,
             )
         )
 
@@ -355,8 +358,10 @@ class AsyncWalletClient:
         *,
         metadata: MetadataInput | None = None,
         idempotency_key: str | None = None,
+        expires_at: datetime | None = None,
     ) -> Transaction:
-        """Credit a user from the treasury (a gift); creates the user if new."""
+        """Credit a user from the treasury (a gift); creates the user if new.
+        With ``expires_at`` (timezone-aware), what is left of it expires then."""
         return await self.send(
             op.post_transaction(
                 "bonus",
@@ -366,6 +371,7 @@ class AsyncWalletClient:
                 description=description,
                 metadata=metadata,
                 idempotency_key=idempotency_key,
+                expires_at=expires_at,
             )
         )
 

@@ -249,6 +249,8 @@ class BatchItem:
     description: str | None = None
     refund_of: str | None = None
     metadata: MetadataInput | None = None
+    # A top-up or bonus: the timezone-aware instant after which what is left of it expires.
+    expires_at: datetime | None = None
 
     @classmethod
     def topup(
@@ -259,9 +261,19 @@ class BatchItem:
         description: str | None = None,
         *,
         metadata: MetadataInput | None = None,
+        expires_at: datetime | None = None,
     ) -> BatchItem:
-        """Credit a user from the treasury (bought credits)."""
-        return cls("topup", user_id, asset_code, amount, description, metadata=metadata)
+        """Credit a user from the treasury (bought credits); with ``expires_at``
+        (timezone-aware), what is left of it expires then."""
+        return cls(
+            "topup",
+            user_id,
+            asset_code,
+            amount,
+            description,
+            metadata=metadata,
+            expires_at=expires_at,
+        )
 
     @classmethod
     def bonus(
@@ -272,9 +284,19 @@ class BatchItem:
         description: str | None = None,
         *,
         metadata: MetadataInput | None = None,
+        expires_at: datetime | None = None,
     ) -> BatchItem:
-        """Credit a user from the treasury (a gift)."""
-        return cls("bonus", user_id, asset_code, amount, description, metadata=metadata)
+        """Credit a user from the treasury (a gift); with ``expires_at`` (timezone-aware),
+        what is left of it expires then."""
+        return cls(
+            "bonus",
+            user_id,
+            asset_code,
+            amount,
+            description,
+            metadata=metadata,
+            expires_at=expires_at,
+        )
 
     @classmethod
     def purchase(

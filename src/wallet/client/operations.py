@@ -62,9 +62,7 @@ def balances(user_id: str) -> Call[tuple[Balance, ...]]:
 def balance(user_id: str, asset_code: str, as_of: datetime | None) -> Call[Balance]:
     params: dict[str, str | int] | None = None
     if as_of is not None:
-        if as_of.tzinfo is None:
-            raise ValueError("as_of must be timezone-aware, e.g. datetime.now(UTC)")
-        params = {"as_of": as_of.isoformat()}
+        params = {"as_of": _instant(as_of, "as_of")}
     path = f"/balance/{_segment(user_id)}/{_segment(asset_code)}"
     return Call("GET", path, lambda r: _balance(decode_json(r)), params=params)
 
@@ -90,9 +88,19 @@ def post_transaction(
     refund_of: str | None = None,
     metadata: MetadataInput | None = None,
     idempotency_key: str | None = None,
+    expires_at: datetime | None = None,
 ) -> Call[Transaction]:
     body = _transaction_body(
-        BatchItem(transaction_type, user_id, asset_code, amount, description, refund_of, metadata)
+        BatchItem(
+            transaction_type,
+            user_id,
+            asset_code,
+            amount,
+            description,
+            refund_of,
+            metadata,
+            expires_at,
+        )
     )
     return _write("/transaction", body, _transaction_answer, idempotency_key)
 
@@ -354,7 +362,14 @@ def _transaction_body(item: BatchItem) -> dict[str, Any]:
         description=item.description,
         refund_of=item.refund_of,
         metadata=_metadata(item.metadata),
+        expires_at=None if item.expires_at is None else _instant(item.expires_at, "expires_at"),
     )
+
+
+def _instant(moment: datetime, name: str) -> str:
+    if moment.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware, e.g. datetime.now(UTC)")
+    return moment.isoformat()
 
 
 def _replayed(response: httpx.Response) -> bool:

@@ -320,8 +320,10 @@ class WalletClient:
         *,
         metadata: MetadataInput | None = None,
         idempotency_key: str | None = None,
+        expires_at: datetime | None = None,
     ) -> Transaction:
-        """Credit a user from the treasury (bought credits); creates the user if new."""
+        """Credit a user from the treasury (bought credits); creates the user if new.
+        With ``expires_at`` (timezone-aware), what is left of it expires then."""
         return self.send(
             op.post_transaction(
                 "topup",
@@ -331,6 +333,7 @@ class WalletClient:
                 description=description,
                 metadata=metadata,
                 idempotency_key=idempotency_key,
+                expires_at=expires_at,
             )
         )
 
@@ -343,8 +346,10 @@ class WalletClient:
         *,
         metadata: MetadataInput | None = None,
         idempotency_key: str | None = None,
+        expires_at: datetime | None = None,
     ) -> Transaction:
-        """Credit a user from the treasury (a gift); creates the user if new."""
+        """Credit a user from the treasury (a gift); creates the user if new.
+        With ``expires_at`` (timezone-aware), what is left of it expires then."""
         return self.send(
             op.post_transaction(
                 "bonus",
@@ -354,6 +359,7 @@ class WalletClient:
                 description=description,
                 metadata=metadata,
                 idempotency_key=idempotency_key,
+                expires_at=expires_at,
             )
         )
 
