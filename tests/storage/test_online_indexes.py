@@ -49,6 +49,7 @@ def schema_version(url: str) -> str:
 # What the migrations after 0008 added, undone, so that they run again after those under test.
 UNDO_AFTER_0008 = (
     # 0013
+    "DROP FUNCTION lots_open_page",
     "DROP TABLE lot_draws",
     "DROP TABLE lots",
     "DELETE FROM transaction_types WHERE name = 'expiry'",
