@@ -16,6 +16,9 @@ take turns running slices of SLICE_UNITS units of work, the order turning each r
 each build's median and the median, over the rounds, of each build's slice to the first's:
 
     .venv/bin/python bench/unit_of_work.py --protect all --builds /tmp/before/src src
+
+``--expiring``: the postings are in LP, whose credits expire after 30 days (every top-up and
+bonus a lot, every purchase drawing from them); compare with the same run without it.
 """
 
 from __future__ import annotations
@@ -65,6 +68,7 @@ def main() -> None:
         " postgresql://postgres@127.0.0.1:5432/postgres) instead of a SQLite file",
     )
     parser.add_argument("--builds", nargs="+", metavar="SRC", help="compare these builds' src")
+    parser.add_argument("--expiring", action="store_true", help="LP, with credits that expire")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.builds:
@@ -75,7 +79,7 @@ def main() -> None:
         stack.callback(shutil.rmtree, directory, ignore_errors=True)
         backend = "sqlite" if args.postgresql is None else "postgresql"
         url = stack.enter_context(run.fresh_database(backend, directory, args.postgresql or ""))
-        measure(url, args.protect, args.serve)
+        measure(url, args.protect, args.expiring, args.serve)
 
 
 def compare(builds: list[str], options: list[str]) -> None:
@@ -125,9 +129,15 @@ def compare(builds: list[str], options: list[str]) -> None:
         )
 
 
-def measure(database_url: str, part: str, serve: bool = False) -> None:
+def measure(database_url: str, part: str, expiring: bool, serve: bool = False) -> None:
     service = WalletService(Settings(database_url=database_url, seed=True))
     service.start()
+    asset = "GC"
+    if expiring:
+        asset = "LP"
+        with service.database.unit_of_work() as session:
+            session.run("UPDATE assets SET expires_after_days = 30 WHERE code = 'LP'")
+        service.assets.refresh()
     rng = random.Random(1)
     users = [f"bench_{n:05d}" for n in range(1, USERS + 1)]
 
@@ -136,7 +146,7 @@ def measure(database_url: str, part: str, serve: bool = False) -> None:
             TransactionInput(
                 transaction_type=kind,
                 user_id=user,
-                asset_code="GC",
+                asset_code=asset,
                 amount=Decimal("1.00"),
                 description="x",
                 idempotency_key=None,
@@ -184,7 +194,7 @@ def measure(database_url: str, part: str, serve: bool = False) -> None:
     median_us = statistics.median(times[WARMUP_UNITS:]) * 1e6
     build = Path(wallet.__file__).parents[1]
     print(
-        f"{build} --protect {part}: median {median_us:.0f} µs per unit of work of"
+        f"{build} --protect {part} {asset}: median {median_us:.0f} µs per unit of work of"
         f" {POSTINGS} postings ({median_us / POSTINGS:.1f} µs per posting)"
     )
     connection.close()

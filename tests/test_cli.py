@@ -179,6 +179,7 @@ READ_ONLY_COMMANDS = {
     "verify --json": ["verify", "--json"],
     "keys list": ["keys", "list"],
     "assets list": ["assets", "list"],
+    "users lots": ["users", "lots", "user_001", "LP"],
     "export": ["export", "--since", "2026-01-01", "--until", "2026-02-01", "--format", "csv"],
     "events tail": ["events", "tail"],
     "monitors list": ["monitors", "list"],

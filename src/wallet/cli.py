@@ -1,6 +1,6 @@
 """The command line: ``wallet serve | migrate | seed | verify | keys … | assets … | users freeze
-| users unfreeze | limits … | monitors … | export | events tail``, each calling a service use
-case.
+| users unfreeze | users lots | limits … | monitors … | export | events tail``, each calling a
+service use case.
 
 Settings come from the environment (``DATABASE_URL``, ``PORT``, ``WALLET_*``) exactly as for
 ``python main.py``; ``--database-url`` overrides ``DATABASE_URL``. Expected failures end with an
@@ -10,8 +10,8 @@ exit code from one table, and a one-line message rather than a traceback:
   1   verify: the books do not balance
   2   usage error, including a DATABASE_URL the service cannot use
   65  another expected error of the ledger
-  66  a command that only reads (verify, export, keys list, assets list, events tail, monitors
-      list) found no SQLite database file: it never creates one
+  66  a command that only reads (verify, export, keys list, assets list, users lots, events
+      tail, monitors list) found no SQLite database file: it never creates one
   69  the database cannot be reached
 """
 
@@ -44,7 +44,9 @@ from wallet.limits import (
     ASSET_CODE_PATTERN,
     EVENT_PAGE_SIZE_MAX,
     EVENT_POLL_INTERVAL_S,
+    EXPIRES_AFTER_DAYS_MAX,
     LIMIT_PAGE_SIZE_MAX,
+    LOT_PAGE_SIZE_MAX,
     MONITOR_PAGE_SIZE_MAX,
     POSITION_MAX,
     SCALE_MAX,
@@ -52,6 +54,7 @@ from wallet.limits import (
 )
 from wallet.service.admin import migrate_database, seed_database
 from wallet.service.assets import AssetCatalog, new_asset
+from wallet.service.balances import Balances
 from wallet.service.clock import SystemClock, format_us, parse_instant_us
 from wallet.service.events import EVENT_TYPES, Events, render_event
 from wallet.service.export import EXPORT_FIELDS, ExportRow, export_ledger
@@ -227,7 +230,32 @@ def verify(database_url: str | None, as_json: bool) -> None:
 
 @main.group()
 def assets() -> None:
-    """List the assets, or add one with its supply."""
+    """List the assets, add one with its supply, or change how long its credits last."""
+
+
+def _expiry_text(expires_after_days: int | None) -> str:
+    if expires_after_days is None:
+        return "credits never expire"
+    return f"credits expire after {expires_after_days} days"
+
+
+class ExpiryType(click.ParamType[int | None, str]):
+    """How many days an asset's credits last (1 to EXPIRES_AFTER_DAYS_MAX), or ``never``."""
+
+    name = f"1-{EXPIRES_AFTER_DAYS_MAX}|never"
+
+    def convert(
+        self, value: str | int | None, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int | None:
+        if value is None or isinstance(value, int):
+            return value
+        if value == "never":
+            return None
+        if not (value.isascii() and value.isdigit() and 1 <= int(value) <= EXPIRES_AFTER_DAYS_MAX):
+            self.fail(
+                f"{value!r} is not a number of days from 1 to {EXPIRES_AFTER_DAYS_MAX}, nor 'never'"
+            )
+        return int(value)
 
 
 @assets.command("list")
@@ -242,7 +270,10 @@ def assets_list(database_url: str | None) -> None:
     )
     for asset in assets:
         supply = format_minor(asset.supply_minor, asset.scale)
-        click.echo(f"{asset.code}  {asset.name}  scale {asset.scale}  supply {supply}")
+        click.echo(
+            f"{asset.code}  {asset.name}  scale {asset.scale}  supply {supply}"
+            f"  {_expiry_text(asset.expires_after_days)}"
+        )
 
 
 @assets.command("add")
@@ -251,7 +282,20 @@ def assets_list(database_url: str | None) -> None:
 @click.option("--name", required=True, help="e.g. Gems.")
 @click.option("--scale", required=True, type=click.IntRange(0, SCALE_MAX), help="Decimals.")
 @click.option("--supply", required=True, help="The whole supply in major units, e.g. 1000000.")
-def assets_add(database_url: str | None, code: str, name: str, scale: int, supply: str) -> None:
+@click.option(
+    "--expires-after-days",
+    type=ExpiryType(),
+    default=None,
+    help="Its top-ups and bonuses expire this many days after they are made. [default: never]",
+)
+def assets_add(
+    database_url: str | None,
+    code: str,
+    name: str,
+    scale: int,
+    supply: str,
+    expires_after_days: int | None,
+) -> None:
     """Add an asset and issue its whole supply to its treasury, in one unit of work."""
     settings = _settings(database_url)
     if not re.match(ASSET_CODE_PATTERN, code):
@@ -262,11 +306,38 @@ def assets_add(database_url: str | None, code: str, name: str, scale: int, suppl
         raise click.UsageError(f"--supply: {error}") from None
 
     def add(database: Database) -> Asset:
-        [asset] = AssetCatalog(database).add([new_asset(code, name, scale, amount)])
-        return asset
+        asset = new_asset(code, name, scale, amount, expires_after_days)
+        [added] = AssetCatalog(database).add([asset])
+        return added
 
     asset = _with_database(settings, add)
-    click.echo(f"Added {asset.code} ({asset.name}) with a supply of {supply} in its treasury.")
+    click.echo(
+        f"Added {asset.code} ({asset.name}) with a supply of {supply} in its treasury;"
+        f" {_expiry_text(asset.expires_after_days)}."
+    )
+
+
+@assets.command("set")
+@database_url_option
+@click.argument("code", metavar="CODE")
+@click.option(
+    "--expires-after-days",
+    type=ExpiryType(),
+    required=True,
+    help="The credits made from now on expire this many days after they are made; 'never':"
+    " they never expire.",
+)
+def assets_set(database_url: str | None, code: str, expires_after_days: int | None) -> None:
+    """Change how long the credits of asset CODE last, for the credits made from now on (lots
+    made before keep their expiry). Running services apply it within 5 seconds.
+    """
+    settings = _settings(database_url)
+    asset = _with_database(
+        settings, lambda database: AssetCatalog(database).set_expiry(code, expires_after_days)
+    )
+    click.echo(
+        f"{asset.code} ({asset.name}): {_expiry_text(asset.expires_after_days)} from now on."
+    )
 
 
 @main.group()
@@ -469,7 +540,7 @@ def keys_revoke(database_url: str | None, key_id: str) -> None:
 
 @main.group()
 def users() -> None:
-    """Freeze and unfreeze users' accounts.
+    """Freeze and unfreeze users' accounts; list a user's lots (credits that expire).
 
     A frozen account refuses every top-up, bonus, purchase, refund, hold placement and capture
     (account_frozen) in every running service at once; hold expiry and releases go on. Each
@@ -550,6 +621,39 @@ def users_unfreeze(
         click.echo(f"Unfroze {account} (frozen since {format_us(lifted.frozen_at_us)}).")
     else:
         click.echo(f"{account[0].upper()}{account[1:]} had no freeze in force; nothing changed.")
+
+
+@users.command("lots")
+@database_url_option
+@click.argument("user_id", metavar="USER")
+@click.argument("asset_code", metavar="ASSET")
+@click.option("--json", "as_json", is_flag=True, help="Print the lots as JSON lines.")
+def users_lots(database_url: str | None, user_id: str, asset_code: str, as_json: bool) -> None:
+    """List USER's open lots in ASSET (credits that expire), soonest expiry first: when each
+    expires, what is left of it of its amount, its id and the credit that made it. Exits 66,
+    creating nothing, when the SQLite database file does not exist.
+    """
+    settings = _settings(database_url, create=False)
+    user_id = _user_id(user_id)
+
+    def print_all(database: Database) -> None:
+        balances = Balances(database, AssetCatalog(database))
+        cursor: str | None = None
+        while True:
+            page = balances.lots(user_id, asset_code, LOT_PAGE_SIZE_MAX, cursor)
+            for lot in page.items:
+                if as_json:
+                    click.echo(json.dumps(lot))
+                else:
+                    click.echo(
+                        f"{lot['expires_at']}  {lot['remaining']} of {lot['amount']}"
+                        f"  lot {lot['id']}  credit {lot['transaction_id']}"
+                    )
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    _with_database(settings, print_all, create=False)
 
 
 class InstantType(click.ParamType[int, str | int]):

@@ -18,6 +18,7 @@ from wallet.limits import (
     EVENTS_LEASE_S,
     EVENTS_RELAY_POLL_S,
     HEADERS_TIMEOUT_S,
+    LOT_SWEEP_INTERVAL_S,
     WEBHOOK_TIMEOUT_S,
 )
 
@@ -50,6 +51,8 @@ class Settings(BaseSettings):
     auth: Literal["auto", "required"] = "auto"
     # How often the sweeper looks for expired pending holds to release.
     hold_sweep_interval_s: float = Field(default=2.0, gt=0)
+    # How often the expiry sweep looks for lots whose expiry has passed (service/expiry.py).
+    lot_sweep_interval_s: float = Field(default=LOT_SWEEP_INTERVAL_S, gt=0)
     # Events older than this are deleted (GET /events answers 410 events_pruned below them).
     events_retention_days: int = Field(default=EVENT_RETENTION_DAYS_DEFAULT, ge=1, le=36_500)
     # The longest a GET /events?wait= is held (a request may ask for up to EVENT_WAIT_S_MAX):

@@ -80,6 +80,13 @@ RETRY_AFTER_S = 1
 # An unknown asset code reloads the asset list at most this often (assets added by another
 # process become visible within this bound).
 ASSET_REFRESH_INTERVAL_S = 1.0
+# Each process reads the asset list again this often, so that a change of an asset's expiry
+# policy made by another process (PATCH /admin/assets/{code}, `wallet assets set`) applies to
+# its credits within this bound; the process that made the change applies it at once.
+ASSET_POLICY_REFRESH_INTERVAL_S = 5.0
+# An asset's credits expire at most this many days after they are made (API.md, "Credits that
+# expire"; the schema checks the same bound).
+EXPIRES_AFTER_DAYS_MAX = 3650
 
 # Database.
 DB_LOCK_TIMEOUT_MS = 5_000
@@ -118,6 +125,22 @@ HOLD_EXPIRES_IN_S_MAX = 604_800
 HOLD_SWEEP_BATCH_MAX = 100
 HOLD_PAGE_SIZE_DEFAULT = 50
 HOLD_PAGE_SIZE_MAX = 500
+# An account's open lots (GET /balance/{user_id}/{asset_code}/lots), and how many of the soonest
+# a Balance shows in ``expiring``.
+LOT_PAGE_SIZE_DEFAULT = 50
+LOT_PAGE_SIZE_MAX = 500
+LOTS_EXPIRING_SHOWN = 3
+
+# Credits that expire (service/lots.py): how far ahead a request's ``expires_at`` may be (ten
+# years), how many due lots one pass of the expiry sweep reads, how many of them it submits to
+# the writer at once (one command each, so a unit of work expires at most that many), how often
+# the sweep looks for due lots, and how many open lots a debit reads from the database at a time
+# (pages grow as a debit goes deeper).
+LOT_EXPIRES_AT_YEARS_MAX = 10
+LOT_SWEEP_BATCH_MAX = 500
+LOT_SWEEP_CHUNK = 64
+LOT_SWEEP_INTERVAL_S = 5.0
+LOT_PAGE_SIZE = 32
 
 # Freezes (API.md, "Player protection"): a reason's length, and a page of a user's freeze log.
 FREEZE_REASON_LENGTH_MAX = 500

@@ -24,7 +24,7 @@ from wallet.storage import open_database
 
 DAY_US = 86_400_000_000
 HOUR_US = 3_600_000_000
-TYPES = ["topup", "bonus", "purchase", "refund", "hold", "capture", "release"]
+TYPES = ["topup", "bonus", "purchase", "refund", "hold", "capture", "release", "expiry"]
 
 
 class Clock:

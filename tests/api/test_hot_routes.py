@@ -83,6 +83,7 @@ def test_balance_reads_with_a_query_or_a_malformed_path_go_to_the_route(
         "balance": "10.00",
         "held": "0.00",
         "frozen": False,
+        "expiring": [],
     }
     past = client.get("/balance/hot_read/GC", params={"as_of": "2000-01-01T00:00:00Z"})
     assert past.status_code == 200

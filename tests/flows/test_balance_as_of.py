@@ -52,6 +52,7 @@ def test_without_as_of_the_balance_is_now_and_carries_no_instant(client: TestCli
         "balance": "7.00",
         "held": "0.00",
         "frozen": False,
+        "expiring": [],
     }
 
 

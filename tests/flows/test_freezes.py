@@ -113,6 +113,7 @@ def test_balances_show_frozen_now_also_as_of_an_instant(client: TestClient) -> N
         "balance": "100.00",
         "held": "0.00",
         "frozen": False,
+        "expiring": [],
     }
     freeze(client, "alice")
     # The hot route (no query string) and the FastAPI route (as_of) say the same.

@@ -66,6 +66,7 @@ def test_a_hold_sets_funds_aside(client: TestClient, database_url: str) -> None:
         "balance": "75.00",
         "held": "25.00",
         "frozen": False,
+        "expiring": [],
     }
     all_balances = client.get("/balance/alice").json()["balances"]
     assert {b["asset_code"]: b["held"] for b in all_balances} == {
@@ -341,6 +342,7 @@ def test_a_capture_racing_the_expiry_has_one_winner(settings: Settings) -> None:
             "balance": "85.00",
             "held": "0.00",
             "frozen": False,
+            "expiring": [],
         }
     finally:
         service.stop()
@@ -405,6 +407,7 @@ def test_capture_racing_release_across_processes_has_one_winner(
             "balance": f"{100 - 5 * captured}.00",
             "held": "0.00",
             "frozen": False,
+            "expiring": [],
         }
         a.close()
         b.close()

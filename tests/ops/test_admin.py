@@ -19,6 +19,7 @@ def test_supply_adds_up_with_users_and_pending_holds(client: TestClient) -> None
         "treasury": "999999998500.00",
         "users": "1495.00",
         "pending_holds": "5.00",
+        "expired": "0.00",
         "adds_up": True,
     }
     assert client.get("/admin/assets/XX/supply").json()["code"] == "asset_not_found"
@@ -29,7 +30,7 @@ def test_an_asset_is_added_with_its_supply_once(client: TestClient) -> None:
     again = client.post("/admin/assets", json=GEM)
 
     assert created.status_code == 201, created.text
-    assert created.json() == {"code": "GEM", "name": "Gems", "scale": 0}
+    assert created.json() == {"code": "GEM", "name": "Gems", "scale": 0, "expires_after_days": None}
     assert again.status_code == 409
     assert again.json()["code"] == "asset_exists"
     assert "GEM" in [a["code"] for a in client.get("/assets").json()]

@@ -1,4 +1,5 @@
-"""The operators' commands as real processes on both backends: keys, assets and export."""
+"""The operators' commands as real processes on both backends: keys, assets (and their expiry
+policy) and export."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from tests.test_cli import wallet
         ["assets"],
         ["assets", "list"],
         ["assets", "add"],
+        ["assets", "set"],
+        ["users", "lots"],
         ["export"],
     ],
 )
@@ -77,3 +80,70 @@ def test_assets_are_listed_and_added_once(database_url: str) -> None:
     assert wallet("verify", "--database-url", database_url).returncode == 0
     bad = wallet("assets", "add", "--code", "gem", *args[2:], "--database-url", database_url)
     assert bad.returncode == 2
+
+
+def test_an_asset_is_added_with_an_expiry_policy_and_changed(database_url: str) -> None:
+    args = ["--code", "XP", "--name", "Season points", "--scale", "0", "--supply", "1000"]
+    added = wallet("assets", "add", *args, "--expires-after-days", "90", "--database-url",
+                   database_url)  # fmt: skip
+    assert added.returncode == 0, added.stderr
+    assert added.stdout.endswith("; credits expire after 90 days.\n")
+    listed = wallet("assets", "list", "--database-url", database_url).stdout.splitlines()
+    assert "XP  Season points  scale 0  supply 1000  credits expire after 90 days" in listed
+    assert (
+        "LP  Loyalty Points  scale 2  supply 1000000000000.00  credits expire after 365 days"
+        in (listed)
+    )
+    assert "GC  Gold Coins  scale 2  supply 1000000000000.00  credits never expire" in listed
+
+    never = wallet("assets", "set", "XP", "--expires-after-days", "never", "--database-url",
+                   database_url)  # fmt: skip
+    assert never.returncode == 0, never.stderr
+    assert never.stdout == "XP (Season points): credits never expire from now on.\n"
+    days = wallet("assets", "set", "GC", "--expires-after-days", "3650", "--database-url",
+                  database_url)  # fmt: skip
+    assert days.stdout == "GC (Gold Coins): credits expire after 3650 days from now on.\n"
+    listed = wallet("assets", "list", "--database-url", database_url).stdout
+    assert "XP  Season points  scale 0  supply 1000  credits never expire" in listed
+    assert "GC  Gold Coins  scale 2  supply 1000000000000.00  credits expire after 3650 days" in (
+        listed
+    )
+
+
+@pytest.mark.parametrize("days", ["0", "3651", "-1", "1.5", "soon", ""])
+def test_assets_set_refuses_what_is_no_policy(database_url: str, days: str) -> None:
+    refused = wallet("assets", "set", "GC", "--expires-after-days", days, "--database-url",
+                     database_url)  # fmt: skip
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "--expires-after-days" in refused.stderr
+
+
+def test_assets_set_of_an_unknown_asset_is_asset_not_found(database_url: str) -> None:
+    unknown = wallet("assets", "set", "ZZZ", "--expires-after-days", "5", "--database-url",
+                     database_url)  # fmt: skip
+    missing = wallet("assets", "set", "GC", "--database-url", database_url)
+    assert unknown.returncode == 65
+    assert "asset_not_found" in unknown.stderr
+    assert missing.returncode == 2
+
+
+def test_users_lots_lists_the_open_lots_soonest_first(database_url: str) -> None:
+    """The seed's LP opening of user_001 is a lot (LP: 365 days on a new database)."""
+    as_json = wallet("users", "lots", "user_001", "LP", "--json", "--database-url", database_url)
+    text = wallet("users", "lots", "user_001", "LP", "--database-url", database_url)
+    none = wallet("users", "lots", "user_001", "GC", "--database-url", database_url)
+
+    assert as_json.returncode == 0, as_json.stderr
+    [lot] = [json.loads(line) for line in as_json.stdout.splitlines()]
+    assert (lot["amount"], lot["remaining"]) == ("200.00", "200.00")
+    assert set(lot) == {"id", "amount", "remaining", "expires_at", "transaction_id"}
+    assert text.stdout == (
+        f"{lot['expires_at']}  200.00 of 200.00  lot {lot['id']}  credit {lot['transaction_id']}\n"
+    )
+    assert (none.returncode, none.stdout) == (0, "")
+    unknown_user = wallet("users", "lots", "nobody", "LP", "--database-url", database_url)
+    unknown_asset = wallet("users", "lots", "user_001", "ZZZ", "--database-url", database_url)
+    bad_user = wallet("users", "lots", "no body", "LP", "--database-url", database_url)
+    assert (unknown_user.returncode, unknown_asset.returncode, bad_user.returncode) == (65, 65, 2)
+    assert "user_not_found" in unknown_user.stderr
+    assert "asset_not_found" in unknown_asset.stderr

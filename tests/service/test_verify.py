@@ -6,18 +6,23 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.support.clock import US_PER_S, ManualClock
 from tests.support.factories import bonus, post, purchase, topup
 from tests.support.server import ServerProcess
 from tests.support.tamper import rows, tamper
+from wallet.api import create_app
 from wallet.config import Settings
 from wallet.service import verify as verify_module
+from wallet.service.clock import format_us
 from wallet.service.verify import VerifyReport, verify_ledger
+from wallet.service.wallet import WalletService
 from wallet.storage import Database, open_database
 
 # The seed: 3 assets, each with an issuance and a treasury account, and 2 users with an account
@@ -329,3 +334,135 @@ def test_every_transaction_has_exactly_one_event_and_positions_no_gap(
             f"event positions have a gap: {last} events at 1..{last + 1} of {last}",
         ]
     )
+
+
+# --- lots (service/lots.py) -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def lots_story(settings: Settings) -> Iterator[tuple[TestClient, dict[str, Any]]]:
+    """Alice gets 30 GC that expire in a minute and 20 that never do, spends 10 (from the lot),
+    and the rest of the lot expires; Bob gets 40 GC that expire in a day and holds 15 of them."""
+    clock = ManualClock()
+    settings = settings.model_copy(
+        update={"hold_sweep_interval_s": 3600, "lot_sweep_interval_s": 3600}
+    )
+    service = WalletService(settings, clock=clock)
+    with TestClient(create_app(settings, service), raise_server_exceptions=False) as client:
+        soon = format_us(clock.now_us() + 60 * US_PER_S)
+        later = format_us(clock.now_us() + 86_400 * US_PER_S)
+        posted = {
+            "alice_lot": post(client, "topup", "alice", 30, expires_at=soon).json(),
+            "alice_plain": topup(client, "alice", 20),
+            "alice_purchase": purchase(client, "alice", 10),
+            "bob_lot": post(client, "topup", "bob", 40, expires_at=later).json(),
+        }
+        hold = client.post("/holds", json={"user_id": "bob", "asset_code": "GC", "amount": 15})
+        assert hold.status_code == 201, hold.text
+        clock.advance(60)
+        assert client.portal.call(service.expiry.expire_due) == 1  # type: ignore[union-attr]
+        [(expiry_id,)] = rows(
+            settings.database_url, "SELECT id FROM transactions WHERE transaction_type = 'expiry'"
+        )
+        posted["expiry"] = {"id": expiry_id}
+        yield client, posted
+
+
+def test_books_with_lots_balance(lots_story: tuple[TestClient, dict[str, Any]]) -> None:
+    client, _ = lots_story
+    assert audit(client).problems == []
+
+
+def test_an_account_s_lots_open_off_its_lots_is_named(
+    lots_story: tuple[TestClient, dict[str, Any]], database_url: str
+) -> None:
+    client, _ = lots_story
+    tamper(
+        database_url,
+        "UPDATE accounts SET lots_open_minor = lots_open_minor + 1"
+        " WHERE owner_id = 'bob' AND asset_code = 'GC'",
+    )
+    assert audit(client).problems == [
+        "account user:bob GC: lots_open_minor 25.01 GC is not the sum of its open lots, 25.00 GC"
+    ]
+
+
+def test_open_lots_above_the_balance_are_named(
+    lots_story: tuple[TestClient, dict[str, Any]], database_url: str
+) -> None:
+    client, posted = lots_story
+    # Bob's hold took 15 of his lot: give them back to the lot alone, not to the balance.
+    tamper(
+        database_url,
+        "UPDATE lots SET remaining_minor = amount_minor"
+        f" WHERE transaction_id = '{posted['bob_lot']['id']}'",
+        "UPDATE accounts SET lots_open_minor = 4000 WHERE owner_id = 'bob' AND asset_code = 'GC'",
+        "UPDATE lot_draws SET returned_minor = amount_minor WHERE lot_id IN"
+        f" (SELECT id FROM lots WHERE transaction_id = '{posted['bob_lot']['id']}')",
+    )
+    assert audit(client).problems == [
+        "account user:bob GC: its open lots, 40.00 GC, exceed its balance, 25.00 GC"
+    ]
+
+
+def test_a_lot_off_its_draws_is_named(
+    lots_story: tuple[TestClient, dict[str, Any]], database_url: str
+) -> None:
+    client, posted = lots_story
+    lot = posted["bob_lot"]["id"]
+    tamper(
+        database_url,
+        f"UPDATE lots SET remaining_minor = remaining_minor - 1 WHERE transaction_id = '{lot}'",
+        "UPDATE accounts SET lots_open_minor = lots_open_minor - 1"
+        " WHERE owner_id = 'bob' AND asset_code = 'GC'",
+    )
+    [problem] = audit(client).problems
+    assert problem.endswith(
+        f"(credit {lot}): 2499 left (minor units), but its amount 4000 less what its draws kept"
+        " (1500) is 2500"
+    )
+
+
+def test_a_lot_that_is_not_its_credit_s_is_named(
+    lots_story: tuple[TestClient, dict[str, Any]], database_url: str
+) -> None:
+    client, posted = lots_story
+    tamper(
+        database_url,
+        "UPDATE lots SET transaction_id = (SELECT id FROM transactions"
+        " WHERE transaction_type = 'purchase' ORDER BY seq DESC LIMIT 1)"
+        f" WHERE transaction_id = '{posted['bob_lot']['id']}'",
+    )
+    [problem] = audit(client).problems
+    assert problem.endswith("is not a top-up or bonus of its amount to its account")
+
+
+def test_an_expiry_without_its_draw_is_named(
+    lots_story: tuple[TestClient, dict[str, Any]], database_url: str
+) -> None:
+    client, posted = lots_story
+    expiry = posted["expiry"]["id"]
+    tamper(database_url, f"DELETE FROM lot_draws WHERE transaction_id = '{expiry}'")
+    problems = audit(client).problems
+    assert (
+        f"expiry {expiry}: 0 draws of 0 (minor units, 0 given back, 0 from another account's"
+        " lots), but its user's entry took 2000; an expiry takes what is left of one lot of its"
+        " user, once"
+    ) in problems
+    # The lot's own arithmetic no longer holds either.
+    assert len(problems) == 2
+
+
+def test_an_expiry_given_back_is_named(
+    lots_story: tuple[TestClient, dict[str, Any]], database_url: str
+) -> None:
+    client, posted = lots_story
+    expiry = posted["expiry"]["id"]
+    tamper(
+        database_url,
+        f"UPDATE lot_draws SET returned_minor = 5 WHERE transaction_id = '{expiry}'",
+        f"UPDATE lots SET remaining_minor = 5 WHERE transaction_id = '{posted['alice_lot']['id']}'",
+        "UPDATE accounts SET lots_open_minor = 5 WHERE owner_id = 'alice' AND asset_code = 'GC'",
+    )
+    [problem] = audit(client).problems
+    assert problem.startswith(f"expiry {expiry}: 1 draws of 2000 (minor units, 5 given back")

@@ -49,10 +49,12 @@ def schema_version(url: str) -> str:
 # What the migrations after 0008 added, undone, so that they run again after those under test.
 UNDO_AFTER_0008 = (
     # 0013
+    "DROP FUNCTION lots_open_page",
     "DROP TABLE lot_draws",
     "DROP TABLE lots",
     "DELETE FROM transaction_types WHERE name = 'expiry'",
     "ALTER TABLE accounts DROP COLUMN lots_open_minor",
+    "ALTER TABLE accounts DROP COLUMN lots_made",
     "ALTER TABLE assets DROP COLUMN expires_after_days",
     # 0010 to 0012: new tables only.
     *(

@@ -24,9 +24,9 @@ SEED_BALANCES = {
     "user_002": {"GC": "500.00", "DI": "10.00", "LP": "75.00"},
 }
 SEED_ASSETS = {
-    "GC": {"code": "GC", "name": "Gold Coins", "scale": 2},
-    "DI": {"code": "DI", "name": "Diamonds", "scale": 2},
-    "LP": {"code": "LP", "name": "Loyalty Points", "scale": 2},
+    "GC": {"code": "GC", "name": "Gold Coins", "scale": 2, "expires_after_days": None},
+    "DI": {"code": "DI", "name": "Diamonds", "scale": 2, "expires_after_days": None},
+    "LP": {"code": "LP", "name": "Loyalty Points", "scale": 2, "expires_after_days": 365},
 }
 
 

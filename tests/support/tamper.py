@@ -22,6 +22,8 @@ LEDGER_TABLES = (
     "entries",
     "transaction_metadata",
     "events",
+    "lots",
+    "lot_draws",
 )
 
 

@@ -22,9 +22,11 @@ from wallet import __version__
 from wallet.config import Settings
 from wallet.domain.errors import ValidationFailed, WalletError
 from wallet.limits import (
+    ASSET_POLICY_REFRESH_INTERVAL_S,
     EVENT_PRUNE_BATCH,
     EVENT_PRUNE_INTERVAL_S,
     HOLD_SWEEP_BATCH_MAX,
+    LOT_SWEEP_BATCH_MAX,
     REQUEST_BODY_BYTES_MAX,
 )
 from wallet.priority import lower_thread_priority
@@ -73,8 +75,10 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
         gc.freeze()
         tasks = [
             asyncio.create_task(sweep_expired_holds(wallet, settings.hold_sweep_interval_s)),
+            asyncio.create_task(sweep_expired_lots(wallet, settings.lot_sweep_interval_s)),
             asyncio.create_task(wallet.events.watcher.run(wallet.read)),
             asyncio.create_task(prune_events(wallet)),
+            asyncio.create_task(refresh_assets(wallet, ASSET_POLICY_REFRESH_INTERVAL_S)),
         ]
         if settings.events_relay:
             wallet.relays.start()
@@ -220,6 +224,19 @@ async def sweep_expired_holds(service: WalletService, interval_s: float) -> None
             await asyncio.sleep(interval_s)
 
 
+async def sweep_expired_lots(service: WalletService, interval_s: float) -> None:
+    """Expire what is left of the lots whose expiry has passed, for as long as the app runs
+    (service/expiry.py): a pass that read a full batch is followed by another once the loop has
+    had its turn, else the sweep sleeps. Like the hold sweeper, it keeps no state of its own."""
+    while True:
+        try:
+            read = await service.expiry.expire_due()
+        except Exception:
+            log.exception("the lot expiry pass failed; trying again later")
+            read = 0
+        await asyncio.sleep(interval_s if read < LOT_SWEEP_BATCH_MAX else 0)
+
+
 async def prune_events(service: WalletService) -> None:
     """Delete the events older than the retention, off the write path: EVENT_PRUNE_BATCH at a
     time, each in a short unit of work of its own, a pass every EVENT_PRUNE_INTERVAL_S."""
@@ -234,6 +251,19 @@ async def prune_events(service: WalletService) -> None:
             await asyncio.sleep(EVENT_PRUNE_INTERVAL_S)
         else:
             await asyncio.sleep(0)
+
+
+async def refresh_assets(service: WalletService, interval_s: float) -> None:
+    """Read the asset catalogue again every ``interval_s``, so that an asset's expiry policy
+    changed by another process (or the command line) applies to this process's credits within
+    that bound (service/assets.py). A failed read leaves the catalogue as it was until the next.
+    """
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await service.read(service.assets.refresh)
+        except Exception:
+            log.exception("reading the assets again failed; trying again later")
 
 
 def _install_error_handlers(app: FastAPI, service: WalletService) -> None:

@@ -4,11 +4,15 @@ Amounts arrive as JSON numbers (parsed exactly, see jsonbody) or decimal strings
 strings with exactly the asset's scale of decimals.
 """
 
+import re
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     PlainValidator,
@@ -25,6 +29,7 @@ from wallet.limits import (
     ASSET_CODE_PATTERN,
     BATCH_SIZE_MAX,
     DESCRIPTION_LENGTH_MAX,
+    EXPIRES_AFTER_DAYS_MAX,
     FREEZE_REASON_LENGTH_MAX,
     HOLD_EXPIRES_IN_S_DEFAULT,
     HOLD_EXPIRES_IN_S_MAX,
@@ -39,6 +44,7 @@ from wallet.limits import (
     WEBHOOK_URL_LENGTH_MAX,
 )
 from wallet.service.activity import ACTIVITY_TYPES
+from wallet.service.clock import parse_instant_us
 from wallet.service.events import EVENT_TYPES
 from wallet.service.transactions import TransactionInput
 from wallet.service.webhooks import EVERY_TYPE
@@ -115,6 +121,38 @@ Metadata = Annotated[
     ),
 ]
 
+_RFC3339 = re.compile(
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
+)
+
+
+def _rfc3339(value: object) -> object:
+    """The documented format only: pydantic alone would also take ``0.5`` as a Unix time."""
+    if not isinstance(value, str) or not _RFC3339.match(value):
+        raise ValueError("expires_at must be an RFC 3339 date-time such as 2026-11-25T08:00:00Z")
+    return value
+
+
+def _representable(moment: datetime) -> datetime:
+    """An instant the ledger can name: its years are bounded (clock.py, parse_instant_us)."""
+    parse_instant_us(moment)
+    return moment
+
+
+# When a credit's lot expires; whether it is in the future, and not too far, is checked against
+# the service's clock (service/lots.py, lot_expiry).
+ExpiresAt = Annotated[
+    datetime,
+    BeforeValidator(_rfc3339),
+    AfterValidator(_representable),
+    Field(
+        description="Top-ups and bonuses only: an RFC 3339 instant in the future, at most ten "
+        "years ahead, after which whatever is left of this credit expires.",
+        examples=["2027-11-25T00:00:00Z"],
+    ),
+]
+
 
 class RequestBody(BaseModel):
     """A request's body, or an object in one: a JSON object and nothing else.
@@ -149,6 +187,20 @@ class BatchItem(RequestBody):
     description: Description | None = None
     refund_of: TransactionId | None = None
     metadata: Metadata | None = None
+    expires_at: ExpiresAt | None = None
+
+    def to_item(self) -> TransactionInput:
+        """The service's input for one item of a batch (no key: the batch has it)."""
+        return TransactionInput(
+            transaction_type=self.transaction_type,
+            user_id=self.user_id,
+            asset_code=self.asset_code,
+            amount=self.amount,
+            description=self.description,
+            refund_of=self.refund_of,
+            metadata=self.metadata,
+            expires_at=self.expires_at,
+        )
 
 
 class TransactionCreate(BatchItem):
@@ -196,6 +248,7 @@ class TransactionCreate(BatchItem):
             idempotency_key=idempotency_key,
             refund_of=self.refund_of,
             metadata=self.metadata,
+            expires_at=self.expires_at,
         )
 
 
@@ -314,16 +367,24 @@ class HistoryRead(BaseModel):
     next_cursor: str | None
 
 
+class ExpiringRead(BaseModel):
+    """What is left of one lot of the account, and when it expires."""
+
+    amount: MoneyString
+    expires_at: str
+
+
 class BalanceRead(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {
                     "user_id": "user_001",
-                    "asset_code": "GC",
+                    "asset_code": "LP",
                     "balance": "75.00",
                     "held": "25.00",
                     "frozen": False,
+                    "expiring": [{"amount": "40.00", "expires_at": "2027-11-25T08:00:00.000000Z"}],
                 }
             ]
         }
@@ -338,6 +399,11 @@ class BalanceRead(BaseModel):
     # Whether an operator has frozen the account (this asset, or all of the user's) now, even
     # with ?as_of=: a frozen account refuses every request-made movement (account_frozen).
     frozen: bool
+    # The account's open lots that expire soonest (at most three), soonest first: what is left
+    # of each and when it expires; [] when it has none. A lot past its expiry is shown until
+    # the service moves what is left of it (within a minute). Absent with ?as_of=, which
+    # answers the balance alone.
+    expiring: list[ExpiringRead] | None = None
     # Only with ?as_of=: the instant the balance is of.
     as_of: str | None = None
 
@@ -347,10 +413,65 @@ class BalancesRead(BaseModel):
     balances: list[BalanceRead]
 
 
+class LotRead(BaseModel):
+    """A credit that expires: its amount, what is left of it, and when the rest expires."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9d",
+                    "amount": "100.00",
+                    "remaining": "40.00",
+                    "expires_at": "2027-11-25T08:00:00.000000Z",
+                    "transaction_id": "019abf3e-5c1d-7a2b-9c3d-4e5f6a7b8c9e",
+                }
+            ]
+        }
+    )
+
+    id: str
+    amount: MoneyString
+    remaining: MoneyString
+    expires_at: str
+    # The top-up or bonus that made the lot.
+    transaction_id: str
+
+
+class LotsRead(BaseModel):
+    """A page of an account's open lots, soonest expiry first."""
+
+    items: list[LotRead]
+    next_cursor: str | None
+
+
+# How many days an asset's credits last; null: they never expire.
+ExpiresAfterDays = Annotated[
+    int | None,
+    Field(
+        strict=True,
+        ge=1,
+        le=EXPIRES_AFTER_DAYS_MAX,
+        description="The asset's top-ups and bonuses expire this many days after they are "
+        f"made (1 to {EXPIRES_AFTER_DAYS_MAX}); null: they never expire.",
+        examples=[365, None],
+    ),
+]
+
+
 class AssetRead(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {"code": "LP", "name": "Loyalty Points", "scale": 2, "expires_after_days": 365}
+            ]
+        }
+    )
+
     code: str
     name: str
     scale: int
+    expires_after_days: int | None
 
 
 class RootRead(BaseModel):
@@ -499,7 +620,16 @@ class AssetCreate(RequestBody):
     model_config = ConfigDict(
         extra="forbid",
         json_schema_extra={
-            "examples": [{"code": "GEM", "name": "Gems", "scale": 0, "supply": "1000000000"}]
+            "examples": [
+                {"code": "GEM", "name": "Gems", "scale": 0, "supply": "1000000000"},
+                {
+                    "code": "XP",
+                    "name": "Season points",
+                    "scale": 0,
+                    "supply": "1000000000",
+                    "expires_after_days": 90,
+                },
+            ]
         },
     )
 
@@ -521,6 +651,19 @@ class AssetCreate(RequestBody):
             }
         ),
     ]
+    expires_after_days: ExpiresAfterDays = None
+
+
+class AssetUpdate(RequestBody):
+    """A change of an asset's expiry policy, for the credits made after it: a lot keeps the
+    expiry it was made with. A member left out is left as it is."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"expires_after_days": 180}, {"expires_after_days": None}]},
+    )
+
+    expires_after_days: ExpiresAfterDays = None
 
 
 # A daily limit in major units: as an Amount, or 0 (nothing that day); null is no limit.
@@ -585,17 +728,18 @@ class LimitsRead(BaseModel):
 
 
 class SupplyRead(BaseModel):
-    """Where an asset's supply is: treasury + users + pending_holds = supply."""
+    """Where an asset's supply is: treasury + users + pending_holds + expired = supply."""
 
     model_config = ConfigDict(
         json_schema_extra={
             "examples": [
                 {
-                    "asset_code": "GC",
+                    "asset_code": "LP",
                     "supply": "1000000000000.00",
                     "treasury": "999999998500.00",
-                    "users": "1495.00",
+                    "users": "1490.00",
                     "pending_holds": "5.00",
+                    "expired": "5.00",
                     "adds_up": True,
                 }
             ]
@@ -607,6 +751,8 @@ class SupplyRead(BaseModel):
     treasury: MoneyString
     users: MoneyString
     pending_holds: MoneyString
+    # What was left of lots when they expired (the asset's `expired` account).
+    expired: MoneyString
     adds_up: bool
 
 

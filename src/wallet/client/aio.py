@@ -30,6 +30,8 @@ from .models import (
     Hold,
     HoldPage,
     HoldStatus,
+    Lot,
+    LotPage,
     MetadataInput,
     Transaction,
     TransactionPage,
@@ -131,6 +133,32 @@ class AsyncWalletClient:
         timezone-aware instant ``as_of``.
         """
         return await self.send(op.balance(user_id, asset_code, as_of))
+
+    async def lots_page(
+        self,
+        user_id: str,
+        asset_code: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> LotPage:
+        """One page of a user's open lots in an asset (credits that expire), soonest expiry
+        first; pass ``next_cursor`` for the next."""
+        return await self.send(op.lots(user_id, asset_code, limit=limit, cursor=cursor))
+
+    async def lots(
+        self, user_id: str, asset_code: str, *, page_size: int | None = None
+    ) -> AsyncIterator[Lot]:
+        """Every open lot of a user in an asset, soonest expiry first, fetched a page at a
+        time as you iterate."""
+        cursor: str | None = None
+        while True:
+            page = await self.lots_page(user_id, asset_code, limit=page_size, cursor=cursor)
+            for item in page.items:
+                yield item
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     async def get_transaction(self, transaction_id: str) -> Transaction:
         """One transaction with its entries."""
@@ -304,8 +332,10 @@ class AsyncWalletClient:
         *,
         metadata: MetadataInput | None = None,
         idempotency_key: str | None = None,
+        expires_at: datetime | None = None,
     ) -> Transaction:
-        """Credit a user from the treasury (bought credits); creates the user if new."""
+        """Credit a user from the treasury (bought credits); creates the user if new.
+        With ``expires_at`` (timezone-aware), what is left of it expires then."""
         return await self.send(
             op.post_transaction(
                 "topup",
@@ -315,6 +345,7 @@ class AsyncWalletClient:
                 description=description,
                 metadata=metadata,
                 idempotency_key=idempotency_key,
+                expires_at=expires_at,
             )
         )
 
@@ -327,8 +358,10 @@ class AsyncWalletClient:
         *,
         metadata: MetadataInput | None = None,
         idempotency_key: str | None = None,
+        expires_at: datetime | None = None,
     ) -> Transaction:
-        """Credit a user from the treasury (a gift); creates the user if new."""
+        """Credit a user from the treasury (a gift); creates the user if new.
+        With ``expires_at`` (timezone-aware), what is left of it expires then."""
         return await self.send(
             op.post_transaction(
                 "bonus",
@@ -338,6 +371,7 @@ class AsyncWalletClient:
                 description=description,
                 metadata=metadata,
                 idempotency_key=idempotency_key,
+                expires_at=expires_at,
             )
         )
 
@@ -445,9 +479,18 @@ class AsyncWalletClient:
         supply: AmountInput,
         *,
         idempotency_key: str | None = None,
+        expires_after_days: int | None = None,
     ) -> Asset:
-        """Add an asset with its treasury holding ``supply``."""
-        return await self.send(op.add_asset(code, name, scale, supply, idempotency_key))
+        """Add an asset with its treasury holding ``supply``; with ``expires_after_days``, its
+        top-ups and bonuses expire that many days after they are made."""
+        return await self.send(
+            op.add_asset(code, name, scale, supply, idempotency_key, expires_after_days)
+        )
+
+    async def set_asset_expiry(self, code: str, expires_after_days: int | None) -> Asset:
+        """Change how many days an asset's top-ups and bonuses last (None: they never expire),
+        for the credits made from now on; lots made before keep their expiry."""
+        return await self.send(op.set_asset_expiry(code, expires_after_days))
 
     async def verify(self) -> VerifyReport:
         """Recompute every balance from entries and check every transaction sums to zero."""

@@ -26,7 +26,7 @@ MetadataInput = Mapping[str, str]
 TransactionType = Literal["topup", "bonus", "purchase", "refund"]
 # Every kind a transaction may have (those a hold makes too), a filter of :meth:`transactions`.
 AnyTransactionType = Literal[
-    "topup", "bonus", "purchase", "issuance", "refund", "hold", "capture", "release"
+    "topup", "bonus", "purchase", "issuance", "refund", "hold", "capture", "release", "expiry"
 ]
 HoldStatus = Literal["pending", "captured", "released", "expired"]
 # The kinds of event, a filter of :meth:`events` (a newer service may send others).
@@ -44,19 +44,30 @@ EventType = Literal[
 
 @dataclass(frozen=True)
 class Asset:
-    """A currency of the game: its code, name and scale (decimal places)."""
+    """A currency of the game: its code, name and scale (decimal places), and how many days
+    its top-ups and bonuses last (None: they never expire)."""
 
     code: str
     name: str
     scale: int
+    expires_after_days: int | None = None
+
+
+@dataclass(frozen=True)
+class Expiring:
+    """What is left of one lot of a balance, and when it expires."""
+
+    amount: Decimal
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
 class Balance:
     """A user's balance in one asset.
 
-    ``balance`` is what the user can spend now; ``held`` the sum of their pending holds (None in a
-    balance ``as_of`` a past instant, which answers the balance alone).
+    ``balance`` is what the user can spend now; ``held`` the sum of their pending holds;
+    ``expiring`` the lots that expire soonest (at most three, soonest first; empty when none).
+    In a balance ``as_of`` a past instant, which answers the balance alone, both are None.
     """
 
     user_id: str
@@ -64,6 +75,28 @@ class Balance:
     balance: Decimal
     held: Decimal | None
     as_of: datetime | None
+    expiring: tuple[Expiring, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Lot:
+    """A credit that expires: its amount, what is left of it, when the rest expires, and the
+    top-up or bonus that made it."""
+
+    id: str
+    amount: Decimal
+    remaining: Decimal
+    expires_at: datetime
+    transaction_id: str
+
+
+@dataclass(frozen=True)
+class LotPage:
+    """One page of a user's open lots in an asset, soonest expiry first; ``next_cursor`` is
+    None on the last page."""
+
+    items: tuple[Lot, ...]
+    next_cursor: str | None
 
 
 @dataclass(frozen=True)
@@ -161,13 +194,15 @@ class HoldPage:
 
 @dataclass(frozen=True)
 class AssetSupply:
-    """Where an asset's supply is: the treasury, users' balances, pending holds (admin)."""
+    """Where an asset's supply is: the treasury, users' balances, pending holds, and what
+    expired of lots (admin)."""
 
     asset_code: str
     supply: Decimal
     treasury: Decimal
     users: Decimal
     pending_holds: Decimal
+    expired: Decimal
     adds_up: bool
 
 
@@ -214,6 +249,8 @@ class BatchItem:
     description: str | None = None
     refund_of: str | None = None
     metadata: MetadataInput | None = None
+    # A top-up or bonus: the timezone-aware instant after which what is left of it expires.
+    expires_at: datetime | None = None
 
     @classmethod
     def topup(
@@ -224,9 +261,19 @@ class BatchItem:
         description: str | None = None,
         *,
         metadata: MetadataInput | None = None,
+        expires_at: datetime | None = None,
     ) -> BatchItem:
-        """Credit a user from the treasury (bought credits)."""
-        return cls("topup", user_id, asset_code, amount, description, metadata=metadata)
+        """Credit a user from the treasury (bought credits); with ``expires_at``
+        (timezone-aware), what is left of it expires then."""
+        return cls(
+            "topup",
+            user_id,
+            asset_code,
+            amount,
+            description,
+            metadata=metadata,
+            expires_at=expires_at,
+        )
 
     @classmethod
     def bonus(
@@ -237,9 +284,19 @@ class BatchItem:
         description: str | None = None,
         *,
         metadata: MetadataInput | None = None,
+        expires_at: datetime | None = None,
     ) -> BatchItem:
-        """Credit a user from the treasury (a gift)."""
-        return cls("bonus", user_id, asset_code, amount, description, metadata=metadata)
+        """Credit a user from the treasury (a gift); with ``expires_at`` (timezone-aware),
+        what is left of it expires then."""
+        return cls(
+            "bonus",
+            user_id,
+            asset_code,
+            amount,
+            description,
+            metadata=metadata,
+            expires_at=expires_at,
+        )
 
     @classmethod
     def purchase(

@@ -30,10 +30,13 @@ from .models import (
     Event,
     EventPage,
     EventType,
+    Expiring,
     HistoryPage,
     Hold,
     HoldPage,
     HoldStatus,
+    Lot,
+    LotPage,
     MetadataInput,
     Transaction,
     TransactionPage,
@@ -59,11 +62,20 @@ def balances(user_id: str) -> Call[tuple[Balance, ...]]:
 def balance(user_id: str, asset_code: str, as_of: datetime | None) -> Call[Balance]:
     params: dict[str, str | int] | None = None
     if as_of is not None:
-        if as_of.tzinfo is None:
-            raise ValueError("as_of must be timezone-aware, e.g. datetime.now(UTC)")
-        params = {"as_of": as_of.isoformat()}
+        params = {"as_of": _instant(as_of, "as_of")}
     path = f"/balance/{_segment(user_id)}/{_segment(asset_code)}"
     return Call("GET", path, lambda r: _balance(decode_json(r)), params=params)
+
+
+def lots(
+    user_id: str, asset_code: str, *, limit: int | None = None, cursor: str | None = None
+) -> Call[LotPage]:
+    def parse(response: httpx.Response) -> LotPage:
+        data = decode_json(response)
+        return LotPage(tuple(_lot(lot) for lot in data["items"]), data["next_cursor"])
+
+    path = f"/balance/{_segment(user_id)}/{_segment(asset_code)}/lots"
+    return Call("GET", path, parse, params=_params(limit=limit, cursor=cursor))
 
 
 def post_transaction(
@@ -76,9 +88,19 @@ def post_transaction(
     refund_of: str | None = None,
     metadata: MetadataInput | None = None,
     idempotency_key: str | None = None,
+    expires_at: datetime | None = None,
 ) -> Call[Transaction]:
     body = _transaction_body(
-        BatchItem(transaction_type, user_id, asset_code, amount, description, refund_of, metadata)
+        BatchItem(
+            transaction_type,
+            user_id,
+            asset_code,
+            amount,
+            description,
+            refund_of,
+            metadata,
+            expires_at,
+        )
     )
     return _write("/transaction", body, _transaction_answer, idempotency_key)
 
@@ -237,6 +259,7 @@ def asset_supply(asset_code: str) -> Call[AssetSupply]:
             treasury=Decimal(data["treasury"]),
             users=Decimal(data["users"]),
             pending_holds=Decimal(data["pending_holds"]),
+            expired=Decimal(data["expired"]),
             adds_up=bool(data["adds_up"]),
         )
 
@@ -244,10 +267,29 @@ def asset_supply(asset_code: str) -> Call[AssetSupply]:
 
 
 def add_asset(
-    code: str, name: str, scale: int, supply: AmountInput, idempotency_key: str | None = None
+    code: str,
+    name: str,
+    scale: int,
+    supply: AmountInput,
+    idempotency_key: str | None = None,
+    expires_after_days: int | None = None,
 ) -> Call[Asset]:
-    body = {"code": code, "name": name, "scale": scale, "supply": amount_text(supply)}
+    body: dict[str, Any] = {
+        "code": code,
+        "name": name,
+        "scale": scale,
+        "supply": amount_text(supply),
+    }
+    if expires_after_days is not None:
+        body["expires_after_days"] = expires_after_days
     return _write("/admin/assets", body, lambda r: _asset(decode_json(r)), idempotency_key)
+
+
+def set_asset_expiry(code: str, expires_after_days: int | None) -> Call[Asset]:
+    """PATCH sets a value: sent again after a lost answer, it sets the same value (no key)."""
+    body = {"expires_after_days": expires_after_days}
+    path = f"/admin/assets/{_segment(code)}"
+    return Call("PATCH", path, lambda r: _asset(decode_json(r)), body=body)
 
 
 def verify() -> Call[VerifyReport]:
@@ -320,7 +362,14 @@ def _transaction_body(item: BatchItem) -> dict[str, Any]:
         description=item.description,
         refund_of=item.refund_of,
         metadata=_metadata(item.metadata),
+        expires_at=None if item.expires_at is None else _instant(item.expires_at, "expires_at"),
     )
+
+
+def _instant(moment: datetime, name: str) -> str:
+    if moment.tzinfo is None:
+        raise ValueError(f"{name} must be timezone-aware, e.g. datetime.now(UTC)")
+    return moment.isoformat()
 
 
 def _replayed(response: httpx.Response) -> bool:
@@ -332,17 +381,39 @@ def _money(value: str | None) -> Decimal | None:
 
 
 def _asset(data: Mapping[str, Any]) -> Asset:
-    return Asset(code=data["code"], name=data["name"], scale=data["scale"])
+    return Asset(
+        code=data["code"],
+        name=data["name"],
+        scale=data["scale"],
+        expires_after_days=data.get("expires_after_days"),
+    )
 
 
 def _balance(data: Mapping[str, Any]) -> Balance:
     as_of = data.get("as_of")
+    expiring = data.get("expiring")
     return Balance(
         user_id=data["user_id"],
         asset_code=data["asset_code"],
         balance=Decimal(data["balance"]),
         held=_money(data.get("held")),
         as_of=None if as_of is None else datetime.fromisoformat(as_of),
+        expiring=None
+        if expiring is None
+        else tuple(
+            Expiring(Decimal(e["amount"]), datetime.fromisoformat(e["expires_at"]))
+            for e in expiring
+        ),
+    )
+
+
+def _lot(data: Mapping[str, Any]) -> Lot:
+    return Lot(
+        id=data["id"],
+        amount=Decimal(data["amount"]),
+        remaining=Decimal(data["remaining"]),
+        expires_at=datetime.fromisoformat(data["expires_at"]),
+        transaction_id=data["transaction_id"],
     )
 
 

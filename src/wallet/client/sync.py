@@ -26,6 +26,8 @@ from .models import (
     Hold,
     HoldPage,
     HoldStatus,
+    Lot,
+    LotPage,
     MetadataInput,
     Transaction,
     TransactionPage,
@@ -125,6 +127,29 @@ class WalletClient:
         timezone-aware instant ``as_of``.
         """
         return self.send(op.balance(user_id, asset_code, as_of))
+
+    def lots_page(
+        self,
+        user_id: str,
+        asset_code: str,
+        *,
+        limit: int | None = None,
+        cursor: str | None = None,
+    ) -> LotPage:
+        """One page of a user's open lots in an asset (credits that expire), soonest expiry
+        first; pass ``next_cursor`` for the next."""
+        return self.send(op.lots(user_id, asset_code, limit=limit, cursor=cursor))
+
+    def lots(self, user_id: str, asset_code: str, *, page_size: int | None = None) -> Iterator[Lot]:
+        """Every open lot of a user in an asset, soonest expiry first, fetched a page at a
+        time as you iterate."""
+        cursor: str | None = None
+        while True:
+            page = self.lots_page(user_id, asset_code, limit=page_size, cursor=cursor)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def get_transaction(self, transaction_id: str) -> Transaction:
         """One transaction with its entries."""
@@ -295,8 +320,10 @@ class WalletClient:
         *,
         metadata: MetadataInput | None = None,
         idempotency_key: str | None = None,
+        expires_at: datetime | None = None,
     ) -> Transaction:
-        """Credit a user from the treasury (bought credits); creates the user if new."""
+        """Credit a user from the treasury (bought credits); creates the user if new.
+        With ``expires_at`` (timezone-aware), what is left of it expires then."""
         return self.send(
             op.post_transaction(
                 "topup",
@@ -306,6 +333,7 @@ class WalletClient:
                 description=description,
                 metadata=metadata,
                 idempotency_key=idempotency_key,
+                expires_at=expires_at,
             )
         )
 
@@ -318,8 +346,10 @@ class WalletClient:
         *,
         metadata: MetadataInput | None = None,
         idempotency_key: str | None = None,
+        expires_at: datetime | None = None,
     ) -> Transaction:
-        """Credit a user from the treasury (a gift); creates the user if new."""
+        """Credit a user from the treasury (a gift); creates the user if new.
+        With ``expires_at`` (timezone-aware), what is left of it expires then."""
         return self.send(
             op.post_transaction(
                 "bonus",
@@ -329,6 +359,7 @@ class WalletClient:
                 description=description,
                 metadata=metadata,
                 idempotency_key=idempotency_key,
+                expires_at=expires_at,
             )
         )
 
@@ -434,9 +465,18 @@ class WalletClient:
         supply: AmountInput,
         *,
         idempotency_key: str | None = None,
+        expires_after_days: int | None = None,
     ) -> Asset:
-        """Add an asset with its treasury holding ``supply``."""
-        return self.send(op.add_asset(code, name, scale, supply, idempotency_key))
+        """Add an asset with its treasury holding ``supply``; with ``expires_after_days``, its
+        top-ups and bonuses expire that many days after they are made."""
+        return self.send(
+            op.add_asset(code, name, scale, supply, idempotency_key, expires_after_days)
+        )
+
+    def set_asset_expiry(self, code: str, expires_after_days: int | None) -> Asset:
+        """Change how many days an asset's top-ups and bonuses last (None: they never expire),
+        for the credits made from now on; lots made before keep their expiry."""
+        return self.send(op.set_asset_expiry(code, expires_after_days))
 
     def verify(self) -> VerifyReport:
         """Recompute every balance from entries and check every transaction sums to zero."""

@@ -33,6 +33,9 @@ TREASURY = "treasury"
 ISSUANCE = "issuance"
 # Where pending holds keep the funds they set aside: its balance is the sum of the pending holds.
 HOLDS = "holds"
+# Where what is left of a lot goes when it expires (API.md, "Credits that expire"): its balance
+# is the sum of what expired.
+EXPIRED = "expired"
 
 
 class TransactionType(StrEnum):
@@ -44,6 +47,8 @@ class TransactionType(StrEnum):
     HOLD = "hold"
     CAPTURE = "capture"
     RELEASE = "release"
+    # What is left of a lot, moving from its user to the asset's expired account (service/lots.py).
+    EXPIRY = "expiry"
 
 
 # The three flows of the API: (debited account, credited account), as owner kinds.
@@ -186,6 +191,8 @@ class Asset:
     name: str
     scale: int
     supply_minor: int
+    # Its credits expire this many days after they are made; None: never (service/lots.py).
+    expires_after_days: int | None = None
 
 
 class PostedEntry(NamedTuple):

@@ -1,6 +1,12 @@
 """Assets: the catalogue the service checks requests against, adding one with its supply, and
 where an asset's supply is.
 
+An asset's expiry policy (``expires_after_days``, API.md "Credits that expire") is read from the
+catalogue by whatever makes credits: a change applies at once in the process that made it (the
+catalogue is read again after its commit), and within ``ASSET_POLICY_REFRESH_INTERVAL_S`` in
+every other process (the app reads the catalogue again that often, api/app.refresh_assets).
+It applies to credits made after it: a lot keeps the expiry it was made with.
+
 Adding an asset writes the asset and issues its whole supply (issuance -> treasury) in ONE unit
 of work, on a writer connection of its own: either the asset exists with its supply in the
 treasury, or nothing was written. (On SQLite this connection takes turns with the group-commit
@@ -17,7 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from wallet.domain.errors import AssetExists, AssetNotFound, Unavailable
-from wallet.domain.ledger import HOLDS, ISSUANCE, TREASURY, Asset, TransactionType
+from wallet.domain.ledger import EXPIRED, HOLDS, ISSUANCE, TREASURY, Asset, TransactionType
 from wallet.domain.money import format_minor, supply_to_minor
 from wallet.limits import ASSET_REFRESH_INTERVAL_S
 from wallet.storage import Database
@@ -34,16 +40,20 @@ SYSTEM_KEY_OWNER = "system:seed"
 
 @dataclass(frozen=True, slots=True)
 class Supply:
-    """Where an asset's supply is, in minor units: treasury + users + pending holds = supply."""
+    """Where an asset's supply is, in minor units: treasury + users + pending holds + expired
+    (what is left of lots when they expired) = supply."""
 
     asset: Asset
     treasury_minor: int
     users_minor: int
     pending_holds_minor: int
+    expired_minor: int
 
     @property
     def adds_up(self) -> bool:
-        total = self.treasury_minor + self.users_minor + self.pending_holds_minor
+        total = (
+            self.treasury_minor + self.users_minor + self.pending_holds_minor + self.expired_minor
+        )
         return total == self.asset.supply_minor
 
     def view(self) -> dict[str, Any]:
@@ -54,13 +64,28 @@ class Supply:
             "treasury": format_minor(self.treasury_minor, scale),
             "users": format_minor(self.users_minor, scale),
             "pending_holds": format_minor(self.pending_holds_minor, scale),
+            "expired": format_minor(self.expired_minor, scale),
             "adds_up": self.adds_up,
         }
 
 
-def new_asset(code: str, name: str, scale: int, supply: Decimal) -> Asset:
-    """An asset as an operator describes it, its supply in major units (422 if out of bounds)."""
-    return Asset(code, name, scale, supply_to_minor(supply, scale))
+def new_asset(
+    code: str, name: str, scale: int, supply: Decimal, expires_after_days: int | None = None
+) -> Asset:
+    """An asset as an operator describes it, its supply in major units (422 if out of bounds),
+    and how many days its credits last (None: for ever; the caller has checked 1 to
+    ``EXPIRES_AFTER_DAYS_MAX``, as the schema does again)."""
+    return Asset(code, name, scale, supply_to_minor(supply, scale), expires_after_days)
+
+
+def asset_view(asset: Asset) -> dict[str, object]:
+    """An asset as GET /assets, POST and PATCH /admin/assets answer it."""
+    return {
+        "code": asset.code,
+        "name": asset.name,
+        "scale": asset.scale,
+        "expires_after_days": asset.expires_after_days,
+    }
 
 
 def issuance_command(asset: Asset) -> PostingCommand:
@@ -170,16 +195,27 @@ class AssetCatalog:
         self.refresh()
         return created
 
+    def set_expiry(self, code: str, expires_after_days: int | None) -> Asset:
+        """Change how many days the asset's credits last (None: they never expire), for the
+        credits made from now on; the lots made before keep their expiry. Raises AssetNotFound.
+        """
+        with self._database.unit_of_work() as session:
+            found = store.set_asset_expiry(session, code, expires_after_days)
+        if not found:
+            raise AssetNotFound(f"no asset with code {code!r}")
+        return {asset.code: asset for asset in self.refresh()}[code]
+
     def supply(self, code: str) -> Supply:
         """Where the asset's supply is, read in one statement (so one consistent read)."""
         asset = self.get(code)
         with self._database.reading() as session:
             totals = store.balances_by_holder(session, asset.code)
         for holder in totals:
-            assert holder in ("user", TREASURY, ISSUANCE, HOLDS), holder
+            assert holder in ("user", TREASURY, ISSUANCE, HOLDS, EXPIRED), holder
         return Supply(
             asset=asset,
             treasury_minor=totals.get(TREASURY, 0),
             users_minor=totals.get("user", 0),
             pending_holds_minor=totals.get(HOLDS, 0),
+            expired_minor=totals.get(EXPIRED, 0),
         )

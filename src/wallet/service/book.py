@@ -25,6 +25,7 @@ from wallet.storage.events import NewEvent
 from .clock import new_transaction_id
 from .freezes import FrozenAccounts
 from .limits import Allowances
+from .lots import LotBook
 from .monitors import NO_MONITORS, THRESHOLD_CROSSED, MonitorIndex
 from .render import transaction_view
 
@@ -64,6 +65,8 @@ class Book:
     frozen: FrozenAccounts = field(default_factory=dict)
     # The balance monitors of the accounts this unit of work may move (service/monitors.py).
     monitors: MonitorIndex = NO_MONITORS
+    # The lots of the accounts it moves, read as needed (service/lots.py).
+    lots: LotBook = field(default_factory=lambda: LotBook(None, {}, {}, {}))
 
     def mark(self) -> "Book":
         """A copy of the state a batch's postings change, to go back to if the batch fails."""
@@ -75,6 +78,7 @@ class Book:
             posted=list(self.posted),
             events=list(self.events),
             allowances=None if self.allowances is None else self.allowances.copy(),
+            lots=self.lots.mark(),
         )
 
     def restore(self, mark: "Book") -> None:
@@ -84,6 +88,7 @@ class Book:
         self.posted = mark.posted
         self.events = mark.events
         self.allowances = mark.allowances
+        self.lots = mark.lots
 
     def emit(self, kind: str, data: bytes) -> None:
         """Keep an event to write with this unit of work."""

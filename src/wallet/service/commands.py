@@ -32,6 +32,12 @@ class PostingCommand:
     key_owner: str = ""
     # The caller's references as a JSON object with sorted keys (metadata_json), None when none.
     metadata: str | None = None
+    # A top-up or bonus: the instant its lot expires, as the request asked (API.md's
+    # ``expires_at``), None when it did not.
+    expires_at_us: int | None = None
+    # A top-up or bonus of an asset whose credits expire: its policy's days when the command was
+    # made (service/lots.py). Not part of the payload: the asset's policy, not the caller's.
+    expires_after_days: int | None = field(default=None, compare=False)
     fingerprint: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -48,6 +54,8 @@ class PostingCommand:
             parts.append(self.refund_of)
         if self.metadata is not None:
             parts.append(self.metadata)
+        if self.expires_at_us is not None:
+            parts.append(f"expires_at={self.expires_at_us}")
         payload = "\x1f".join(parts)
         object.__setattr__(self, "fingerprint", hashlib.sha256(payload.encode()).hexdigest())
 
@@ -106,7 +114,24 @@ class HoldCommand:
         object.__setattr__(self, "fingerprint", hashlib.sha256(payload.encode()).hexdigest())
 
 
-Command = PostingCommand | BatchCommand | HoldCommand
+@dataclass(frozen=True, slots=True)
+class ExpiryCommand:
+    """Expire what is left of one lot, if its expiry has passed: the service's own write (the
+    expiry sweep, service/expiry.py). The lot's user and asset never change, so the accounts to
+    lock are known when the unit of work begins; whether anything is left to expire is decided
+    inside it, under the account's lock, so two sweeps never expire a lot twice.
+    """
+
+    lot_id: str
+    user_id: str
+    asset_code: str
+    # No key: exactly once comes from the lot itself, which changes only under its lock.
+    idempotency_key: None = None
+    key_owner: str = ""
+    fingerprint: str = ""
+
+
+Command = PostingCommand | BatchCommand | HoldCommand | ExpiryCommand
 
 
 def metadata_json(metadata: Mapping[str, str] | None) -> str | None:
@@ -122,7 +147,7 @@ def metadata_json(metadata: Mapping[str, str] | None) -> str | None:
 def postings_of(command: Command) -> tuple[PostingCommand, ...]:
     if isinstance(command, BatchCommand):
         return command.items
-    if isinstance(command, HoldCommand):
+    if isinstance(command, HoldCommand | ExpiryCommand):
         return ()
     return (command,)
 

@@ -36,6 +36,10 @@ def hold_accounts(user_id: str, asset_code: str) -> tuple[AccountRef, ...]:
     )
 
 
+def hold_user(command: HoldCommand) -> AccountRef:
+    return AccountRef.user(command.user_id, command.asset_code)
+
+
 def apply_hold(book: Book, command: HoldCommand, scale: int, now_us: int) -> tuple[Hold, str]:
     """Apply a hold command; the hold afterwards and the id of the transaction it made. The hold
     as the API shows it is rendered once, for its event and the answer (``book.views``)."""
@@ -81,6 +85,10 @@ def _settle(book: Book, command: HoldCommand, scale: int, now_us: int) -> tuple[
             idempotency_key=None if capture is not None else command.idempotency_key,
             metadata=hold.metadata,
         ).id
+        # What goes back to the user goes back to the lots the hold took from (service/lots.py).
+        book.lots.give_back(
+            hold.user, hold.hold_transaction_id, hold.amount_minor, 0, release.amount_minor
+        )
     settled = replace(settled, capture_transaction_id=capture_id, release_transaction_id=release_id)
     book.holds[hold.id] = settled
     book.settled.append(hold.id)
@@ -103,6 +111,7 @@ def _place(book: Book, command: HoldCommand, scale: int, now_us: int) -> tuple[H
         idempotency_key=command.idempotency_key,
         metadata=command.metadata,
     )
+    book.lots.debit(hold_user(command), transaction.id, command.amount_minor)
     hold = Hold(
         id=new_transaction_id(),
         user_id=command.user_id,

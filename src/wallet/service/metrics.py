@@ -35,7 +35,7 @@ from wallet.storage import Database
 from wallet.storage import events as event_store
 from wallet.storage import holds as hold_store
 
-from .commands import BatchCommand, Command, HoldCommand, Outcome
+from .commands import BatchCommand, Command, ExpiryCommand, HoldCommand, Outcome
 
 _LATENCY_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -115,7 +115,7 @@ class Metrics:
             self.replays.inc()
         elif outcome.error is not None:
             self.refusals.labels(outcome.error.code).inc()
-        else:
+        elif outcome.transaction_id is not None:
             for labels in _transactions_of(command):
                 counted = self._committed.get(labels)
                 if counted is None:
@@ -162,4 +162,6 @@ def _transactions_of(command: Command) -> list[tuple[str, str]]:
         # not counted apart); releasing and expiring a `release`.
         kind = {"place": "hold", "capture": "capture"}.get(command.action.value, "release")
         return [(kind, command.asset_code)]
+    if isinstance(command, ExpiryCommand):
+        return [("expiry", command.asset_code)]
     return [(command.transaction_type.value, command.asset_code)]

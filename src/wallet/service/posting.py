@@ -8,7 +8,9 @@ before, in an earlier commit or earlier in this group, gets the outcome it got t
 
 A command is a posting (top-up, bonus, purchase, refund), a batch of postings (applied
 together, all or none: the Book is marked before it and restored if an item fails, and nothing
-is written until the whole group is decided, so no savepoint is needed), or a hold command.
+is written until the whole group is decided, so no savepoint is needed), a hold command, or the
+expiry of a lot (service/expiring.py). What each command does to lots (service/lots.py) is kept
+in the Book with the rest, and written with it.
 
 Concurrency across processes (PostgreSQL): a unit of work locks, in this order and each kind in
 id order, the holds it settles, the transactions it refunds, then the accounts it moves. Locking
@@ -31,6 +33,7 @@ from wallet.domain.errors import (
 )
 from wallet.domain.holds import HoldAction
 from wallet.domain.ledger import (
+    CREDITS_USER,
     ISSUANCE,
     TREASURY,
     AccountRef,
@@ -49,10 +52,20 @@ from wallet.storage import ledger as store
 
 from .book import DEBITS_USER, Book, check_user_known
 from .clock import new_transaction_id
-from .commands import BatchCommand, Command, HoldCommand, Outcome, PostingCommand, postings_of
+from .commands import (
+    BatchCommand,
+    Command,
+    ExpiryCommand,
+    HoldCommand,
+    Outcome,
+    PostingCommand,
+    postings_of,
+)
+from .expiring import apply_expiry, expiry_accounts
 from .freezes import check_not_frozen
 from .holding import apply_hold, hold_accounts
 from .limits import DayUsage
+from .lots import LotBook, lot_expiry_us
 from .protection import load_protection
 
 CREATED = "created"
@@ -106,6 +119,8 @@ def apply_commands(
             elif isinstance(command, HoldCommand):
                 hold, transaction_id = apply_hold(book, command, scales[command.asset_code], now_us)
                 outcome = Outcome(body=book.views[hold.id], transaction_id=transaction_id)
+            elif isinstance(command, ExpiryCommand):
+                outcome = apply_expiry(book, command, scales[command.asset_code], now_us)
             else:
                 transaction = apply_command(book, command, scales[command.asset_code], now_us)
                 body = book.views[transaction.id]
@@ -119,6 +134,7 @@ def apply_commands(
             )
 
     store.insert_transactions(session, book.posted, book.account_ids)
+    book.lots.write(session, book.balances)
     hold_store.insert_holds(session, book.placed)
     hold_store.settle_holds(session, [book.holds[hold_id] for hold_id in book.settled])
     store.insert_outcomes(session, decided, now_us)
@@ -200,6 +216,10 @@ def open_book(
         accounts_of_hold = hold_accounts(hold_command.user_id, hold_command.asset_code)
         touched.extend(accounts_of_hold)
         to_open.update(accounts_of_hold[1:])
+    for expiry in (c for c in commands if isinstance(c, ExpiryCommand)):
+        user, expired = expiry_accounts(expiry.user_id, expiry.asset_code)
+        touched.extend((user, expired))
+        to_open.add(expired)
     debtors = {
         c.user_id for c in postings if c.user_id is not None and c.transaction_type in DEBITS_USER
     } | {c.user_id for c in holding if c.action is HoldAction.PLACE}
@@ -215,7 +235,7 @@ def open_book(
     protection = load_protection(
         session, postings, holding, originals, account_ids, now_us, day_usage
     )
-    return Book(
+    book = Book(
         balances={account: locked.balance_minor for account, locked in accounts.items()},
         known_users=known_users,
         originals=originals,
@@ -226,13 +246,50 @@ def open_book(
         frozen=protection.frozen,
         allowances=protection.allowances,
         monitors=protection.monitors,
+        # Only the accounts that have had lots: the others have none to read or change.
+        lots=LotBook.of(
+            session,
+            account_ids,
+            {a: locked.lots_open_minor for a, locked in accounts.items() if locked.lots_made},
+            {a: locked.lots_made for a, locked in accounts.items() if locked.lots_made},
+        ),
     )
+    if book.lots.open_minor:
+        book.lots.prefetch(_debited(postings, holding, originals))
+    return book
+
+
+def _debited(
+    postings: Sequence[PostingCommand],
+    holding: Sequence[HoldCommand],
+    originals: Mapping[str, PostedTransaction],
+) -> list[AccountRef]:
+    """The user accounts that ``postings`` and ``holding`` may take lots from: purchases, holds
+    placed, chargebacks."""
+    debited = [
+        AccountRef.user(c.user_id, c.asset_code)
+        for c in postings
+        if c.transaction_type is TransactionType.PURCHASE and c.user_id is not None
+    ]
+    debited += [
+        AccountRef.user(c.user_id, c.asset_code) for c in holding if c.action is HoldAction.PLACE
+    ]
+    for command in postings:
+        original = originals.get(command.refund_of) if command.refund_of is not None else None
+        if (
+            original is not None
+            and original.user_id is not None
+            and original.transaction_type != TransactionType.PURCHASE.value
+        ):
+            debited.append(AccountRef.user(original.user_id, original.asset_code))
+    return debited
 
 
 def apply_command(
     book: Book, command: PostingCommand, scale: int, now_us: int
 ) -> PostedTransaction:
     """Apply one command to the book; raise the WalletError that refuses it, changing nothing."""
+    original: PostedTransaction | None = None
     if command.refund_of is not None:
         original = book.originals.get(command.refund_of)
         if original is None:
@@ -255,9 +312,33 @@ def apply_command(
         refund_of=command.refund_of,
         metadata=command.metadata,
     )
-    if command.refund_of is not None:
-        book.refunded[command.refund_of] = refunded + transfer.amount_minor
+    if original is not None:
+        book.refunded[original.id] = refunded + transfer.amount_minor
+        _refund_lots(book, original, refunded, transaction)
+    elif command.transaction_type in CREDITS_USER:
+        expires_at_us = lot_expiry_us(command.expires_at_us, command.expires_after_days, now_us)
+        if expires_at_us is not None:
+            book.lots.credit(
+                transfer.credit, transaction.id, transfer.amount_minor, expires_at_us, now_us
+            )
+    elif command.transaction_type is TransactionType.PURCHASE:
+        book.lots.debit(transfer.debit, transaction.id, transfer.amount_minor)
     return transaction
+
+
+def _refund_lots(
+    book: Book, original: PostedTransaction, refunded_before: int, refund: PostedTransaction
+) -> None:
+    """A purchase refund gives back to the lots the purchase took from; a chargeback takes
+    from its credit's own lot first (service/lots.py)."""
+    assert original.user_id is not None
+    user = AccountRef.user(original.user_id, original.asset_code)
+    if original.transaction_type == TransactionType.PURCHASE.value:
+        book.lots.give_back(
+            user, original.id, original.amount_minor, refunded_before, refund.amount_minor
+        )
+    else:
+        book.lots.debit(user, refund.id, refund.amount_minor, first_lot_of=original.id)
 
 
 def _owned_key(command: Command) -> tuple[str, str] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -24,14 +25,16 @@ from wallet.domain.errors import (
     UserNotFound,
     ValidationFailed,
 )
-from wallet.domain.ledger import POSTABLE_TRANSACTION_TYPES, TransactionType
+from wallet.domain.ledger import CREDITS_USER, POSTABLE_TRANSACTION_TYPES, TransactionType
 from wallet.domain.money import to_minor
 from wallet.storage import Database
 from wallet.storage import ledger as store
 
 from .assets import AssetCatalog
+from .clock import SYSTEM_CLOCK, Clock, parse_instant_us
 from .commands import BatchCommand, Outcome, PostingCommand, metadata_json
 from .cursors import Page, decode_cursor, encode_cursor
+from .lots import check_expires_at
 from .render import transaction_view
 from .writer import GroupCommitWriter
 
@@ -50,6 +53,8 @@ class TransactionInput:
     idempotency_key: str | None = None
     refund_of: str | None = None
     metadata: Mapping[str, str] | None = None
+    # Top-ups and bonuses: when what is left of the credit expires (service/lots.py).
+    expires_at: datetime | None = None
 
 
 def resolve_idempotency_key(header: str | None, body: str | None) -> str | None:
@@ -62,10 +67,17 @@ def resolve_idempotency_key(header: str | None, body: str | None) -> str | None:
 
 
 class Transactions:
-    def __init__(self, database: Database, assets: AssetCatalog, writer: GroupCommitWriter) -> None:
+    def __init__(
+        self,
+        database: Database,
+        assets: AssetCatalog,
+        writer: GroupCommitWriter,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self._database = database
         self._assets = assets
         self._writer = writer
+        self._clock = clock
 
     async def post(self, request: TransactionInput, key_owner: str = "") -> Outcome:
         if self._needs_database(request):
@@ -162,6 +174,14 @@ class Transactions:
             raise ValidationFailed.at(
                 "transaction_type", f"transaction_type must be one of {allowed}"
             )
+        expires_at_us: int | None = None
+        if request.expires_at is not None:
+            if kind not in CREDITS_USER:
+                raise ValidationFailed.at(
+                    "expires_at", "expires_at is only for a top-up or a bonus"
+                )
+            expires_at_us = parse_instant_us(request.expires_at)
+            check_expires_at(expires_at_us, self._clock.now_us())
         if kind is TransactionType.REFUND:
             return self._refund_command(request, key_owner)
         if request.refund_of is not None:
@@ -184,6 +204,8 @@ class Transactions:
             idempotency_key=request.idempotency_key,
             key_owner=key_owner,
             metadata=metadata_json(request.metadata),
+            expires_at_us=expires_at_us,
+            expires_after_days=asset.expires_after_days if kind in CREDITS_USER else None,
         )
 
     def _refund_command(self, request: TransactionInput, key_owner: str) -> PostingCommand:

@@ -11,7 +11,17 @@
   account holds minus the supply;
 - no entry lacks its transaction;
 - every transaction made since the oldest event kept has exactly one ``transaction.created``
-  event, every such event names a transaction, and the events' positions have no gap.
+  event, every such event names a transaction, and the events' positions have no gap;
+- lots (service/lots.py): every account's ``lots_open_minor`` is the sum of what is left of its
+  open lots, and that is at most its balance; every lot's ``remaining`` is its amount less what
+  its draws kept (drawn less given back), and the lot is its credit's (a top-up or bonus of the
+  same amount, to the lot's account); every ``expiry`` transaction drew exactly once, the amount
+  its user's entry took, from a lot of that account, and nothing of it went back.
+
+Lots whose expiry has passed and that still have something left are not a problem of the books:
+they are what the expiry sweep has yet to do (the service may have been stopped, and ``wallet
+verify`` runs without it), and their credit is still in the balance, which is right until the
+sweep moves it. The audit does not report them.
 
 The schema enforces all of this already; the audit checks it a second time, from the data alone,
 so that a bug, a manual fix or a restored backup cannot leave the books wrong unnoticed.
@@ -60,6 +70,9 @@ def verify_ledger(database: Database) -> VerifyReport:
             *_listed(session, audit.orphan_entries, _orphan, "orphan entries"),
             *_listed(session, audit.metadata_mismatches, _mismatch, "metadata index rows"),
             *_listed(session, audit.event_mismatches, _event_mismatch, "events"),
+            *_listed(session, audit.accounts_off_their_lots, money.lots_off, "accounts' lots"),
+            *_listed(session, audit.lots_off_their_draws, money.lot_off, "lots"),
+            *_listed(session, audit.expiries_off_their_lots, money.expiry_off, "expiries"),
             *money.supplies_off(audit.asset_supplies(session)),
         ]
     return VerifyReport(
@@ -133,6 +146,36 @@ class _Money:
         balance = self._amount(account.balance_minor, account.asset_code)
         return f"account {_label(account)}: balance {balance} is below zero"
 
+    def lots_off(self, account: audit.AccountLots) -> str:
+        code = account.asset_code
+        where = f"account {_label(account)}"
+        open_lots = self._amount(account.open_lots_minor, code)
+        if account.lots_open_minor != account.open_lots_minor:
+            recorded = self._amount(account.lots_open_minor, code)
+            return (
+                f"{where}: lots_open_minor {recorded} is not the sum of its open lots, {open_lots}"
+            )
+        balance = self._amount(account.balance_minor, code)
+        return f"{where}: its open lots, {open_lots}, exceed its balance, {balance}"
+
+    def lot_off(self, lot: audit.LotOff) -> str:
+        where = f"lot {lot.lot_id} (credit {lot.transaction_id})"
+        if not lot.credit_matches:
+            return f"{where}: is not a top-up or bonus of its amount to its account"
+        return (
+            f"{where}: {lot.remaining_minor} left (minor units), but its amount"
+            f" {lot.amount_minor} less what its draws kept ({lot.kept_minor}) is"
+            f" {lot.amount_minor - lot.kept_minor}"
+        )
+
+    def expiry_off(self, expiry: audit.ExpiryOff) -> str:
+        return (
+            f"expiry {expiry.transaction_id}: {expiry.draws} draws of {expiry.drawn_minor}"
+            f" (minor units, {expiry.returned_minor} given back, {expiry.lots_elsewhere} from"
+            f" another account's lots), but its user's entry took {expiry.entry_minor};"
+            " an expiry takes what is left of one lot of its user, once"
+        )
+
     def supplies_off(self, supplies: list[audit.AssetSupply]) -> list[str]:
         problems = []
         for supply in supplies:
@@ -152,7 +195,7 @@ class _Money:
         return problems
 
 
-def _label(account: audit.AccountBalance | audit.EntryLink) -> str:
+def _label(account: audit.AccountBalance | audit.EntryLink | audit.AccountLots) -> str:
     return f"{account.owner_type}:{account.owner_id} {account.asset_code}"
 
 

@@ -24,6 +24,7 @@ from .assets import AssetCatalog
 from .balances import Balances
 from .clock import SYSTEM_CLOCK, Clock
 from .events import Events
+from .expiry import Expiry
 from .freezes import Freezes
 from .holds import Holds
 from .keys import KeyRing
@@ -57,10 +58,11 @@ class WalletService:
         self.writer = GroupCommitWriter(self.database, self.assets.scales, self.metrics, clock)
         self.metrics.watch_queue(lambda: self.writer.queue_depth)
         self.keys = KeyRing(self.database, required=settings.auth == "required")
-        self.transactions = Transactions(self.database, self.assets, self.writer)
+        self.transactions = Transactions(self.database, self.assets, self.writer, clock)
         self.balances = Balances(self.database, self.assets)
         self.freezes = Freezes(self.database, self.assets, clock)
         self.holds = Holds(self.database, self.assets, self.writer, clock, self.metrics)
+        self.expiry = Expiry(self.database, self.writer, clock)
         self.activity = Activity(self.database, self.assets, clock)
         self.limits = Limits(self.database, self.assets, clock)
         self.events = Events(self.database, clock, self.metrics, settings.events_retention_days)

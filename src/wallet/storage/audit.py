@@ -248,3 +248,105 @@ def event_mismatches(session: Session, limit: int) -> list[EventMismatch]:
     if count and (last - first + 1 != count or last != given):
         found.append(EventMismatch("gap", f"{count} events at {first}..{last} of {given}"))
     return found[:limit]
+
+
+# --- lots (service/lots.py) -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AccountLots:
+    """An account whose lots_open_minor is not the sum of its open lots, or is above its
+    balance."""
+
+    owner_type: str
+    owner_id: str
+    asset_code: str
+    balance_minor: int
+    lots_open_minor: int
+    open_lots_minor: int
+
+
+def accounts_off_their_lots(session: Session, limit: int) -> list[AccountLots]:
+    rows = session.all(
+        "SELECT acc.owner_type, acc.owner_id, acc.asset_code, acc.balance_minor,"
+        " acc.lots_open_minor, coalesce(l.total, 0)"
+        " FROM accounts acc LEFT JOIN"
+        " (SELECT account_id, sum(remaining_minor) AS total FROM lots"
+        "  WHERE remaining_minor > 0 GROUP BY account_id) l ON l.account_id = acc.id"
+        " WHERE acc.lots_open_minor <> coalesce(l.total, 0)"
+        " OR coalesce(l.total, 0) > acc.balance_minor AND coalesce(l.total, 0) > 0"
+        " ORDER BY acc.id LIMIT ?",
+        (limit,),
+    )
+    return [AccountLots(t, o, a, int(b), int(r), int(s)) for t, o, a, b, r, s in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class LotOff:
+    """A lot whose ``remaining`` is not its amount less what its draws kept, or that is not its
+    credit's (a top-up or bonus of the same amount, to the lot's account)."""
+
+    lot_id: str
+    transaction_id: str
+    amount_minor: int
+    remaining_minor: int
+    kept_minor: int
+    credit_matches: bool
+
+
+def lots_off_their_draws(session: Session, limit: int) -> list[LotOff]:
+    rows = session.all(
+        "SELECT l.id, l.transaction_id, l.amount_minor, l.remaining_minor, coalesce(d.kept, 0),"
+        " CASE WHEN t.transaction_type IN ('topup', 'bonus') AND t.amount_minor = l.amount_minor"
+        "  AND e.id IS NOT NULL THEN 1 ELSE 0 END AS credit_matches"
+        " FROM lots l"
+        " LEFT JOIN (SELECT lot_id, sum(amount_minor - returned_minor) AS kept FROM lot_draws"
+        "  GROUP BY lot_id) d ON d.lot_id = l.id"
+        " LEFT JOIN transactions t ON t.id = l.transaction_id"
+        " LEFT JOIN entries e ON e.transaction_id = l.transaction_id"
+        "  AND e.account_id = l.account_id AND e.amount_minor = l.amount_minor"
+        " WHERE l.remaining_minor <> l.amount_minor - coalesce(d.kept, 0)"
+        " OR t.id IS NULL OR t.transaction_type NOT IN ('topup', 'bonus')"
+        " OR t.amount_minor <> l.amount_minor OR e.id IS NULL"
+        " ORDER BY l.id LIMIT ?",
+        (limit,),
+    )
+    return [LotOff(i, t, int(a), int(r), int(k), bool(m)) for i, t, a, r, k, m in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryOff:
+    """An ``expiry`` transaction that is not exactly one draw, of the amount its user's entry
+    took, from a lot of that user's account, never given back."""
+
+    transaction_id: str
+    draws: int
+    drawn_minor: int
+    returned_minor: int
+    entry_minor: int
+    lots_elsewhere: int
+
+
+# Per draw of an expiry: 1 when the lot is another account's than the one the expiry debited.
+_ELSEWHERE = "CASE WHEN l.id IS NULL OR l.account_id = ue.account_id THEN 0 ELSE 1 END"
+
+
+def expiries_off_their_lots(session: Session, limit: int) -> list[ExpiryOff]:
+    rows = session.all(
+        "SELECT t.id, count(d.lot_id), coalesce(sum(d.amount_minor), 0),"
+        " coalesce(sum(d.returned_minor), 0), coalesce(min(-ue.amount_minor), 0),"
+        f" coalesce(sum({_ELSEWHERE}), 0)"
+        " FROM transactions t"
+        " LEFT JOIN entries ue ON ue.transaction_id = t.id AND ue.amount_minor < 0"
+        " LEFT JOIN lot_draws d ON d.transaction_id = t.id"
+        " LEFT JOIN lots l ON l.id = d.lot_id"
+        " WHERE t.transaction_type = 'expiry'"
+        " GROUP BY t.seq, t.id"
+        " HAVING count(d.lot_id) <> 1 OR count(ue.id) <> 1"
+        " OR coalesce(sum(d.amount_minor), 0) <> coalesce(min(-ue.amount_minor), 0)"
+        " OR coalesce(sum(d.returned_minor), 0) <> 0"
+        f" OR coalesce(sum({_ELSEWHERE}), 0) <> 0"
+        " ORDER BY t.seq LIMIT ?",
+        (limit,),
+    )
+    return [ExpiryOff(i, int(n), int(a), int(r), int(e), int(x)) for i, n, a, r, e, x in rows]

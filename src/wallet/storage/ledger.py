@@ -7,6 +7,7 @@ already computed and checked the entries it hands over.
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 
@@ -19,16 +20,34 @@ from .database import Row, Session
 
 
 def list_assets(session: Session) -> list[Asset]:
-    rows = session.all("SELECT code, name, scale, supply_minor FROM assets ORDER BY code")
+    rows = session.all(
+        "SELECT code, name, scale, supply_minor, expires_after_days FROM assets ORDER BY code"
+    )
     return [Asset(*row) for row in rows]
 
 
 def insert_asset(session: Session, asset: Asset, now_us: int) -> bool:
     """Add an asset; False when it exists already."""
     row = session.one(
-        "INSERT INTO assets (code, name, scale, supply_minor, created_at_us) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (code) DO NOTHING RETURNING code",
-        (asset.code, asset.name, asset.scale, asset.supply_minor, now_us),
+        "INSERT INTO assets (code, name, scale, supply_minor, expires_after_days, created_at_us)"
+        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (code) DO NOTHING RETURNING code",
+        (
+            asset.code,
+            asset.name,
+            asset.scale,
+            asset.supply_minor,
+            asset.expires_after_days,
+            now_us,
+        ),
+    )
+    return row is not None
+
+
+def set_asset_expiry(session: Session, code: str, expires_after_days: int | None) -> bool:
+    """Change an asset's expiry policy; False when there is no such asset."""
+    row = session.one(
+        "UPDATE assets SET expires_after_days = ? WHERE code = ? RETURNING code",
+        (expires_after_days, code),
     )
     return row is not None
 
@@ -46,16 +65,27 @@ def balances_by_holder(session: Session, asset_code: str) -> dict[str, int]:
 # --- balances -----------------------------------------------------------------------------------
 
 
-def user_balances(session: Session, user_id: str) -> list[tuple[str, int | None]]:
-    """(asset code, balance) for every asset, None where the user has no account in it."""
+class AccountState(NamedTuple):
+    """An account's id, balance, and what is left of its open lots (0: it has none)."""
+
+    account_id: int
+    balance_minor: int
+    lots_open_minor: int
+
+
+def user_balances(session: Session, user_id: str) -> list[tuple[str, AccountState | None]]:
+    """(asset code, account) for every asset, None where the user has no account in it."""
     rows = session.all(
-        "SELECT a.code, acc.balance_minor FROM assets a"
+        "SELECT a.code, acc.id, acc.balance_minor, acc.lots_open_minor FROM assets a"
         " LEFT JOIN accounts acc ON acc.asset_code = a.code"
         " AND acc.owner_type = 'user' AND acc.owner_id = ?"
         " ORDER BY a.code",
         (user_id,),
     )
-    return [(code, balance) for code, balance in rows]
+    return [
+        (code, None if account_id is None else AccountState(account_id, int(balance), int(lots)))
+        for code, account_id, balance, lots in rows
+    ]
 
 
 def user_exists(session: Session, user_id: str) -> bool:
@@ -82,6 +112,16 @@ def existing_users(session: Session, user_ids: Sequence[str]) -> set[str]:
             (orjson.dumps(list(user_ids)).decode(),),
         )
     return {row[0] for row in rows}
+
+
+def account_state(session: Session, account: AccountRef) -> AccountState | None:
+    """The account's id, balance and open lots' total, in one primary-key look-up."""
+    row = session.one(
+        "SELECT id, balance_minor, lots_open_minor FROM accounts"
+        " WHERE owner_type = ? AND owner_id = ? AND asset_code = ?",
+        (account.owner_type.value, account.owner_id, account.asset_code),
+    )
+    return None if row is None else AccountState(int(row[0]), int(row[1]), int(row[2]))
 
 
 def account_balance(session: Session, account: AccountRef) -> int | None:
@@ -293,6 +333,10 @@ def lock_transactions(
 class LockedAccount:
     id: int
     balance_minor: int
+    # What is left of the account's open lots, and how many lots it has had (service/lots.py):
+    # read with the row, so an account without lots costs no statement more.
+    lots_open_minor: int = 0
+    lots_made: int = 0
 
 
 def open_and_lock_accounts(
@@ -357,7 +401,8 @@ def _find_accounts(
     found: dict[AccountRef, LockedAccount] = {}
     if session.backend is Backend.POSTGRESQL:
         rows = session.all(
-            "SELECT acc.id, acc.owner_type, acc.owner_id, acc.asset_code, acc.balance_minor"
+            "SELECT acc.id, acc.owner_type, acc.owner_id, acc.asset_code, acc.balance_minor,"
+            " acc.lots_open_minor, acc.lots_made"
             " FROM accounts acc JOIN unnest(?::text[], ?::text[], ?::text[]) AS w(t, o, a)"
             " ON acc.owner_type = w.t AND acc.owner_id = w.o AND acc.asset_code = w.a"
             " ORDER BY acc.id" + (" FOR UPDATE OF acc" if lock else ""),
@@ -368,21 +413,26 @@ def _find_accounts(
             ),
         )
         by_key = {(a.owner_type.value, a.owner_id, a.asset_code): a for a in wanted}
-        for account_id, owner_type, owner_id, asset_code, balance in rows:
-            found[by_key[(owner_type, owner_id, asset_code)]] = LockedAccount(account_id, balance)
+        for account_id, owner_type, owner_id, asset_code, balance, open_minor, made in rows:
+            found[by_key[(owner_type, owner_id, asset_code)]] = LockedAccount(
+                account_id, balance, open_minor, made
+            )
         return found
     # SQLite: one statement for the whole batch, the wanted accounts passed as one JSON array
     # (a fixed SQL text, so the prepared statement is reused whatever the batch's size).
     rows = session.all(
-        "SELECT acc.id, acc.owner_type, acc.owner_id, acc.asset_code, acc.balance_minor"
+        "SELECT acc.id, acc.owner_type, acc.owner_id, acc.asset_code, acc.balance_minor,"
+        " acc.lots_open_minor, acc.lots_made"
         " FROM json_each(?) AS w CROSS JOIN accounts acc"
         " ON acc.owner_type = w.value ->> 0 AND acc.owner_id = w.value ->> 1"
         " AND acc.asset_code = w.value ->> 2",
         (orjson.dumps([[a.owner_type.value, a.owner_id, a.asset_code] for a in wanted]).decode(),),
     )
     by_key = {(a.owner_type.value, a.owner_id, a.asset_code): a for a in wanted}
-    for account_id, owner_type, owner_id, asset_code, balance in rows:
-        found[by_key[(owner_type, owner_id, asset_code)]] = LockedAccount(account_id, balance)
+    for account_id, owner_type, owner_id, asset_code, balance, open_minor, made in rows:
+        found[by_key[(owner_type, owner_id, asset_code)]] = LockedAccount(
+            account_id, balance, open_minor, made
+        )
     return found
 
 

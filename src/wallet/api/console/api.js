@@ -117,6 +117,7 @@ export function transactionKinds() {
 export const api = {
   assets: () => request("GET", "/assets"),
   balances: (userId) => request("GET", `/balance/${part(userId)}`),
+  lots: (userId, asset, query) => request("GET", `/balance/${part(userId)}/${part(asset)}/lots`, { query }),
   history: (userId, query) => request("GET", `/transaction/${part(userId)}/history`, { query }),
   transaction: (id) => request("GET", `/transaction/${part(id)}`),
   transactions: (query) => request("GET", "/transactions", { query }),

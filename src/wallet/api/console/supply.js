@@ -1,4 +1,5 @@
-// The supply screen: for one asset, where its supply is (treasury, users, pending holds), a
+// The supply screen: for one asset, its expiry policy, where its supply is (treasury, users,
+// pending holds, expired), a
 // chart of daily top-ups, bonuses and purchases over the last 30 days, and its daily limits.
 import { api } from "./api.js";
 import { barChart } from "./chart.js";
@@ -21,7 +22,15 @@ export function showSupply(main, code, assets) {
       h("a", { href: `#/supply/${a.code}`, "aria-current": a.code === asset.code ? "page" : null }, `${a.code} · ${a.name}`),
     ),
   );
-  const figures = h("section", { class: "panel", id: "supply", "aria-labelledby": "supply-title" }, h("h2", { id: "supply-title" }, `Supply of ${asset.name} (${asset.code})`));
+  const policy = asset.expires_after_days
+    ? `Its top-ups and bonuses expire ${asset.expires_after_days} days after they are made.`
+    : "Its credits never expire.";
+  const figures = h(
+    "section",
+    { class: "panel", id: "supply", "aria-labelledby": "supply-title" },
+    h("h2", { id: "supply-title" }, `Supply of ${asset.name} (${asset.code})`),
+    h("p", { class: "hint policy" }, policy),
+  );
   const activity = h("section", { class: "panel", id: "activity", "aria-labelledby": "activity-title" }, h("h2", { id: "activity-title" }, `Daily activity, last ${DAYS} days (UTC)`));
   main.replaceChildren(tabs, figures, activity, limitsPanel(asset));
   loadSupply(figures, asset);

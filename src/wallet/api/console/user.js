@@ -1,4 +1,5 @@
-// The user screen: find a user; balances with what is held and whether frozen; the freezes in
+// The user screen: find a user; balances with what is held and whether frozen; the credits that
+// expire (each asset's open lots, and what expires in the next 30 days); the freezes in
 // force and the freeze log (freeze, unfreeze); pending holds (capture, release); the history a
 // page at a time with filters; one transaction's entries and metadata, and its refund. #/users/<id>/<transaction id> opens the screen on that transaction.
 import { api, transactionKinds } from "./api.js";
@@ -8,6 +9,14 @@ import { transactionView } from "./transaction.js";
 
 const PAGE_SIZE = 10;
 const FREEZE_LOG_SIZE = 20;
+// Credits that expire: the lots shown per asset, the horizon of "expires soon", and how many
+// lots are read at most to add up what expires within it (lots come soonest first, so the
+// reading stops at the first lot beyond the horizon).
+const LOTS_SHOWN = 10;
+const EXPIRING_DAYS = 30;
+const LOT_PAGE_SIZE = 500;
+const LOT_PAGES_MAX = 4;
+const DAY_MS = 86_400_000;
 const REFUNDABLE = new Set(["topup", "bonus", "purchase"]);
 
 export function showUsers(main, userId, assets, transactionId) {
@@ -51,6 +60,7 @@ class UserScreen {
     this.cursors = [null]; // the cursor of each page seen so far: Newer goes back one
     this.opened = null;
     this.balances = panel("balances", "Balances");
+    this.lots = panel("lots", "Credits that expire");
     this.freezes = panel("freezes", "Freezes");
     this.holds = panel("holds", "Pending holds");
     this.detail = panel("detail", "Transaction");
@@ -60,7 +70,7 @@ class UserScreen {
       h(
         "div",
         { class: "columns" },
-        h("div", { class: "column" }, this.balances, this.freezes, this.detail),
+        h("div", { class: "column" }, this.balances, this.lots, this.freezes, this.detail),
         h("div", { class: "column wide" }, this.holds, this.history),
       ),
     );
@@ -82,6 +92,7 @@ class UserScreen {
     const body = this.balances.body;
     try {
       const { balances } = await api.balances(this.userId);
+      this.loadLots(balances);
       body.replaceChildren(
         table(
           `Balances of ${this.userId}`,
@@ -98,9 +109,66 @@ class UserScreen {
       return true;
     } catch (error) {
       body.replaceChildren(errorBox(error));
-      this.freezes.hidden = this.holds.hidden = this.history.hidden = true;
+      this.lots.hidden = this.freezes.hidden = this.holds.hidden = this.history.hidden = true;
       return false;
     }
+  }
+
+  // Each asset whose balance has lots (its `expiring` is not empty): what expires in the next
+  // EXPIRING_DAYS days, and the lots that expire soonest.
+  async loadLots(balances) {
+    const body = this.lots.body;
+    const withLots = balances.filter((b) => b.expiring?.length);
+    if (withLots.length === 0) {
+      body.replaceChildren(h("p", { class: "empty" }, "No credits that expire."));
+      return;
+    }
+    try {
+      const horizonMs = Date.now() + EXPIRING_DAYS * DAY_MS;
+      const sections = await Promise.all(withLots.map((b) => this.lotsOf(b.asset_code, horizonMs)));
+      body.replaceChildren(...sections.flat());
+    } catch (error) {
+      body.replaceChildren(errorBox(error));
+    }
+  }
+
+  async lotsOf(asset, horizonMs) {
+    const lots = [];
+    let cursor = null;
+    let pages = 0;
+    let more = false;
+    do {
+      const page = await api.lots(this.userId, asset, { limit: LOT_PAGE_SIZE, cursor });
+      lots.push(...page.items);
+      cursor = page.next_cursor;
+      pages += 1;
+      more = cursor !== null;
+    } while (more && pages < LOT_PAGES_MAX && Date.parse(lots.at(-1).expires_at) <= horizonMs);
+    const soon = lots.filter((lot) => Date.parse(lot.expires_at) <= horizonMs);
+    // Read up to the cap and every lot read is within the horizon: there may be more.
+    const atLeast = more && soon.length === lots.length ? "at least " : "";
+    const due = soon.length
+      ? `${atLeast}${sum(soon.map((lot) => lot.remaining))} ${asset} expire in the next ${EXPIRING_DAYS} days.`
+      : `Nothing of ${asset} expires in the next ${EXPIRING_DAYS} days.`;
+    const shown = lots.slice(0, LOTS_SHOWN);
+    const rows = shown.map((lot) => [
+      when(lot.expires_at),
+      lot.remaining,
+      lot.amount,
+      h(
+        "button",
+        { type: "button", "aria-label": `Open transaction ${lot.transaction_id}`, onclick: () => this.open(lot.transaction_id) },
+        "Open",
+      ),
+    ]);
+    const count = more ? `${lots.length}+` : `${lots.length}`;
+    return [
+      h("p", { class: "expiring-soon", "data-asset": asset }, due),
+      table(`Open lots of ${this.userId} in ${asset}, soonest first`, ["Expires (UTC)", "Remaining", "Amount", "Credit"], rows, {
+        numeric: [1, 2],
+      }),
+      lots.length > LOTS_SHOWN ? h("p", { class: "hint" }, `The ${LOTS_SHOWN} that expire soonest of ${count} open lots.`) : null,
+    ].filter(Boolean);
   }
 
   async loadFreezes() {
@@ -341,6 +409,11 @@ class UserScreen {
     status(message);
     await this.refresh();
   }
+}
+
+// The sum of decimal strings of one scale, exactly (no float touches an amount).
+function sum(amounts) {
+  return amounts.reduce((total, amount) => minus(total, `-${amount}`));
 }
 
 // a - b for two decimal strings of the same scale, exactly (no float touches an amount).

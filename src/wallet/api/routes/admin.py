@@ -19,7 +19,7 @@ from wallet.limits import (
     MONITOR_PAGE_SIZE_MAX,
     USER_ID_PATTERN,
 )
-from wallet.service.assets import new_asset
+from wallet.service.assets import asset_view, new_asset
 from wallet.service.freezes import OPEN_ACTOR, freeze_view
 from wallet.service.verify import verify_ledger
 
@@ -29,6 +29,7 @@ from ..jsonbody import ExactJSONRoute
 from ..models import (
     AssetCreate,
     AssetRead,
+    AssetUpdate,
     FreezeCreate,
     FreezeRead,
     FreezesRead,
@@ -67,7 +68,7 @@ def metrics(service: Service) -> Response:
 @router.get(
     "/admin/assets/{asset_code}/supply",
     response_model=SupplyRead,
-    summary="Where an asset's supply is: treasury, users, pending holds",
+    summary="Where an asset's supply is: treasury, users, pending holds, expired",
     responses=problems("asset_not_found", *COMMON),
 )
 def get_supply(
@@ -85,11 +86,34 @@ def get_supply(
     responses=problems("asset_exists", "payload_too_large", *COMMON),
 )
 def add_asset(body: AssetCreate, service: Service) -> dict[str, object]:
-    [asset] = service.assets.add([new_asset(body.code, body.name, body.scale, body.supply)])
-    return {"code": asset.code, "name": asset.name, "scale": asset.scale}
+    asset = new_asset(body.code, body.name, body.scale, body.supply, body.expires_after_days)
+    [added] = service.assets.add([asset])
+    return asset_view(added)
 
 
 AssetCodePath = Annotated[str, Path(pattern=ASSET_CODE_PATTERN, examples=["GC"])]
+
+
+@router.patch(
+    "/admin/assets/{asset_code}",
+    response_model=AssetRead,
+    summary="Change how long an asset's credits last, for the credits made from now on",
+    responses=problems("asset_not_found", "payload_too_large", *COMMON),
+)
+def update_asset(
+    asset_code: AssetCodePath, body: AssetUpdate, service: Service
+) -> dict[str, object]:
+    """`expires_after_days`: the top-ups and bonuses made after the change expire that many
+    days after they are made (null: never); the lots made before keep their expiry. The
+    change applies at once in the process that answers, and within 5 seconds in every other
+    process of the service. A body without the member changes nothing.
+    """
+    assets = service.assets
+    if "expires_after_days" not in body.model_fields_set:
+        return asset_view(assets.get(asset_code))
+    return asset_view(assets.set_expiry(asset_code, body.expires_after_days))
+
+
 UserIdPath = Annotated[str, Path(pattern=USER_ID_PATTERN, examples=["user_001"])]
 
 

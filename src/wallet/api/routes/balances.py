@@ -1,4 +1,4 @@
-"""A user's balances."""
+"""A user's balances, and an account's open lots."""
 
 import re
 from datetime import datetime
@@ -8,13 +8,19 @@ from fastapi import APIRouter, Path, Query
 from pydantic import AfterValidator, BeforeValidator
 from starlette.responses import Response
 
-from wallet.limits import ASSET_CODE_PATTERN, USER_ID_PATTERN
+from wallet.limits import (
+    ASSET_CODE_PATTERN,
+    CURSOR_LENGTH_MAX,
+    LOT_PAGE_SIZE_DEFAULT,
+    LOT_PAGE_SIZE_MAX,
+    USER_ID_PATTERN,
+)
 from wallet.service.clock import parse_instant_us
 
 from ..deps import Service
 from ..docs import COMMON, problems
-from ..models import BalanceRead, BalancesRead
-from ..responses import json_response
+from ..models import BalanceRead, BalancesRead, LotsRead
+from ..responses import json_response, page_response
 
 router = APIRouter(tags=["balances"])
 
@@ -75,3 +81,26 @@ async def get_balance(
     ] = None,
 ) -> Response:
     return json_response(await service.read(service.balances.get, user_id, asset_code, as_of))
+
+
+@router.get(
+    "/balance/{user_id}/{asset_code}/lots",
+    response_model=LotsRead,
+    summary="A user's open lots in one asset (credits that expire), soonest expiry first",
+    responses=problems("user_not_found", "asset_not_found", *COMMON),
+)
+async def get_lots(
+    user_id: UserIdPath,
+    asset_code: AssetPath,
+    service: Service,
+    limit: Annotated[int, Query(ge=1, le=LOT_PAGE_SIZE_MAX)] = LOT_PAGE_SIZE_DEFAULT,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=CURSOR_LENGTH_MAX)] = None,
+) -> Response:
+    """Each top-up or bonus of an asset whose credits expire (or with its own `expires_at`) is
+    a lot; it is open while something is left of it, and what is left moves to the asset's
+    `expired` account within a minute after `expires_at`. Credits made without an expiry are
+    no lot and never expire. `next_cursor` continues the list (null: no more). A user who has
+    no account in the asset has no lots.
+    """
+    page = await service.read(service.balances.lots, user_id, asset_code, limit, cursor)
+    return page_response(page)

@@ -5,6 +5,7 @@ from fastapi.responses import JSONResponse
 
 from wallet import __version__
 from wallet.domain.errors import Unavailable
+from wallet.service.assets import asset_view
 from wallet.service.health import ping
 
 from ..deps import Service
@@ -54,4 +55,4 @@ def health(service: Service) -> JSONResponse:
     responses=problems("unavailable", "internal_error"),
 )
 def list_assets(service: Service) -> list[dict[str, object]]:
-    return [{"code": a.code, "name": a.name, "scale": a.scale} for a in service.assets.refresh()]
+    return [asset_view(asset) for asset in service.assets.refresh()]

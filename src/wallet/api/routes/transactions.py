@@ -13,7 +13,7 @@ from wallet.limits import (
     HISTORY_PAGE_SIZE_MAX,
     USER_ID_PATTERN,
 )
-from wallet.service.transactions import TransactionInput, resolve_idempotency_key
+from wallet.service.transactions import resolve_idempotency_key
 
 from ..deps import IdempotencyKeyHeader, IdPath, KeyOwner, Service
 from ..docs import COMMON, problems
@@ -106,18 +106,7 @@ async def post_batch(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     key = resolve_idempotency_key(idempotency_key, body.idempotency_key)
-    items = [
-        TransactionInput(
-            transaction_type=item.transaction_type,
-            user_id=item.user_id,
-            asset_code=item.asset_code,
-            amount=item.amount,
-            description=item.description,
-            refund_of=item.refund_of,
-            metadata=item.metadata,
-        )
-        for item in body.transactions
-    ]
+    items = [item.to_item() for item in body.transactions]
     return outcome_response(await service.transactions.post_batch(items, key, key_owner), 201)
 
 

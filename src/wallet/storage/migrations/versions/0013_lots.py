@@ -6,6 +6,8 @@
   until an operator changes it; a new database's seed gives LP 365 days.
 - ``accounts.lots_open_minor``: the sum of what is left of the account's lots, kept by the writer
   under the account's lock, so a write on an account that has no open lot reads nothing more.
+- ``accounts.lots_made``: how many lots the account has had, kept likewise, so that a refund or a
+  release on an account that never had a lot looks up no draws.
 - ``lots``: a credit that expires (a top-up or bonus of an expiring asset, or one with its own
   ``expires_at``), made by the transaction ``transaction_id``, with what is left of it. A lot is
   open while something is left; the partial indexes hold only open lots, by account and by expiry.
@@ -15,7 +17,11 @@
 - ``transaction_types``: ``expiry``, what is left of a lot moving from its user to the asset's
   ``expired`` account; not refundable.
 
-Online on a live database: new tables, and two columns added with a constant default.
+PostgreSQL: ``lots_open_page(account, after_expires, after_id, page)``, a debit's next page of
+an account's open lots, planned without bitmap scans (storage/lots.py, open_lots_query, says
+why).
+
+Online on a live database: new tables, and three columns added with a constant default.
 
 Revision ID: 0013
 Revises: 0012
@@ -62,6 +68,8 @@ _SQLITE = [
        CHECK (expires_after_days IS NULL OR expires_after_days BETWEEN 1 AND 3650)""",
     """ALTER TABLE accounts ADD COLUMN lots_open_minor BIGINT NOT NULL DEFAULT 0
        CHECK (lots_open_minor >= 0)""",
+    """ALTER TABLE accounts ADD COLUMN lots_made BIGINT NOT NULL DEFAULT 0
+       CHECK (lots_made >= 0)""",
     *_TABLES,
 ]
 
@@ -74,7 +82,23 @@ _POSTGRESQL = [
     """ALTER TABLE accounts ADD CONSTRAINT accounts_lots_open_not_negative
        CHECK (lots_open_minor >= 0) NOT VALID""",
     "ALTER TABLE accounts VALIDATE CONSTRAINT accounts_lots_open_not_negative",
+    "ALTER TABLE accounts ADD COLUMN lots_made BIGINT NOT NULL DEFAULT 0",
+    """ALTER TABLE accounts ADD CONSTRAINT accounts_lots_made_not_negative
+       CHECK (lots_made >= 0) NOT VALID""",
+    "ALTER TABLE accounts VALIDATE CONSTRAINT accounts_lots_made_not_negative",
     *_TABLES,
+    # PL/pgSQL, not SQL: its plan is kept for the session, not made again at every call.
+    """CREATE FUNCTION lots_open_page(
+           account BIGINT, after_expires BIGINT, after_id TEXT, page INTEGER
+       ) RETURNS SETOF lots LANGUAGE plpgsql STABLE
+       SET enable_bitmapscan = off
+       AS $$
+       BEGIN
+         RETURN QUERY SELECT * FROM lots l WHERE l.account_id = account
+            AND l.remaining_minor > 0 AND (l.expires_at_us, l.id) > (after_expires, after_id)
+          ORDER BY l.expires_at_us, l.id LIMIT page;
+       END
+       $$""",
 ]
 
 
