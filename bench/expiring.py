@@ -7,7 +7,8 @@ Every asset gets ``expires_after_days`` (so every top-up and bonus of the run ma
 every bench user's opening top-up (bench/populate.py's) becomes a lot of its whole amount,
 expiring ``--days`` after it was made, as if the policy had been on when it was made: each
 purchase of the run then takes from lots, soonest first, before any credit without expiry.
-Written the way the service keeps lots: one row per lot, and the account's ``lots_open_minor``.
+Written the way the service keeps lots: one row per lot, and the account's ``lots_open_minor``
+and ``lots_made``.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def main() -> None:
             ],
         )
         session.run_many(
-            "UPDATE accounts SET lots_open_minor = lots_open_minor + ? WHERE id = ?",
+            "UPDATE accounts SET lots_open_minor = lots_open_minor + ?, lots_made = lots_made + 1"
+            " WHERE id = ?",
             [(amount, account_id) for _, account_id, amount, _ in openings],
         )
     database.close()

@@ -130,9 +130,9 @@ def main() -> None:
     load = run.LoadSettings(2, 32, 1, args.users)
     runs: dict[str, dict[str, Any]] = {}
     with run.fresh_database(backend, workdir, args.postgresql or "") as url:
-        run.populate("python3", url, args.users, cpu=1)
+        run.populate(sys.executable, url, args.users, cpu=1)
         env = {"DATABASE_URL": url, "WALLET_LOG_LEVEL": "warning"}
-        server = run.Server("service", ["python3", "main.py"], env, 0, workdir / "server.log")
+        server = run.Server("service", [sys.executable, "main.py"], env, 0, workdir / "server.log")
         server.start()
         name = url.rsplit("/", 1)[1] if args.postgresql else None
         try:

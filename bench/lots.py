@@ -21,6 +21,7 @@ import json
 import os
 import random
 import statistics
+import sys
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -82,7 +83,7 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="wallet-lots-"))
     with run.fresh_database(backend, workdir, args.postgresql or "") as url:
         env = {"DATABASE_URL": url, "WALLET_LOG_LEVEL": "warning"}
-        server = run.Server("service", ["python3", "main.py"], env, 0, workdir / "server.log")
+        server = run.Server("service", [sys.executable, "main.py"], env, 0, workdir / "server.log")
         server.start()
         try:
             with httpx.Client(base_url=server.url, timeout=30) as client:
