@@ -163,6 +163,16 @@ SHUTDOWN_GRACE_S = 10
 # so that a request its client has already sent is answered rather than reset.
 SHUTDOWN_IDLE_LINGER_S = 1.0
 
+# The service's relay process (relay_process.py, WALLET_EVENTS_RELAY=process): one that ends
+# unasked is started again after RELAY_PROCESS_RESTART_S, doubled at each restart while it keeps
+# ending within RELAY_PROCESS_STEADY_S of its start, up to RELAY_PROCESS_RESTART_MAX_S. On
+# shutdown it has RELAY_PROCESS_STOP_S to give its leases back (a delivery in flight may take
+# WALLET_WEBHOOK_TIMEOUT_S), then it is killed.
+RELAY_PROCESS_RESTART_S = 1.0
+RELAY_PROCESS_RESTART_MAX_S = 30.0
+RELAY_PROCESS_STEADY_S = 60.0
+RELAY_PROCESS_STOP_S = 15.0
+
 # The event stream (service/stream.py, NATS JetStream). A connection is given
 # EVENTS_NATS_CONNECT_TIMEOUT_S per attempt, and EVENTS_NATS_RECONNECTS_MAX attempts (one every
 # EVENTS_NATS_RECONNECT_WAIT_S) before it is given up; the next event to deliver connects again.
