@@ -42,4 +42,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8000') + '/health', timeout=4)"]
 
+# The service starts its webhook and stream deliveries as a child process of its own (`wallet
+# relay`, WALLET_EVENTS_RELAY=process), restarted if it dies and stopped with the service: the
+# one command runs both, and a CPU beyond the first serves the deliveries.
 CMD ["python", "main.py"]

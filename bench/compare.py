@@ -56,6 +56,9 @@ until the endpoint's ``last_delivered_position`` (polled every 20 ms) reached th
 (``not drained`` after ``--drain-timeout`` seconds, default 60); also the receiver's CPU per
 request, which is counted as the run's and not as other processes' noise. Repeats, deliveries
 without the Standard Webhooks headers and refused requests are counted when there are any.
+A build whose service delivers from a child process of its own (WALLET_EVENTS_RELAY=process,
+relay_process.py) has that child moved to ``--relay-cpu`` (CPU 1, with wrk), as ``--relay-process``
+places its `wallet relay`; its CPU time is the run's.
 
 Printed per run: throughput, p50 and p99 latency, the server's CPU per request and its CPU share,
 and from the service's own metrics the mean unit of work (commands, milliseconds); then per
@@ -91,6 +94,7 @@ WARM_CHUNK_BYTES = 1 << 20
 HISTORY_S = 5.0
 # BUILD_DIR:MODE: the script of bench/ that configures each run's database for MODE.
 CONFIGURATORS = {"protected": "protect.py", "expiring": "expiring.py"}
+RELAY_CHILD_WAIT_S = 10.0
 
 
 def mean_of(metrics: str, name: str) -> float:
@@ -170,7 +174,7 @@ def measure(
                 relay = start_relay(build, env, args, workdir / "relay.log")
             server = run.Server(target, argv, env, 0, workdir / "server.log").start()
             receiver = Receiver(args.receiver_cpu).start() if args.webhook else None
-            helpers = [] if relay is None else [relay.pid]
+            helpers = [relay.pid] if relay is not None else relay_children(build, server, args)
             try:
                 result = measure_server(
                     server, receiver, posts, load, database, args, round_number, helpers
@@ -205,6 +209,35 @@ def configure(build: Path, script: str, database_url: str, args: argparse.Namesp
 
 def has_relay_command(build: Path) -> bool:
     return "def relay(" in (build / "src" / "wallet" / "cli.py").read_text()
+
+
+def relay_children(build: Path, server: run.Server, args: argparse.Namespace) -> list[int]:
+    """The relay process a build's service starts as its child (WALLET_EVENTS_RELAY=process),
+    moved with all its threads to --relay-cpu: started by a service pinned to CPU 0, it would
+    otherwise share the service's CPU on a 2-CPU machine. Its CPU time is the run's."""
+    if not (build / "src" / "wallet" / "relay_process.py").exists():
+        return []
+    deadline = time.monotonic() + RELAY_CHILD_WAIT_S
+    while not (children := child_pids(server.pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in children:
+        pin_threads(pid, args.relay_cpu)
+    return children
+
+
+def child_pids(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            found.extend(int(child) for child in (task / "children").read_text().split())
+    return found
+
+
+def pin_threads(pid: int, cpu: int) -> None:
+    """Pin every thread of ``pid`` to ``cpu`` (those it starts later inherit it from theirs)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            os.sched_setaffinity(int(task.name), {cpu})
 
 
 def start_relay(
@@ -351,7 +384,12 @@ def main() -> int:
         help="deliver webhooks from a `wallet relay` process (on --relay-cpu) and start the"
         " service with WALLET_EVENTS_RELAY=false, where the build has the command",
     )
-    parser.add_argument("--relay-cpu", type=int, default=1)
+    parser.add_argument(
+        "--relay-cpu",
+        type=int,
+        default=1,
+        help="the CPU of the relay process: --relay-process's, or the one the service starts",
+    )
     parser.add_argument(
         "--connections",
         type=int,

@@ -18,6 +18,10 @@ from wallet.api import create_app
 from wallet.config import Settings
 
 BACKENDS = ["sqlite", "postgresql"]
+# An app made in this process delivers from its own event loop, as it did before the service had
+# a relay process: a child per app would cost every test a process start (and tests move the
+# clock). Server processes (tests/support/server.py) run the default, a relay process each.
+os.environ["WALLET_EVENTS_RELAY"] = "inline"
 # Set it to a seed that a failure printed to run the same random choices again.
 SEED_VARIABLE = "WALLET_TEST_SEED"
 _SEED = pytest.StashKey[int]()

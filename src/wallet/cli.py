@@ -20,6 +20,7 @@ import csv
 import dataclasses
 import io
 import json
+import logging
 import os
 import re
 import signal
@@ -52,6 +53,7 @@ from wallet.limits import (
     SCALE_MAX,
     USER_ID_PATTERN,
 )
+from wallet.logs import configure_logging
 from wallet.service.admin import migrate_database, seed_database
 from wallet.service.assets import AssetCatalog, new_asset
 from wallet.service.balances import Balances
@@ -70,6 +72,8 @@ from wallet.storage.freezes import StoredFreeze
 from wallet.storage.keys import StoredKey
 from wallet.storage.limits import EVERY_USER
 from wallet.storage.monitors import Monitor
+
+log = logging.getLogger(__name__)
 
 EXIT_BOOKS_DO_NOT_BALANCE = 1
 EXIT_LEDGER_ERROR = 65
@@ -155,18 +159,26 @@ def serve(database_url: str | None) -> None:
 
 @main.command()
 @database_url_option
-def relay(database_url: str | None) -> None:
+@click.option(
+    "--supervised",
+    is_flag=True,
+    hidden=True,
+    help="Started by the service (WALLET_EVENTS_RELAY=process): stop when stdin ends.",
+)
+def relay(database_url: str | None, supervised: bool) -> None:
     """Push events to the webhook endpoints and the stream, and serve no API.
 
-    Run it beside service processes started with WALLET_EVENTS_RELAY=false, so that delivering
-    takes none of their CPU. Any number may run: each relay is served by one process at a time
-    (a lease). Stops on SIGTERM or Ctrl-C, giving its leases back.
+    Each service process starts one of its own (WALLET_EVENTS_RELAY=process, the default). Run
+    it by hand beside service processes started with WALLET_EVENTS_RELAY=off, to deliver from
+    other machines. Any number may run: each relay is served by one process at a time (a
+    lease). Stops on SIGTERM or Ctrl-C, giving its leases back.
     """
     settings = _settings(database_url)
-    asyncio.run(_relay(settings))
+    configure_logging(settings)
+    asyncio.run(_relay(settings, supervised))
 
 
-async def _relay(settings: Settings) -> None:
+async def _relay(settings: Settings, supervised: bool) -> None:
     # Imported here, as the server is: the relays' stack takes a while to import.
     from wallet.service.wallet import WalletService
 
@@ -176,8 +188,17 @@ async def _relay(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signal_number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signal_number, stop.set)
+    if supervised:
+        # Standard input is a pipe from the service that started this process: its end means
+        # the service is gone (even killed), and so is the reason to deliver.
+        def read_input() -> None:
+            if not os.read(sys.stdin.fileno(), 4096):
+                loop.remove_reader(sys.stdin.fileno())
+                stop.set()
+
+        loop.add_reader(sys.stdin.fileno(), read_input)
     service.relays.start()
-    click.echo(f"wallet relay {service.relays.owner}: delivering events", err=True)
+    log.info("wallet relay %s: delivering events", service.relays.owner)
     try:
         await stop.wait()
     finally:

@@ -78,10 +78,12 @@ class Settings(BaseSettings):
     # Event relays (limits.py): the lease a process holds on a relay it serves (renewed every
     # third of it), how often the runner looks for work, and one webhook delivery's deadline.
     events_lease_s: float = Field(default=EVENTS_LEASE_S, gt=0)
-    # Whether this process pushes events to the relays (webhooks, the stream). false: it only
-    # serves the API, and `wallet relay` processes deliver (a delivery costs CPU that the API's
-    # requests would otherwise have: bench/README.md, "Events").
-    events_relay: bool = True
+    # Who pushes this service's events to the relays (webhooks, the stream): `process`, a
+    # `wallet relay` child of the service (relay_process.py), so that deliveries take none of the
+    # API's CPU or interpreter lock (bench/README.md, "Events"); `inline`, the service's own event
+    # loop (tests that move the service's clock need it); `off`, none: `wallet relay` processes
+    # run beside it. `true` and `false` (the older values) mean `process` and `off`.
+    events_relay: Literal["process", "inline", "off"] = "process"
     events_relay_poll_s: float = Field(default=EVENTS_RELAY_POLL_S, gt=0)
     webhook_timeout_s: float = Field(default=WEBHOOK_TIMEOUT_S, gt=0)
 
@@ -89,6 +91,16 @@ class Settings(BaseSettings):
     @classmethod
     def _lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("events_relay", mode="before")
+    @classmethod
+    def _relay_mode(cls, value: object) -> object:
+        if isinstance(value, bool):
+            return "process" if value else "off"
+        if isinstance(value, str):
+            value = value.lower()
+            return {"true": "process", "false": "off"}.get(value, value)
+        return value
 
     @property
     def backend(self) -> Backend:

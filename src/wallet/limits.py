@@ -186,6 +186,16 @@ SHUTDOWN_GRACE_S = 10
 # so that a request its client has already sent is answered rather than reset.
 SHUTDOWN_IDLE_LINGER_S = 1.0
 
+# The service's relay process (relay_process.py, WALLET_EVENTS_RELAY=process): one that ends
+# unasked is started again after RELAY_PROCESS_RESTART_S, doubled at each restart while it keeps
+# ending within RELAY_PROCESS_STEADY_S of its start, up to RELAY_PROCESS_RESTART_MAX_S. On
+# shutdown it has RELAY_PROCESS_STOP_S to give its leases back (a delivery in flight may take
+# WALLET_WEBHOOK_TIMEOUT_S), then it is killed.
+RELAY_PROCESS_RESTART_S = 1.0
+RELAY_PROCESS_RESTART_MAX_S = 30.0
+RELAY_PROCESS_STEADY_S = 60.0
+RELAY_PROCESS_STOP_S = 15.0
+
 # The event stream (service/stream.py, NATS JetStream). A connection is given
 # EVENTS_NATS_CONNECT_TIMEOUT_S per attempt, and EVENTS_NATS_RECONNECTS_MAX attempts (one every
 # EVENTS_NATS_RECONNECT_WAIT_S) before it is given up; the next event to deliver connects again.
@@ -212,7 +222,9 @@ EVENTS_RELAY_POLL_S = 0.25
 # Acknowledged deliveries are recorded (cursor, attempts) together, at least this often and at
 # the end of each batch read: a crash makes at most that many events go again.
 RELAY_FLUSH_INTERVAL_S = 0.1
-RELAY_BATCH_SIZE = 100
+# 1,000: a relay that keeps up with a few thousand events a second then records (one unit of work
+# on the ledger's database) every RELAY_FLUSH_INTERVAL_S, not every 100 events.
+RELAY_BATCH_SIZE = 1_000
 RELAY_RETRY_FIRST_MAX_S = 5.0
 RELAY_RETRY_DELAY_MAX_S = 3600.0
 RELAY_FAILING_MAX_S = 3 * 86_400

@@ -88,6 +88,8 @@ def hooks(database_url: str, seed: int, receiver: WebhookReceiver) -> Iterator[H
         database_url=database_url,
         events_lease_s=3,
         events_relay_poll_s=0.02,
+        # In this process: the tests move its clock (backoff, leases).
+        events_relay="inline",
         webhook_timeout_s=TIMEOUT_S,
     )
     service = WalletService(settings, clock=clock, rng=random.Random(seed))

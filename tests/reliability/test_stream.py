@@ -256,6 +256,8 @@ def test_a_relay_killed_mid_stream_leaves_nothing_missing_and_nothing_doubled(
         # A dead process's lease lapses in 2 s.
         "WALLET_EVENTS_LEASE_S": "2",
         "WALLET_EVENTS_RELAY_POLL_S": "0.05",
+        # The service's own process publishes, so that the SIGKILL below hits the relay.
+        "WALLET_EVENTS_RELAY": "inline",
     }
     first = ServerProcess(database_url, tmp_path / "first.log", **env).start()
     written = threading.Event()

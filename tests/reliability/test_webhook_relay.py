@@ -26,6 +26,9 @@ RELAY_ENV = {
     "WALLET_EVENTS_LEASE_S": str(LEASE_S),
     "WALLET_EVENTS_RELAY_POLL_S": "0.05",
     "WALLET_SEED": "true",
+    # Each server process delivers itself, so that the lease's holder is the server killed below
+    # (test_relay_process.py kills the relay process a service starts).
+    "WALLET_EVENTS_RELAY": "inline",
 }
 
 pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)

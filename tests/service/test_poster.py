@@ -1,5 +1,6 @@
 """poster.py against real sockets: a scripted HTTP server on loopback answers each request as the
-test says, and records the request lines and headers it read."""
+test says, and records the request lines and headers it read. The poster blocks: each post runs
+on a thread, while the server's loop goes on."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from wallet.service.poster import Poster, PostFailed
+
+TIMEOUT_S = 10.0
 
 Answer = Callable[[asyncio.StreamWriter, int], Awaitable[bool]]
 
@@ -57,6 +60,10 @@ def run(answer: Answer, scenario: Callable[[str], Awaitable[None]]) -> Scripted:
     return scripted
 
 
+async def post(poster: Poster, headers: bytes = b"") -> int:
+    return await asyncio.to_thread(poster.post, b"{}", headers, TIMEOUT_S)
+
+
 async def ok(writer: asyncio.StreamWriter, number: int) -> bool:
     writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
     await writer.drain()
@@ -77,7 +84,7 @@ def test_an_interim_answer_is_passed_over_and_each_request_gets_its_own() -> Non
     async def scenario(url: str) -> None:
         poster = Poster(url + "/hooks", 4096, "test")
         for _ in range(3):
-            statuses.append(await poster.post(b"{}", {"webhook-id": "x"}))
+            statuses.append(await post(poster, b"webhook-id: x\r\n"))
         poster.close()
 
     scripted = run(early_hints_then_status, scenario)
@@ -89,7 +96,7 @@ def test_a_url_is_sent_as_a_client_sends_it() -> None:
     async def scenario(url: str) -> None:
         port = url.rsplit(":", 1)[1]
         poster = Poster(f"http://user:p%40ss@127.0.0.1:{port}/a b/é?q=ä", 4096, "test")
-        assert await poster.post(b"{}", {}) == 204
+        assert await post(poster) == 204
         poster.close()
 
     scripted = run(ok, scenario)
@@ -111,7 +118,7 @@ def test_a_kept_connection_the_server_closed_is_tried_once_more() -> None:
     async def scenario(url: str) -> None:
         poster = Poster(url, 4096, "test")
         for _ in range(3):
-            statuses.append(await poster.post(b"{}", {}))
+            statuses.append(await post(poster))
         poster.close()
 
     scripted = run(one_answer_per_connection, scenario)
@@ -130,8 +137,8 @@ def test_an_answer_cut_after_its_head_stands_and_the_request_is_not_sent_again()
 
     async def scenario(url: str) -> None:
         poster = Poster(url, 4096, "test")
-        assert await poster.post(b"{}", {}) == 204
-        assert await poster.post(b"{}", {}) == 200
+        assert await post(poster) == 204
+        assert await post(poster) == 200
         poster.close()
 
     scripted = run(head_then_reset, scenario)
@@ -146,8 +153,40 @@ def test_a_connection_that_fails_before_any_answer_on_a_new_connection_is_a_fail
     async def scenario(url: str) -> None:
         poster = Poster(url, 4096, "test")
         with pytest.raises(PostFailed):
-            await poster.post(b"{}", {})
+            await post(poster)
         poster.close()
 
     scripted = run(reset, scenario)
     assert len(scripted.heads) == 1
+
+
+def test_an_answer_that_does_not_come_in_time_is_a_timeout() -> None:
+    async def silent(writer: asyncio.StreamWriter, number: int) -> bool:
+        await asyncio.sleep(5)
+        return False
+
+    async def scenario(url: str) -> None:
+        poster = Poster(url, 4096, "test")
+        with pytest.raises(TimeoutError):
+            await asyncio.to_thread(poster.post, b"{}", b"", 0.2)
+        poster.close()
+
+    run(silent, scenario)
+
+
+def test_closing_from_another_thread_ends_a_post_that_waits_for_its_answer() -> None:
+    async def silent(writer: asyncio.StreamWriter, number: int) -> bool:
+        await asyncio.sleep(5)
+        return False
+
+    async def scenario(url: str) -> None:
+        poster = Poster(url, 4096, "test")
+        waiting = asyncio.ensure_future(asyncio.to_thread(poster.post, b"{}", b"", TIMEOUT_S))
+        await asyncio.sleep(0.2)
+        started = asyncio.get_running_loop().time()
+        poster.close()
+        with pytest.raises((PostFailed, OSError)):
+            await waiting
+        assert asyncio.get_running_loop().time() - started < TIMEOUT_S / 2
+
+    run(silent, scenario)

@@ -53,7 +53,9 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         env = {
-            **os.environ,
+            # The service's own default (a relay process) unless the test asks for another:
+            # tests/conftest.py sets inline for the apps made in the test's process.
+            **{k: v for k, v in os.environ.items() if k != "WALLET_EVENTS_RELAY"},
             "DATABASE_URL": self.database_url,
             "PORT": str(self.port),
             "WALLET_HOST": "127.0.0.1",

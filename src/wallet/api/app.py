@@ -30,6 +30,7 @@ from wallet.limits import (
     REQUEST_BODY_BYTES_MAX,
 )
 from wallet.priority import lower_thread_priority
+from wallet.relay_process import RelayProcess
 from wallet.service.commands import InternalError
 from wallet.service.wallet import WalletService
 
@@ -65,6 +66,10 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         wallet.start()
         wallet.database.bind_event_loop_thread()
+        # Before the loop lowers its priority, which the relay process would inherit.
+        relay_process = RelayProcess(settings) if settings.events_relay == "process" else None
+        if relay_process is not None:
+            relay_process.start()
         # The writer thread has started: from here on, the loop yields to it (priority.py).
         lower_thread_priority(settings.loop_nice)
         _announce_auth(wallet)
@@ -80,7 +85,7 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
             asyncio.create_task(prune_events(wallet)),
             asyncio.create_task(refresh_assets(wallet, ASSET_POLICY_REFRESH_INTERVAL_S)),
         ]
-        if settings.events_relay:
+        if settings.events_relay == "inline":
             wallet.relays.start()
         try:
             yield
@@ -91,6 +96,8 @@ def create_app(settings: Settings | None = None, service: WalletService | None =
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await wallet.relays.stop()
+            if relay_process is not None:
+                await anyio.to_thread.run_sync(relay_process.stop)
             wallet.stop()
 
     app = WalletApp(

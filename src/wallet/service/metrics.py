@@ -122,10 +122,12 @@ class Metrics:
                     counted = self._committed[labels] = self.transactions.labels(*labels)
                 counted.inc()
 
-    def count_delivery(self, relay: str, *, acknowledged: bool) -> None:
-        self.relay_deliveries.labels(relay, "acknowledged" if acknowledged else "failed").inc()
-        if not acknowledged:
-            self.relay_failures.labels(relay).inc()
+    def count_deliveries(self, relay: str, *, acknowledged: int, failed: int) -> None:
+        if acknowledged:
+            self.relay_deliveries.labels(relay, "acknowledged").inc(acknowledged)
+        if failed:
+            self.relay_deliveries.labels(relay, "failed").inc(failed)
+            self.relay_failures.labels(relay).inc(failed)
 
     def observe_relay_lag(
         self, relay: str, positions: int, oldest_pending_us: int | None, now_us: int

@@ -1,12 +1,15 @@
 """One HTTP/1.1 connection that POSTs to one URL, request after request: the webhook sink's
-transport.
+transport, on a blocking socket, called from the relay runner's delivery threads.
 
 Why not a general HTTP client: the relay sends one event per request, one at a time, and on
-loopback httpx took about 1 ms of CPU per POST where this takes about 0.1 ms (bench/README.md,
+loopback httpx took about 1 ms of CPU per POST where this takes a few µs (bench/README.md,
 "Events"); at the rate a game writes, that is the difference between an endpoint that keeps up
-and one that falls behind. It does one thing: write a POST with a body and its headers, and read
-the answer with httptools (the C parser the server uses too) up to its status, reading at most
-``answer_bytes_max`` of its body. A redirect is an answer like any other (never followed).
+and one that falls behind. Why blocking: a delivery waits for its answer before the next goes,
+so an event loop would only add its own wake-ups, futures and timers to every event; a thread
+that blocks in the socket holds no lock meanwhile. It does one thing: write a POST with a body
+and its headers, and read the answer with httptools (the C parser the server uses too) up to its
+status, reading at most ``answer_bytes_max`` of its body. A redirect is an answer like any other
+(never followed).
 
 The connection is kept while the server keeps it; a request on a kept connection that the
 server had closed meanwhile (nothing came back) is sent once more on a new one. At least once
@@ -15,9 +18,11 @@ allows it: the receiver tells a repeat by its ``webhook-id``.
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import socket
 import ssl
+import struct
+import time
 from urllib.parse import unquote
 
 import httptools
@@ -89,54 +94,49 @@ class Poster:
             head += f"Authorization: Basic {base64.b64encode(credentials).decode()}\r\n"
         self._head = head.encode("ascii")
         self._answer_bytes_max = answer_bytes_max
-        self._reader: asyncio.StreamReader | None = None
-        self._writer: asyncio.StreamWriter | None = None
+        self._socket: socket.socket | None = None
+        self._closed = False
 
-    async def post(self, body: bytes, headers: dict[str, str]) -> int:
-        """Send ``body`` with ``headers``; the final answer's status. Raises PostFailed or
-        OSError. Unbounded in time: the caller bounds the whole exchange."""
-        request = b"%s%sContent-Length: %d\r\n\r\n%s" % (
-            self._head,
-            "".join(f"{name}: {value}\r\n" for name, value in headers.items()).encode("ascii"),
-            len(body),
-            body,
-        )
-        reused = self._writer is not None
+    def post(self, body: bytes, headers: bytes, timeout_s: float) -> int:
+        """Send ``body`` with ``headers`` (lines, each ending in CRLF); the final answer's status.
+        Raises PostFailed, TimeoutError (no answer within ``timeout_s``, for the whole exchange)
+        or OSError."""
+        deadline = time.monotonic() + timeout_s
+        request = b"%s%sContent-Length: %d\r\n\r\n%s" % (self._head, headers, len(body), body)
+        reused = self._socket is not None
         try:
-            return await self._exchange(request)
+            return self._exchange(request, deadline)
         except _NoAnswer:
-            self.close()
-            if not reused:
+            self._drop()
+            if not reused or self._closed:
                 raise
         except BaseException:
-            self.close()
+            self._drop()
             raise
         # The server had closed the kept connection, and nothing came back: once more, on a
         # new one.
         try:
-            return await self._exchange(request)
+            return self._exchange(request, deadline)
         except BaseException:
-            self.close()
+            self._drop()
             raise
 
-    async def _exchange(self, request: bytes) -> int:
-        if self._writer is None:
-            self._reader, self._writer = await asyncio.open_connection(
-                self._host,
-                self._port,
-                ssl=self._tls,
-                server_hostname=self._host if self._tls else None,
-                limit=_READ_BYTES,
-            )
-        assert self._reader is not None
+    def _exchange(self, request: bytes, deadline: float) -> int:
+        if self._closed:
+            raise PostFailed("the poster is closed")
+        connection = self._socket
+        if connection is None:
+            connection = self._connect(deadline)
         answer = _Answer()
         parser = httptools.HttpResponseParser(answer)
         answer.parser = parser
         received = 0
         try:
-            self._writer.write(request)
+            connection.settimeout(_left_s(deadline))
+            connection.sendall(request)
             while not answer.complete:
-                data = await self._reader.read(_READ_BYTES)
+                connection.settimeout(_left_s(deadline))
+                data = connection.recv(_READ_BYTES)
                 if not data:
                     if answer.head_done:
                         # The answer's status came: it stands, whatever became of its body.
@@ -158,18 +158,54 @@ class Poster:
             if not answer.complete:
                 raise PostFailed(f"not an HTTP answer: {error}") from None
             # Bytes after the answer that are not one: the answer stands, the connection goes.
-            self.close()
+            self._drop()
             return answer.status
         if not (answer.complete and answer.keep_alive):
-            self.close()
+            self._drop()
         return answer.status
 
+    def _connect(self, deadline: float) -> socket.socket:
+        connection = socket.create_connection((self._host, self._port), timeout=_left_s(deadline))
+        try:
+            connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls is not None:
+                connection.settimeout(_left_s(deadline))
+                connection = self._tls.wrap_socket(connection, server_hostname=self._host)
+        except BaseException:
+            connection.close()
+            raise
+        self._socket = connection
+        if self._closed:  # closed meanwhile, from another thread
+            self._drop()
+            raise PostFailed("the poster is closed")
+        return connection
+
     def close(self) -> None:
-        if self._writer is not None:
-            # abort, not close: nothing of ours is worth sending any more, and a server that
-            # stopped reading must not keep the socket open.
-            self._writer.transport.abort()
-        self._reader = self._writer = None
+        """Drop the connection, and post no more; from any thread, also while a post waits on
+        it (which then fails at once, and is not sent again)."""
+        self._closed = True
+        self._drop()
+
+    def _drop(self) -> None:
+        connection, self._socket = self._socket, None
+        if connection is None:
+            return
+        # An abort, not a close: nothing of ours is worth sending any more, and a server that
+        # stopped reading must not keep the socket open (no linger: a reset).
+        try:
+            connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        connection.close()
+
+
+def _left_s(deadline: float) -> float:
+    """What is left until ``deadline``; TimeoutError once it has passed."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the deadline passed")
+    return left
 
 
 class _NoAnswer(PostFailed):

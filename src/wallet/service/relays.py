@@ -16,7 +16,11 @@ Invariants it owns:
   has failed for RELAY_FAILING_MAX_S is disabled. A success ends the run of failures.
 
 Each relay this process holds has a task of its own (one slow endpoint never delays another),
-under the one runner task the app's lifespan starts. Instants (leases, backoff, lag) come from
+under the one runner task that ``start`` makes. A sink delivers a run of events at a time
+(``Sink.deliver_each``: until one fails, or for at most RELAY_FLUSH_INTERVAL_S), so that what
+each event costs is the delivery itself: the webhook sink delivers on a blocking socket, on a
+thread of the runner's (``run_blocking``, one per relay at most), with no event-loop wake-up,
+future or timer per event. Instants (leases, backoff, lag) come from
 the service's clock; the pace of polling from asyncio's sleeps. The runner writes through one
 connection of its own, on one thread, whose commits do not wait for the disk
 (storage/relays.lighten_commits): what a crash loses of them is an event delivered again.
@@ -36,7 +40,7 @@ import random
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol, TypeVar
 
@@ -49,6 +53,7 @@ from wallet.limits import (
     RELAY_FLUSH_INTERVAL_S,
     RELAY_RETRY_DELAY_MAX_S,
     RELAY_RETRY_FIRST_MAX_S,
+    WEBHOOK_ENDPOINTS_MAX,
 )
 from wallet.storage import Database, Session
 from wallet.storage import events as event_store
@@ -80,13 +85,82 @@ class DeliveryFailed(Exception):
 
 
 class Sink(Protocol):
-    """Where a relay's events go. ``deliver`` returns once the event is acknowledged (the answer's
-    status code, if it has one) and raises DeliveryFailed otherwise; it is never called again
-    before it returned."""
+    """Where a relay's events go. ``deliver_each`` delivers ``events`` in order, each only once
+    the one before was acknowledged, and stops after the first that was not, or before the next
+    once ``time.monotonic()`` reaches ``until``; it returns the attempts made (``deliver_each``
+    or ``deliver_each_async`` below), all acknowledged but perhaps the last. It is never called
+    again before it returned."""
 
-    async def deliver(self, event: StoredEvent, body: bytes) -> int | None: ...
+    async def deliver_each(
+        self, events: Sequence[StoredEvent], until: float
+    ) -> list[DeliveryAttempt]: ...
 
     async def close(self) -> None: ...
+
+
+# Delivers one event (its body is render_event's bytes): returns once it is acknowledged (the
+# answer's status code, if it has one), raises DeliveryFailed otherwise.
+DeliverOne = Callable[[StoredEvent, bytes], "int | None"]
+DeliverOneAsync = Callable[[StoredEvent, bytes], Awaitable["int | None"]]
+
+
+def deliver_each(
+    events: Sequence[StoredEvent], until: float, deliver: DeliverOne, clock: Clock
+) -> list[DeliveryAttempt]:
+    """``Sink.deliver_each`` for a sink that delivers one event by a blocking call."""
+    attempts: list[DeliveryAttempt] = []
+    for event in events:
+        if time.monotonic() >= until:
+            break
+        started = time.monotonic()
+        try:
+            status_code, error = deliver(event, render_event(event)), None
+        except Exception as failure:
+            status_code, error = _failure(event, failure)
+        attempts.append(_attempt(event, started, status_code, error, clock))
+        if error is not None:
+            break
+    return attempts
+
+
+async def deliver_each_async(
+    events: Sequence[StoredEvent], until: float, deliver: DeliverOneAsync, clock: Clock
+) -> list[DeliveryAttempt]:
+    """``Sink.deliver_each`` for a sink that delivers one event by a coroutine."""
+    attempts: list[DeliveryAttempt] = []
+    for event in events:
+        if time.monotonic() >= until:
+            break
+        started = time.monotonic()
+        try:
+            status_code, error = await deliver(event, render_event(event)), None
+        except Exception as failure:
+            status_code, error = _failure(event, failure)
+        attempts.append(_attempt(event, started, status_code, error, clock))
+        if error is not None:
+            break
+    return attempts
+
+
+def _failure(event: StoredEvent, failure: Exception) -> tuple[int | None, str]:
+    """The status code and the error of a delivery that raised ``failure``."""
+    if isinstance(failure, DeliveryFailed):
+        return failure.status_code, str(failure) or "delivery failed"
+    log.error("a sink failed on event %s", event.position, exc_info=failure)
+    return None, f"{type(failure).__name__}: {failure}"
+
+
+def _attempt(
+    event: StoredEvent, started: float, status_code: int | None, error: str | None, clock: Clock
+) -> DeliveryAttempt:
+    return DeliveryAttempt(
+        event_id=event.id,
+        position=event.position,
+        status_code=status_code,
+        error=None if error is None else error[:RELAY_ERROR_LENGTH_MAX],
+        duration_ms=round((time.monotonic() - started) * 1000),
+        attempted_at_us=clock.now_us(),
+    )
 
 
 # Builds the sink of a relay, afresh whenever the relay's revision changes (a new URL).
@@ -123,15 +197,21 @@ class RelayRunner:
         self._task: asyncio.Task[None] | None = None
         # The monotonic instant until which this process may deliver under its leases.
         self._held_until = 0.0
-        # Made by start(): reads on PostgreSQL, and the one thread that writes.
+        # Made by start(): reads on PostgreSQL, the one thread that writes, and the threads that
+        # deliver (at most one per relay: every webhook endpoint, and the stream).
         self._reads: ThreadPoolExecutor | None = None
         self._writes: ThreadPoolExecutor | None = None
+        self._deliveries: ThreadPoolExecutor | None = None
         self._connection: WriterConnection | None = None
 
     def register_sink(self, kind: str, factory: SinkFactory) -> None:
         """Serve relays of ``kind`` with sinks from ``factory`` (before start)."""
         assert self._task is None, "register sinks before the runner starts"
         self._sinks[kind] = factory
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
 
     @property
     def serving(self) -> list[str]:
@@ -142,11 +222,19 @@ class RelayRunner:
         assert self._task is None, "the runner is stopped before it starts again"
         self._reads = ThreadPoolExecutor(2, thread_name_prefix="wallet-relay-reads")
         self._writes = ThreadPoolExecutor(1, thread_name_prefix="wallet-relay-writes")
+        self._deliveries = ThreadPoolExecutor(
+            WEBHOOK_ENDPOINTS_MAX + 1, thread_name_prefix="wallet-relay-deliveries"
+        )
         self._task = asyncio.create_task(self._run(), name="wallet-relays")
 
     async def stop(self) -> None:
         """Stop every delivery, give the leases back, and close the runner's connection."""
-        if self._task is None or self._writes is None or self._reads is None:
+        if (
+            self._task is None
+            or self._writes is None
+            or self._reads is None
+            or self._deliveries is None
+        ):
             return
         self._task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -156,6 +244,9 @@ class RelayRunner:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
         self._workers.clear()
+        # The sinks are closed (a delivery waiting on its socket fails at once): the leases go
+        # back only once no delivery thread is left.
+        await asyncio.get_running_loop().run_in_executor(None, self._deliveries.shutdown)
         try:
             await self.write(lambda session: store.release_relays(session, self.owner))
         except Exception:
@@ -163,7 +254,7 @@ class RelayRunner:
         await asyncio.get_running_loop().run_in_executor(self._writes, self._close_connection)
         self._writes.shutdown(wait=True)
         self._reads.shutdown(wait=True)
-        self._task = self._reads = self._writes = None
+        self._task = self._reads = self._writes = self._deliveries = None
 
     # --- database access, off the event loop where it would block it -------------------------
 
@@ -179,6 +270,11 @@ class RelayRunner:
             return run()
         assert self._reads is not None, "the runner reads once started"
         return await asyncio.get_running_loop().run_in_executor(self._reads, run)
+
+    async def run_blocking(self, function: Callable[..., T], *args: object) -> T:
+        """Run ``function(*args)`` on a delivery thread: a sink's blocking deliveries."""
+        assert self._deliveries is not None, "the runner delivers once started"
+        return await asyncio.get_running_loop().run_in_executor(self._deliveries, function, *args)
 
     async def write(self, function: Callable[[Session], T]) -> T:
         """Run ``function`` in one unit of work on the runner's connection, on its thread."""
@@ -306,36 +402,31 @@ class RelayRunner:
         if waiting:
             return False
         # Acknowledged deliveries are recorded (cursor and attempts) in one unit of work per
-        # group: at the end of the batch, before a failure, and every RELAY_FLUSH_INTERVAL_S.
-        # A crash loses at most one batch's acknowledgements: those events go again.
-        acknowledged: list[DeliveryAttempt] = []
-        flushed = time.monotonic()
+        # run of deliveries: at most RELAY_FLUSH_INTERVAL_S of them, and before a failure is
+        # recorded. A crash loses at most one run's acknowledgements: those events go again.
         moved = False
-        for event in events:
-            attempt = await self._attempt(relay, sink, event)
-            if attempt is None:
-                # No longer ours to deliver: record what was acknowledged, pass over nothing.
-                if acknowledged:
-                    await self._flush(relay, acknowledged)
-                return False
-            if attempt.error is not None:
-                if acknowledged:
-                    flushed_relay = await self._flush(relay, acknowledged)
-                    if flushed_relay is None:
-                        return True
-                    relay = flushed_relay
-                await self._fail(relay, attempt, attempt.error, self._clock.now_us())
-                return bool(acknowledged) or moved
-            acknowledged.append(attempt)
-            if time.monotonic() - flushed >= RELAY_FLUSH_INTERVAL_S:
-                flushed_relay = await self._flush(relay, acknowledged)
-                if flushed_relay is None:
+        rest: Sequence[StoredEvent] = events
+        while rest:
+            until = min(self._held_until, time.monotonic() + RELAY_FLUSH_INTERVAL_S)
+            if time.monotonic() >= until:
+                return moved  # no longer ours to deliver
+            attempts = await sink.deliver_each(rest, until)
+            failed = attempts[-1] if attempts and attempts[-1].error is not None else None
+            acknowledged = attempts[:-1] if failed is not None else attempts
+            self._metrics.count_deliveries(
+                relay.id, acknowledged=len(acknowledged), failed=int(failed is not None)
+            )
+            if acknowledged:
+                flushed = await self._flush(relay, acknowledged)
+                if flushed is None:
                     return True
-                relay = flushed_relay
-                acknowledged, flushed, moved = [], time.monotonic(), True
-        if acknowledged:
-            return await self._flush(relay, acknowledged) is not None or moved
-        if len(events) < limit and newest > relay.delivered_position:
+                relay, moved = flushed, True
+            if failed is not None:
+                assert failed.error is not None
+                await self._fail(relay, failed, failed.error, self._clock.now_us())
+                return moved
+            rest = rest[len(attempts) :]
+        if not moved and len(events) < limit and newest > relay.delivered_position:
             # Nothing else up to `newest` is of the relay's types: pass over the rest.
             return await self.write(
                 lambda session: store.advance_relay(
@@ -343,33 +434,6 @@ class RelayRunner:
                 )
             )
         return moved
-
-    async def _attempt(
-        self, relay: Relay, sink: Sink, event: StoredEvent
-    ) -> DeliveryAttempt | None:
-        """Deliver one event; the attempt (``error`` None if acknowledged), or None if this
-        process may no longer deliver under its lease."""
-        if time.monotonic() >= self._held_until:
-            return None
-        started = time.monotonic()
-        status_code: int | None
-        error: str | None = None
-        try:
-            status_code = await sink.deliver(event, render_event(event))
-        except DeliveryFailed as failure:
-            status_code, error = failure.status_code, str(failure) or "delivery failed"
-        except Exception as failure:
-            log.exception("relay %s: the sink failed on event %s", relay.id, event.position)
-            status_code, error = None, f"{type(failure).__name__}: {failure}"
-        self._metrics.count_delivery(relay.id, acknowledged=error is None)
-        return DeliveryAttempt(
-            event_id=event.id,
-            position=event.position,
-            status_code=status_code,
-            error=None if error is None else error[:RELAY_ERROR_LENGTH_MAX],
-            duration_ms=round((time.monotonic() - started) * 1000),
-            attempted_at_us=self._clock.now_us(),
-        )
 
     async def _flush(self, relay: Relay, acknowledged: list[DeliveryAttempt]) -> Relay | None:
         """Record acknowledged deliveries and move the cursor past the last; the relay as it

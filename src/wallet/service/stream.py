@@ -2,7 +2,8 @@
 
 ``NatsSink.deliver`` publishes one event (its body is ``render_event``'s bytes) to the subject
 ``<prefix>.<event type>`` with the header ``Nats-Msg-Id`` set to the event id, and returns only
-once JetStream has acknowledged it, that is once the stream has stored it. Anything else (no
+once JetStream has acknowledged it, that is once the stream has stored it (``deliver_each``: a
+run of them, one after another, for the runner). Anything else (no
 connection, no stream, a refusal, no acknowledgement within ``EVENTS_NATS_ACK_TIMEOUT_S``)
 raises :class:`DeliveryFailed`, and the runner tries the event again later.
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 import nats
@@ -49,10 +51,10 @@ from wallet.storage import Database
 from wallet.storage import events as event_store
 from wallet.storage import relays as relay_store
 from wallet.storage.events import StoredEvent
-from wallet.storage.relays import Relay
+from wallet.storage.relays import DeliveryAttempt, Relay
 
-from .clock import Clock
-from .relays import DeliveryFailed, RelayRunner, Sink
+from .clock import SYSTEM_CLOCK, Clock
+from .relays import DeliveryFailed, RelayRunner, Sink, deliver_each_async
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +90,7 @@ def ensure_stream_relay(database: Database, clock: Clock) -> None:
 
 async def stream_sink(relay: Relay, runner: RelayRunner) -> Sink:
     """The sink of the stream's relay (registered for the kind ``nats``)."""
-    sink = NatsSink.from_settings(runner.settings)
+    sink = NatsSink.from_settings(runner.settings, runner.clock)
     if sink is None:
         raise LookupError("WALLET_EVENTS_NATS_URL is not set")
     return sink
@@ -97,7 +99,14 @@ async def stream_sink(relay: Relay, runner: RelayRunner) -> Sink:
 class NatsSink:
     """Publishes events to one JetStream stream; one connection, opened on first use."""
 
-    def __init__(self, url: str, stream: str, subject_prefix: str, max_age_s: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        stream: str,
+        subject_prefix: str,
+        max_age_s: float,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         self.url = url
         # Where the server is, without any user or password the URL carries: for messages.
         parts = urlsplit(url)
@@ -109,9 +118,10 @@ class NatsSink:
         self._jetstream: JetStreamContext | None = None
         self._stream_ready = False
         self._opening = asyncio.Lock()
+        self._clock = clock
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> NatsSink | None:
+    def from_settings(cls, settings: Settings, clock: Clock = SYSTEM_CLOCK) -> NatsSink | None:
         """The sink the settings ask for, or None when WALLET_EVENTS_NATS_URL is not set."""
         if settings.events_nats_url is None:
             return None
@@ -120,10 +130,16 @@ class NatsSink:
             settings.events_nats_stream,
             settings.events_nats_subject_prefix,
             settings.events_retention_days * SECONDS_PER_DAY,
+            clock,
         )
 
     def subject_of(self, event: StoredEvent) -> str:
         return f"{self.subject_prefix}.{event.type}"
+
+    async def deliver_each(
+        self, events: Sequence[StoredEvent], until: float
+    ) -> list[DeliveryAttempt]:
+        return await deliver_each_async(events, until, self.deliver, self._clock)
 
     async def deliver(self, event: StoredEvent, body: bytes) -> int | None:
         """Publish ``body`` (the rendered event) and wait for JetStream's acknowledgement; None
