@@ -164,6 +164,40 @@ def test_expires_at_is_checked(
     assert message in response.text
 
 
+def test_a_retry_after_its_expires_at_passed_gets_its_replay(
+    app: TestClient, database_url: str, clock: ManualClock
+) -> None:
+    # A credit decided while its expires_at was ahead; its answer lost; the retry comes later.
+    expires_at = at(clock, 60)
+    body = {
+        "transaction_type": "topup",
+        "user_id": "late",
+        "asset_code": "GC",
+        "amount": "3.00",
+        "expires_at": expires_at,
+    }
+    first = app.post("/transaction", json=body, headers={"Idempotency-Key": "k-late"})
+    batch = {"transactions": [body, {**body, "transaction_type": "bonus"}]}
+    first_batch = app.post("/transaction/batch", json={**batch, "idempotency_key": "k-late-b"})
+    assert first.status_code == 201, first.text
+    assert first_batch.status_code == 201, first_batch.text
+    clock.advance(120)
+
+    retry = app.post("/transaction", json=body, headers={"Idempotency-Key": "k-late"})
+    retry_batch = app.post("/transaction/batch", json={**batch, "idempotency_key": "k-late-b"})
+    new_key = app.post("/transaction", json=body, headers={"Idempotency-Key": "k-late-2"})
+
+    assert retry.status_code == 201, retry.text
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert retry.json() == first.json()
+    assert retry_batch.status_code == 201, retry_batch.text
+    assert retry_batch.json() == first_batch.json()
+    # A key never decided is a new request, checked against the clock: refused, and still free.
+    assert new_key.status_code == 422
+    assert new_key.json()["code"] == "validation_error"
+    assert len(lots(database_url, "late")) == 3
+
+
 def test_expires_at_on_a_refund_or_a_hold_is_refused(app: TestClient, clock: ManualClock) -> None:
     topup_ = credit(app, "dave", 10)
     refund = transact(
@@ -392,10 +426,10 @@ def test_a_lot_given_back_after_its_expiry_expires_at_the_next_sweep(
     bought = spend(app, "nina", 30)
     clock.advance(61)
     service = app.app.state.service  # type: ignore[attr-defined]
-    assert app.portal.call(service.expiry.expire_due) == 0  # type: ignore[union-attr]
+    assert app.portal.call(service.expiry.expire_due) == (0, 0)  # type: ignore[union-attr]
     refund(app, bought, 12)
     assert remaining(database_url, "nina") == {lot: 1200}
-    assert app.portal.call(service.expiry.expire_due) == 1  # type: ignore[union-attr]
+    assert app.portal.call(service.expiry.expire_due) == (1, 1)  # type: ignore[union-attr]
     assert remaining(database_url, "nina") == {lot: 0}
     assert balance(app, "nina") == "0.00"
     kinds = [t["transaction_type"] for t in app.get("/transaction/nina/history").json()["items"]]
@@ -409,7 +443,8 @@ def test_a_lot_given_back_after_its_expiry_expires_at_the_next_sweep(
 def sweep(client: TestClient) -> int:
     """One pass of the expiry sweep, on the app's loop; how many due lots it read."""
     service = client.app.state.service  # type: ignore[attr-defined]
-    read: int = client.portal.call(service.expiry.expire_due)  # type: ignore[union-attr]
+    read: int
+    read, _ = client.portal.call(service.expiry.expire_due)  # type: ignore[union-attr]
     return read
 
 

@@ -437,7 +437,7 @@ def make_machine(databases: DatabaseFactory) -> type[RuleBasedStateMachine]:
             assert portal is not None
             while portal.call(self.service.holds.expire_due):
                 pass
-            while portal.call(self.service.expiry.expire_due):
+            while portal.call(self.service.expiry.expire_due)[1]:
                 pass
             now_us = self.clock.now_us()
             self.model.expire_holds(now_us)

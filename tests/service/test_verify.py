@@ -360,7 +360,7 @@ def lots_story(settings: Settings) -> Iterator[tuple[TestClient, dict[str, Any]]
         hold = client.post("/holds", json={"user_id": "bob", "asset_code": "GC", "amount": 15})
         assert hold.status_code == 201, hold.text
         clock.advance(60)
-        assert client.portal.call(service.expiry.expire_due) == 1  # type: ignore[union-attr]
+        assert client.portal.call(service.expiry.expire_due) == (1, 1)  # type: ignore[union-attr]
         [(expiry_id,)] = rows(
             settings.database_url, "SELECT id FROM transactions WHERE transaction_type = 'expiry'"
         )
@@ -384,6 +384,24 @@ def test_an_account_s_lots_open_off_its_lots_is_named(
     )
     assert audit(client).problems == [
         "account user:bob GC: lots_open_minor 25.01 GC is not the sum of its open lots, 25.00 GC"
+    ]
+
+
+def test_an_account_s_lots_made_off_its_lots_is_named(
+    lots_story: tuple[TestClient, dict[str, Any]], database_url: str
+) -> None:
+    # At 0 the writer would skip the account's lots: its purchases would leave them untouched.
+    client, _ = lots_story
+    [(made,)] = rows(
+        database_url,
+        "SELECT lots_made FROM accounts WHERE owner_id = 'bob' AND asset_code = 'GC'",
+    )
+    tamper(
+        database_url,
+        "UPDATE accounts SET lots_made = 0 WHERE owner_id = 'bob' AND asset_code = 'GC'",
+    )
+    assert audit(client).problems == [
+        f"account user:bob GC: lots_made 0 is not its number of lots, {made}"
     ]
 
 

@@ -233,15 +233,17 @@ async def sweep_expired_holds(service: WalletService, interval_s: float) -> None
 
 async def sweep_expired_lots(service: WalletService, interval_s: float) -> None:
     """Expire what is left of the lots whose expiry has passed, for as long as the app runs
-    (service/expiry.py): a pass that read a full batch is followed by another once the loop has
-    had its turn, else the sweep sleeps. Like the hold sweeper, it keeps no state of its own."""
+    (service/expiry.py): a pass that read a full batch and expired something is followed by
+    another once the loop has had its turn, else the sweep sleeps. Like the hold sweeper, it
+    keeps no state of its own."""
     while True:
         try:
-            read = await service.expiry.expire_due()
+            read, expired = await service.expiry.expire_due()
         except Exception:
             log.exception("the lot expiry pass failed; trying again later")
-            read = 0
-        await asyncio.sleep(interval_s if read < LOT_SWEEP_BATCH_MAX else 0)
+            read = expired = 0
+        more = read >= LOT_SWEEP_BATCH_MAX and expired > 0
+        await asyncio.sleep(0 if more else interval_s)
 
 
 async def prune_events(service: WalletService) -> None:

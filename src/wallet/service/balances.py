@@ -8,6 +8,7 @@ without any costs no read of ``lots``.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 from wallet.domain.errors import UserNotFound, ValidationFailed
@@ -31,6 +32,8 @@ _LOT_CURSOR = "lot"
 # A lot cursor names an expiry (in µs, at most 18 digits: within a BIGINT, and lots expire at most
 # ten years ahead), a dot and a lot id (at most 64 characters).
 _LOT_CURSOR_LENGTH_MAX = 83
+# A lot id as the service makes them (service/clock.new_transaction_id: a UUID, lowercase hex).
+_LOT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 class Balances:
@@ -163,6 +166,8 @@ def _lot_position(cursor: str) -> tuple[int, str]:
     """The (expiry, lot id) a lot cursor names; one this service did not give out is a 422."""
     value = decode_cursor(cursor, _LOT_CURSOR, _LOT_CURSOR_LENGTH_MAX)
     expires, _, lot_id = value.partition(".")
-    if not (lot_id and expires.isascii() and expires.isdigit() and len(expires) <= 18):
+    if not (
+        _LOT_ID.fullmatch(lot_id) and expires.isascii() and expires.isdigit() and len(expires) <= 18
+    ):
         raise ValidationFailed.at("cursor", "cursor is not one this service gave out", "query")
     return int(expires), lot_id

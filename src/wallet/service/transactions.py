@@ -2,8 +2,9 @@
 
 A request is checked against the ledger's assets and bounds here, and becomes a command for the
 writer; what the ledger decides (funds, refundable amounts) is decided inside the unit of work.
-Preparing a request reads the database only for a refund (its original) or an asset missing
-from the cache; such preparation runs on a worker thread, never on the event loop, so that a
+Preparing a request reads the database only for a refund (its original), an asset missing
+from the cache, or a keyed credit whose ``expires_at`` has passed (was its key decided?); such
+preparation runs on a worker thread, never on the event loop, so that a
 slow or absent database cannot stall other requests.
 """
 
@@ -80,7 +81,7 @@ class Transactions:
         self._clock = clock
 
     async def post(self, request: TransactionInput, key_owner: str = "") -> Outcome:
-        if self._needs_database(request):
+        if self._needs_database(request, request.idempotency_key):
             command = await anyio.to_thread.run_sync(self.command_for, request, key_owner)
         else:
             command = self.command_for(request, key_owner)
@@ -94,10 +95,12 @@ class Transactions:
         An item that is malformed is a validation_error located at its index; an item that the
         ledger refuses fails the batch with batch_failed, naming the item by its index.
         """
-        if any(self._needs_database(item) for item in items):
-            commands = await anyio.to_thread.run_sync(self._batch_commands, items, key_owner)
+        if any(self._needs_database(item, idempotency_key) for item in items):
+            commands = await anyio.to_thread.run_sync(
+                self._batch_commands, items, key_owner, idempotency_key
+            )
         else:
-            commands = self._batch_commands(items, key_owner)
+            commands = self._batch_commands(items, key_owner, idempotency_key)
         return await self._writer.submit(BatchCommand(tuple(commands), idempotency_key, key_owner))
 
     def get(self, transaction_id: str) -> dict[str, Any]:
@@ -166,8 +169,11 @@ class Transactions:
         assets = self._assets
         return Page([transaction_view(t, assets.scale_of(t.asset_code)) for t in page], next_cursor)
 
-    def command_for(self, request: TransactionInput, key_owner: str = "") -> PostingCommand:
-        """Check a request against the ledger's assets and bounds; raise ValidationFailed."""
+    def command_for(
+        self, request: TransactionInput, key_owner: str = "", batch_key: str | None = None
+    ) -> PostingCommand:
+        """Check a request (or an item of the batch with key ``batch_key``) against the ledger's
+        assets and bounds; raise ValidationFailed."""
         kind = _POSTABLE.get(request.transaction_type)
         if kind is None:
             allowed = ", ".join(_POSTABLE)
@@ -181,7 +187,8 @@ class Transactions:
                     "expires_at", "expires_at is only for a top-up or a bonus"
                 )
             expires_at_us = parse_instant_us(request.expires_at)
-            check_expires_at(expires_at_us, self._clock.now_us())
+            key = request.idempotency_key if batch_key is None else batch_key
+            self._check_expires_at(expires_at_us, key_owner, key)
         if kind is TransactionType.REFUND:
             return self._refund_command(request, key_owner)
         if request.refund_of is not None:
@@ -240,13 +247,27 @@ class Transactions:
             metadata=metadata_json(request.metadata),
         )
 
+    def _check_expires_at(self, expires_at_us: int, key_owner: str, key: str | None) -> None:
+        """A credit's ``expires_at`` must be ahead; but a retry of a request decided while it was
+        ahead, with the same key, is not refused for the time that passed since: the writer
+        answers it from its key (its replay, or idempotency_key_reused). Only a request whose
+        key was never decided is checked (runs on a thread: it may read the database)."""
+        try:
+            check_expires_at(expires_at_us, self._clock.now_us())
+        except ValidationFailed:
+            if key is None:
+                raise
+            with self._database.reading() as session:
+                if not store.find_outcomes(session, key_owner, [key]):
+                    raise
+
     def _batch_commands(
-        self, items: Sequence[TransactionInput], key_owner: str
+        self, items: Sequence[TransactionInput], key_owner: str, batch_key: str | None = None
     ) -> list[PostingCommand]:
         commands: list[PostingCommand] = []
         for index, item in enumerate(items):
             try:
-                commands.append(self.command_for(item, key_owner))
+                commands.append(self.command_for(item, key_owner, batch_key))
             except ValidationFailed as error:
                 located = [
                     {**problem, "loc": ["body", "transactions", index, *problem["loc"][1:]]}
@@ -260,8 +281,11 @@ class Transactions:
                 ) from None
         return commands
 
-    def _needs_database(self, request: TransactionInput) -> bool:
-        """Whether preparing ``request`` reads the database (see the module's docstring)."""
-        return request.transaction_type == "refund" or (
-            self._assets.cached(request.asset_code) is None
+    def _needs_database(self, request: TransactionInput, key: str | None) -> bool:
+        """Whether preparing ``request`` (with the idempotency key ``key``, its own or its
+        batch's) may read the database (see the module's docstring)."""
+        return (
+            request.transaction_type == "refund"
+            or self._assets.cached(request.asset_code) is None
+            or (request.expires_at is not None and key is not None)
         )

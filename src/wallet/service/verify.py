@@ -155,6 +155,10 @@ class _Money:
             return (
                 f"{where}: lots_open_minor {recorded} is not the sum of its open lots, {open_lots}"
             )
+        if account.lots_made != account.lots:
+            return (
+                f"{where}: lots_made {account.lots_made} is not its number of lots, {account.lots}"
+            )
         balance = self._amount(account.balance_minor, code)
         return f"{where}: its open lots, {open_lots}, exceed its balance, {balance}"
 

@@ -256,7 +256,7 @@ def event_mismatches(session: Session, limit: int) -> list[EventMismatch]:
 @dataclass(frozen=True, slots=True)
 class AccountLots:
     """An account whose lots_open_minor is not the sum of its open lots, or is above its
-    balance."""
+    balance, or whose lots_made is not the number of its lots (at 0 its writes skip its lots)."""
 
     owner_type: str
     owner_id: str
@@ -264,21 +264,27 @@ class AccountLots:
     balance_minor: int
     lots_open_minor: int
     open_lots_minor: int
+    lots_made: int
+    lots: int
 
 
 def accounts_off_their_lots(session: Session, limit: int) -> list[AccountLots]:
     rows = session.all(
         "SELECT acc.owner_type, acc.owner_id, acc.asset_code, acc.balance_minor,"
-        " acc.lots_open_minor, coalesce(l.total, 0)"
+        " acc.lots_open_minor, coalesce(l.total, 0), acc.lots_made, coalesce(l.made, 0)"
         " FROM accounts acc LEFT JOIN"
-        " (SELECT account_id, sum(remaining_minor) AS total FROM lots"
-        "  WHERE remaining_minor > 0 GROUP BY account_id) l ON l.account_id = acc.id"
+        " (SELECT account_id, sum(remaining_minor) AS total, count(*) AS made FROM lots"
+        "  GROUP BY account_id) l ON l.account_id = acc.id"
         " WHERE acc.lots_open_minor <> coalesce(l.total, 0)"
         " OR coalesce(l.total, 0) > acc.balance_minor AND coalesce(l.total, 0) > 0"
+        " OR acc.lots_made <> coalesce(l.made, 0)"
         " ORDER BY acc.id LIMIT ?",
         (limit,),
     )
-    return [AccountLots(t, o, a, int(b), int(r), int(s)) for t, o, a, b, r, s in rows]
+    return [
+        AccountLots(t, o, a, int(b), int(r), int(s), int(m), int(n))
+        for t, o, a, b, r, s, m, n in rows
+    ]
 
 
 @dataclass(frozen=True, slots=True)
