@@ -1,10 +1,10 @@
 """Make every asset of a populated bench database expire, as issue 17's speed target says: the
 POST mix "on an expiring asset" against the same mix on a non-expiring one.
 
-    .venv/bin/python bench/expiring.py DATABASE_URL [--days 365]
+    .venv/bin/python bench/expiring.py DATABASE_URL [--days 365] [--users 10000]
 
 Every asset gets ``expires_after_days`` (so every top-up and bonus of the run makes a lot), and
-every bench user's opening top-up (bench/populate.py's) becomes a lot of its whole amount,
+every bench user's opening top-up (bench/populate.py's, of the first ``--users``) becomes a lot of its whole amount,
 expiring ``--days`` after it was made, as if the policy had been on when it was made: each
 purchase of the run then takes from lots, soonest first, before any credit without expiry.
 Written the way the service keeps lots: one row per lot, and the account's ``lots_open_minor``
@@ -30,6 +30,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("database_url")
     parser.add_argument("--days", type=int, default=365)
+    parser.add_argument("--users", type=int, default=10_000)
     args = parser.parse_args()
     database = open_database(Settings(database_url=args.database_url))
     with database.unit_of_work() as session:
@@ -38,7 +39,9 @@ def main() -> None:
             "SELECT t.id, e.account_id, e.amount_minor, t.created_at_us FROM transactions t"
             " JOIN entries e ON e.transaction_id = t.id AND e.amount_minor > 0"
             " JOIN accounts a ON a.id = e.account_id AND a.owner_type = 'user'"
-            " WHERE t.transaction_type = 'topup' AND t.user_id LIKE 'bench\\_%' ESCAPE '\\'",
+            " WHERE t.transaction_type = 'topup' AND t.user_id LIKE 'bench\\_%' ESCAPE '\\'"
+            " AND t.user_id <= ?",
+            (f"bench_{args.users:05d}",),
         )
         session.run_many(
             "INSERT INTO lots (id, account_id, transaction_id, amount_minor, remaining_minor,"
