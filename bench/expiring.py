@@ -4,9 +4,10 @@ POST mix "on an expiring asset" against the same mix on a non-expiring one.
     .venv/bin/python bench/expiring.py DATABASE_URL [--days 365] [--users 10000]
 
 Every asset gets ``expires_after_days`` (so every top-up and bonus of the run makes a lot), and
-every bench user's opening top-up (bench/populate.py's, of the first ``--users``) becomes a lot of its whole amount,
-expiring ``--days`` after it was made, as if the policy had been on when it was made: each
-purchase of the run then takes from lots, soonest first, before any credit without expiry.
+every bench user's opening top-up (bench/populate.py's, of the first ``--users``) becomes a lot
+of its whole amount, expiring ``--days`` after it was made, as if the policy had been on when it
+was made: each purchase of the run then takes from lots, soonest first, before any credit
+without expiry.
 Written the way the service keeps lots: one row per lot, and the account's ``lots_open_minor``
 and ``lots_made``.
 """

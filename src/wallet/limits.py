@@ -133,12 +133,15 @@ LOTS_EXPIRING_SHOWN = 3
 
 # Credits that expire (service/lots.py): how far ahead a request's ``expires_at`` may be (ten
 # years), how many due lots one pass of the expiry sweep reads, how many of them it submits to
-# the writer at once (one command each, so a unit of work expires at most that many), how often
-# the sweep looks for due lots, and how many open lots a debit reads from the database at a time
-# (pages grow as a debit goes deeper).
+# the writer at once (one command each, so a unit of work expires at most that many), how long
+# it pauses after each chunk (this many times what the chunk took: the sweep keeps at most a
+# third of the writer's time, the rest is the requests'), how often the sweep looks for due lots,
+# and how many open lots a debit reads from the database at a time (pages grow as a debit goes
+# deeper).
 LOT_EXPIRES_AT_YEARS_MAX = 10
 LOT_SWEEP_BATCH_MAX = 500
-LOT_SWEEP_CHUNK = 64
+LOT_SWEEP_CHUNK = 32
+LOT_SWEEP_PAUSE_RATIO = 2.0
 LOT_SWEEP_INTERVAL_S = 5.0
 LOT_PAGE_SIZE = 32
 

@@ -3,11 +3,13 @@ through the writer like any other write (service/expiring.py is the unit of work
 
 Off the request path and bounded: a pass reads at most LOT_SWEEP_BATCH_MAX due lots (a range of
 the index of open lots by expiry) and submits them LOT_SWEEP_CHUNK at a time, waiting for each
-chunk's answers before the next, so that a million lots expiring at midnight take their turns in
-the writer's queue with the requests instead of filling it. A pass that found a full batch and
-expired something is followed at once by another (the app's task, api/app.py), else the sweep
-sleeps LOT_SWEEP_INTERVAL_S: a lot expires within a few seconds of its expiry, and lots that
-cannot be expired (a fault, logged) never keep the sweep spinning.
+chunk's answers, then pausing LOT_SWEEP_PAUSE_RATIO times as long as the chunk took before the
+next, so that a million lots expiring at midnight take their turns in the writer's queue with
+the requests instead of filling it: the requests keep most of the writer's time, whatever the
+load (a chunk takes longer on a busy writer, and so does the pause after it). A pass that found a
+full batch and expired something is followed at once by another (the app's task, api/app.py),
+else the sweep sleeps LOT_SWEEP_INTERVAL_S: a lot expires within a few seconds of its expiry, and
+lots that cannot be expired (a fault, logged) never keep the sweep spinning.
 
 Exactly once, whatever the number of processes sweeping: a lot changes only under its account's
 row lock, and the unit of work reads it again under that lock; a lot another process expired
@@ -19,10 +21,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 import anyio.to_thread
 
-from wallet.limits import LOT_SWEEP_BATCH_MAX, LOT_SWEEP_CHUNK
+from wallet.limits import LOT_SWEEP_BATCH_MAX, LOT_SWEEP_CHUNK, LOT_SWEEP_PAUSE_RATIO
 from wallet.storage import Database
 from wallet.storage import lots as lot_store
 
@@ -46,8 +49,12 @@ class Expiry:
         it does not stop the others."""
         due = await anyio.to_thread.run_sync(self._due)
         expired = 0
+        took_s = 0.0
         for start in range(0, len(due), LOT_SWEEP_CHUNK):
+            if start:
+                await asyncio.sleep(took_s * LOT_SWEEP_PAUSE_RATIO)
             chunk = due[start : start + LOT_SWEEP_CHUNK]
+            started = time.monotonic()
             outcomes = await asyncio.gather(
                 *(
                     self._writer.submit(ExpiryCommand(lot.id, lot.user_id, lot.asset_code))
@@ -55,6 +62,7 @@ class Expiry:
                 ),
                 return_exceptions=True,
             )
+            took_s = time.monotonic() - started
             for lot, outcome in zip(chunk, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
                     if not isinstance(outcome, Exception):
