@@ -104,3 +104,18 @@ def assert_invariants(database_url: str) -> None:
         )
     )
     assert {k: int(v) for k, v in in_holds.items()} == {k: int(v) for k, v in pending.items()}
+
+
+def check_lots(database_url: str) -> None:
+    """The ledger's invariants, and each account's open lots add up to its lots_open_minor, at
+    most its balance."""
+    assert_invariants(database_url)
+    mismatched = query(
+        database_url,
+        "SELECT a.id FROM accounts a LEFT JOIN lots l"
+        " ON l.account_id = a.id AND l.remaining_minor > 0"
+        " GROUP BY a.id, a.lots_open_minor, a.balance_minor"
+        " HAVING a.lots_open_minor <> coalesce(sum(l.remaining_minor), 0)"
+        " OR (a.lots_open_minor > 0 AND a.lots_open_minor > a.balance_minor)",
+    )
+    assert mismatched == []

@@ -18,7 +18,7 @@ from wallet.config import Settings
 from wallet.service.clock import format_us
 from wallet.service.wallet import WalletService
 
-from .factories import assert_invariants, balance, query, transact
+from .factories import balance, check_lots, query, transact
 
 DAY_US = 86_400 * US_PER_S
 
@@ -81,21 +81,6 @@ def open_minor(database_url: str, user_id: str, asset: str = "GC") -> int:
         f" WHERE owner_type = 'user' AND owner_id = '{user_id}' AND asset_code = '{asset}'",
     )[0]
     return int(value)
-
-
-def check_lots(database_url: str) -> None:
-    """The ledger's invariants, and each account's open lots add up to its lots_open_minor, at
-    most its balance."""
-    assert_invariants(database_url)
-    mismatched = query(
-        database_url,
-        "SELECT a.id FROM accounts a LEFT JOIN lots l"
-        " ON l.account_id = a.id AND l.remaining_minor > 0"
-        " GROUP BY a.id, a.lots_open_minor, a.balance_minor"
-        " HAVING a.lots_open_minor <> coalesce(sum(l.remaining_minor), 0)"
-        " OR (a.lots_open_minor > 0 AND a.lots_open_minor > a.balance_minor)",
-    )
-    assert mismatched == []
 
 
 # --- lots made by credits -------------------------------------------------------------------------

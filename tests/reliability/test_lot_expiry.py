@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.flows.factories import assert_invariants, query
+from tests.flows.factories import assert_invariants, check_lots, query
 from tests.support.server import ServerProcess
 from wallet.service.clock import format_us, now_us
 
@@ -183,18 +183,9 @@ def test_racing_debits_and_give_backs_on_lots_across_two_processes(
         for thread in threads:
             thread.join(WAIT_S)
         assert not any(thread.is_alive() for thread in threads)
-        mismatched = query(
-            database_url,
-            "SELECT a.id FROM accounts a LEFT JOIN lots l"
-            " ON l.account_id = a.id AND l.remaining_minor > 0"
-            " GROUP BY a.id, a.lots_open_minor, a.balance_minor"
-            " HAVING a.lots_open_minor <> coalesce(sum(l.remaining_minor), 0)"
-            " OR (a.lots_open_minor > 0 AND a.lots_open_minor > a.balance_minor)",
-        )
-        assert mismatched == []
+        check_lots(database_url)
         drawn = query(database_url, "SELECT count(*) FROM lot_draws")
         assert int(drawn[0][0]) > 0
-        assert_invariants(database_url)
         with httpx.Client(base_url=servers[1].url, timeout=120) as client:
             report = client.get("/admin/verify").json()
         assert report["ok"], report
