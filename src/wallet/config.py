@@ -18,6 +18,7 @@ from wallet.limits import (
     EVENTS_LEASE_S,
     EVENTS_RELAY_POLL_S,
     HEADERS_TIMEOUT_S,
+    KEEP_ALIVE_S,
     LOT_SWEEP_INTERVAL_S,
     WEBHOOK_TIMEOUT_S,
 )
@@ -66,6 +67,8 @@ class Settings(BaseSettings):
     headers_timeout_s: float = Field(default=HEADERS_TIMEOUT_S, gt=0)
     body_timeout_s: float = Field(default=BODY_TIMEOUT_S, gt=0)
     connections_max: int = Field(default=CONNECTIONS_MAX, ge=1)
+    # Seconds an idle keep-alive connection stays open (limits.py).
+    keep_alive_s: int = Field(default=KEEP_ALIVE_S, ge=1, le=3600)
     # The event stream (service/stream.py): a NATS server with JetStream, e.g.
     # nats://127.0.0.1:4222; None publishes no stream. Events go to the JetStream stream named
     # `events_nats_stream` (created if missing, with the subjects `<prefix>.>`; an existing one is

@@ -55,6 +55,12 @@ BODY_TIMEOUT_S = 10.0
 # keeps FILE_DESCRIPTORS_RESERVED of them for itself (database, logs, the listening socket): the
 # bound is lowered to fit, with a warning, when the hard limit is too small.
 CONNECTIONS_MAX = 4096
+# How long an idle keep-alive connection stays open (setting WALLET_KEEP_ALIVE_S). Longer than
+# the idle expiry of common HTTP clients (5 s, httpx's and so the Python client's) and of load
+# balancers (60 s): the client side closes an idle connection first, so no client sends a request
+# onto a connection the service is closing at that moment (it would see the connection reset,
+# not knowing whether its request was done).
+KEEP_ALIVE_S = 75
 FILE_DESCRIPTORS_RESERVED = 128
 HISTORY_PAGE_SIZE_DEFAULT = 50
 HISTORY_PAGE_SIZE_MAX = 500

@@ -347,6 +347,7 @@ def serve(settings: Settings | None = None) -> None:
         log_config=None,
         access_log=False,
         http=protocol_for(settings, connections_max),
+        timeout_keep_alive=settings.keep_alive_s,
         # No WebSocket route exists, and the edge refuses a WebSocket scope anyway.
         ws="none",
         # Finish in-flight requests on SIGTERM, within a bound.

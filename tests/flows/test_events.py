@@ -5,6 +5,7 @@ with it, read back from GET /events in position order, and nothing else is.
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ from tests.support.factories import post, problem, topup
 from tests.support.tamper import rows
 from wallet.api import create_app
 from wallet.config import Settings
+from wallet.limits import EVENT_PAGE_SIZE_DEFAULT
 from wallet.service.wallet import WalletService
 from wallet.storage.events import prune_events
 
@@ -262,6 +264,55 @@ def test_a_waiting_reader_gets_the_next_event_as_it_is_written(client: TestClien
 
     [answer] = answers
     assert [e["data"]["id"] for e in answer.json()["items"]] == [created["id"]]
+
+
+def test_readers_woken_by_one_write_share_one_read_of_the_page(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    readers = 50
+    settings = Settings(database_url=database_url, seed=True)
+    service = WalletService(settings)
+    pages_read: list[tuple[Any, ...]] = []
+    read = service.read
+
+    async def counting_read(function: Any, *args: Any) -> Any:
+        if function == service.events.page:
+            pages_read.append(args)
+        return await read(function, *args)
+
+    monkeypatch.setattr(service, "read", counting_read)
+    with TestClient(create_app(settings, service), raise_server_exceptions=False) as client:
+        start = newest(client)
+        answers: list[httpx.Response] = []
+        waiting = [
+            threading.Thread(
+                target=lambda: answers.append(
+                    client.get("/events", params={"after": start, "wait": 30})
+                )
+            )
+            for _ in range(readers)
+        ]
+        for thread in waiting:
+            thread.start()
+        gauge = f"wallet_event_readers_waiting {readers}.0"
+        for _ in range(600):
+            if gauge in client.get("/metrics").text:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the readers never all waited")
+        pages_read.clear()
+
+        created = topup(client, "ev_woken_together", "1.00")
+        for thread in waiting:
+            thread.join(timeout=60)
+
+    assert len(answers) == readers
+    assert {tuple(e["data"]["id"] for e in a.json()["items"]) for a in answers} == {
+        (created["id"],)
+    }
+    # One read of the page for all the woken readers.
+    assert pages_read == [(start, EVENT_PAGE_SIZE_DEFAULT, ())]
 
 
 def test_an_empty_wait_answers_with_the_same_position(client: TestClient) -> None:

@@ -2,7 +2,8 @@
 (REQUEST_LINE_BYTES_MAX, HEADER_BYTES_MAX, HEADERS_BYTES_MAX, HEADERS_COUNT_MAX) are refused
 before they cost memory; slow clients are cut off at their deadlines (HEADERS_TIMEOUT_S,
 BODY_TIMEOUT_S) while well-behaved clients are served; a connection beyond the bound
-(CONNECTIONS_MAX) is refused; and the process raises its own limit of open files.
+(CONNECTIONS_MAX) is refused; the process raises its own limit of open files; and an idle
+connection is kept longer than clients keep theirs (KEEP_ALIVE_S), then closed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import httpx
 import pytest
 
 from tests.support.server import ServerProcess
+from wallet.config import Settings
 from wallet.limits import (
     FILE_DESCRIPTORS_RESERVED,
     HEADER_BYTES_MAX,
@@ -252,3 +254,58 @@ def test_the_process_raises_its_limit_of_open_files_and_fits_the_bound_under_it(
             assert fit_connections_to_open_files(hard) == hard - FILE_DESCRIPTORS_RESERVED
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def answer_on(sock: socket.socket) -> bytes:
+    """One answer read off a kept-alive connection: its head, then Content-Length bytes."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        assert chunk, f"the connection closed before the answer: {data!r}"
+        data += chunk
+    head_bytes, body = data.split(b"\r\n\r\n", 1)
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head_bytes.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        assert chunk, "the connection closed in the middle of the answer"
+        body += chunk
+    return head_bytes
+
+
+# A keep-alive just past what common clients keep an idle connection for (httpx: 5 s).
+KEEP_ALIVE_S = 6
+CLIENT_IDLE_S = 5.5
+
+
+# The HTTP layer is the same on both backends, and this test is mostly waiting.
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_an_idle_connection_outlives_a_clients_and_closes_at_its_keep_alive(
+    database_url: str, tmp_path: Path
+) -> None:
+    # A client reuses an idle connection for up to its own expiry: were the service to close
+    # sooner, a request could go out on a connection just being closed, and be reset unanswered.
+    client_expiry_s = httpx.Limits().keepalive_expiry
+    assert client_expiry_s is not None
+    assert client_expiry_s < KEEP_ALIVE_S
+    assert client_expiry_s < Settings().keep_alive_s
+    server = ServerProcess(
+        database_url, tmp_path / "server.log", WALLET_KEEP_ALIVE_S=str(KEEP_ALIVE_S)
+    ).start()
+    try:
+        with socket.create_connection((HOST, server.port), timeout=ANSWER_WAIT_S) as sock:
+            sock.sendall(head())
+            assert status_of(answer_on(sock)) == 200
+            time.sleep(CLIENT_IDLE_S)
+            sock.sendall(head())
+            assert status_of(answer_on(sock)) == 200, "closed before the keep-alive"
+            idle_from = time.monotonic()
+            assert read_until_closed(sock) == b""
+            idle_s = time.monotonic() - idle_from
+        # Our clock started after the server's (it armed its timer as it sent the answer).
+        assert KEEP_ALIVE_S - 1 <= idle_s < ANSWER_WAIT_S, idle_s
+    finally:
+        server.kill()

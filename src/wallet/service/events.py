@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -65,6 +66,10 @@ class EventPage:
     next_after: int
 
 
+# A page read after a wake: after, limit, types and the wake's number.
+_PageKey = tuple[int, int, tuple[str, ...], int]
+
+
 class Events:
     """The feed (GET /events) and its retention.
 
@@ -82,6 +87,7 @@ class Events:
         self._metrics = metrics
         self._retention_us = retention_days * 86_400 * 1_000_000
         self.watcher = NewEvents(self._newest, metrics)
+        self._reads_after_wake: dict[_PageKey, asyncio.Future[EventPage]] = {}
 
     def page(self, after: int, limit: int, types: Sequence[str] = ()) -> EventPage:
         """The events after position ``after``, oldest first; EventsPruned if retention has
@@ -121,8 +127,38 @@ class Events:
             remaining = deadline - loop.time()
             if remaining <= 0 or not await self.watcher.wait_past(page.next_after, remaining):
                 return page
-            page = await read(self.page, page.next_after, limit, types)
+            page = await self._read_after_wake(read, page.next_after, limit, types)
         return page
+
+    async def _read_after_wake(
+        self,
+        read: Callable[..., Awaitable[EventPage]],
+        after: int,
+        limit: int,
+        types: Sequence[str],
+    ) -> EventPage:
+        """The page after a wake, read once for all the readers of that wake who ask for it.
+
+        One commit wakes every reader waiting at the head of the feed, and they all ask for the
+        same page: each reading it for itself would take hundreds of reads from the process's
+        time for its writes. A reader joins only a read started after its own wake (the key holds
+        the wake's number), so the page it gets was read after the event that woke it was seen.
+        The very first read of a request is never shared: it must see what its client just wrote.
+        """
+        key = (after, limit, tuple(types), self.watcher.wakes)
+        shared = self._reads_after_wake.get(key)
+        if shared is None:
+            shared = asyncio.ensure_future(read(self.page, after, limit, types))
+            self._reads_after_wake[key] = shared
+            shared.add_done_callback(functools.partial(self._read_done, key))
+        # A reader who leaves (its client went away) does not cancel the others' read.
+        return await asyncio.shield(shared)
+
+    def _read_done(self, key: _PageKey, shared: asyncio.Future[EventPage]) -> None:
+        del self._reads_after_wake[key]
+        if not shared.cancelled():
+            # Retrieved here too, so that a read whose readers all left logs nothing.
+            shared.exception()
 
     def _newest(self) -> int:
         with self._database.reading() as session:
@@ -150,6 +186,9 @@ class NewEvents:
         self._waiting: dict[asyncio.Future[bool], int] = {}
         self._wakeup: asyncio.Event | None = None
         self.newest_seen = 0
+        # How many times ``run`` has woken readers: a read started after wake N saw at least
+        # the newest position wake N was for.
+        self.wakes = 0
 
     def hint(self) -> None:
         """Something was committed by this process: look soon. Called on the event loop."""
@@ -195,6 +234,7 @@ class NewEvents:
                 await asyncio.sleep(EVENT_POLL_INTERVAL_S)
                 continue
             self.newest_seen = max(self.newest_seen, newest)
+            self.wakes += 1
             for future, position in list(self._waiting.items()):
                 if position < newest and not future.done():
                     future.set_result(True)
