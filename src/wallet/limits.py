@@ -138,15 +138,19 @@ LOT_PAGE_SIZE_MAX = 500
 LOTS_EXPIRING_SHOWN = 3
 
 # Credits that expire (service/lots.py): how far ahead a request's ``expires_at`` may be (ten
-# years), how many due lots one pass of the expiry sweep reads, how many of them it submits to
-# the writer at once (one command each, so a unit of work expires at most that many), how long
-# it pauses after each chunk (this many times what the chunk took: the sweep keeps at most a
-# third of the writer's time, the rest is the requests'), how often the sweep looks for due lots,
-# and how many open lots a debit reads from the database at a time (pages grow as a debit goes
-# deeper).
+# years), how many due lots one pass of the expiry sweep reads, how many of their accounts it
+# submits to the writer at once (one command per account), how long it pauses after each chunk
+# (this many times what the chunk took: the sweep keeps at most a third of the writer's time, the
+# rest is the requests'), how often it looks for due lots, and how many open lots a debit reads
+# from the database at a time (pages grow as a debit goes deeper).
+# LOT_EXPIRY_LOTS_MAX: how many due lots of one account one ``expiry`` transaction takes at most
+# (the rest wait for the next pass), so that its unit of work stays short however many lots are
+# due; at least LOT_SWEEP_BATCH_MAX, so that a pass that read less than a full batch (and so
+# saw every due lot) left none of them behind.
 LOT_EXPIRES_AT_YEARS_MAX = 10
 LOT_SWEEP_BATCH_MAX = 500
 LOT_SWEEP_CHUNK = 32
+LOT_EXPIRY_LOTS_MAX = 1000
 LOT_SWEEP_PAUSE_RATIO = 2.0
 LOT_SWEEP_INTERVAL_S = 5.0
 LOT_PAGE_SIZE = 32

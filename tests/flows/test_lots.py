@@ -15,6 +15,7 @@ from tests.support.clock import US_PER_S, ManualClock
 from tests.support.rawdb import connect
 from wallet.api import create_app
 from wallet.config import Settings
+from wallet.service import expiring
 from wallet.service.clock import format_us
 from wallet.service.wallet import WalletService
 
@@ -503,28 +504,83 @@ def test_a_frozen_account_s_lots_still_expire(
     check_lots(database_url)
 
 
-def test_a_sweep_expires_many_lots_in_bounded_passes(
+def expiries_of(database_url: str, user_id: str) -> list[tuple[str, int, int, str]]:
+    """The user's GC expiry transactions (id, amount, draws, description), oldest first."""
+    return [
+        (str(tid), int(amount), int(draws), str(description))
+        for tid, amount, draws, description in query(
+            database_url,
+            "SELECT t.id, t.amount_minor, count(d.lot_id), t.description FROM transactions t"
+            " LEFT JOIN lot_draws d ON d.transaction_id = t.id"
+            f" WHERE t.transaction_type = 'expiry' AND t.user_id = '{user_id}'"
+            " AND t.asset_code = 'GC' GROUP BY t.seq, t.id, t.amount_minor, t.description"
+            " ORDER BY t.seq",
+        )
+    ]
+
+
+def test_a_user_s_lots_due_together_expire_in_one_transaction(
     app: TestClient, database_url: str, clock: ManualClock
 ) -> None:
-    items = [
-        {
-            "transaction_type": "bonus",
-            "user_id": f"q{index % 7}",
-            "asset_code": "GC",
-            "amount": 1,
-            "expires_at": at(clock, 60 + index % 3),
-        }
-        for index in range(100)
+    first = credit(app, "ulla", 30, expires_at=at(clock, 60))["id"]
+    second = credit(app, "ulla", 20, expires_at=at(clock, 90))["id"]
+    third = credit(app, "ulla", 10, transaction_type="bonus", expires_at=at(clock, 120))["id"]
+    not_yet = credit(app, "ulla", 40, expires_at=at(clock, 3600))["id"]
+    credit(app, "ulla", 5)
+    bought = spend(app, "ulla", 12)  # from the first lot, which expires soonest
+    other = credit(app, "vic", 7, expires_at=at(clock, 100))["id"]
+    clock.advance(120)
+    service = app.app.state.service  # type: ignore[attr-defined]
+    # Four due lots read, two accounts: two transactions, expiring four lots.
+    assert app.portal.call(service.expiry.expire_due) == (4, 4)  # type: ignore[union-attr]
+    [(expiry, amount, draws, description)] = expiries_of(database_url, "ulla")
+    assert (amount, draws, description) == (4800, 3, "expiry of 3 lots")
+    assert remaining(database_url, "ulla") == {first: 0, second: 0, third: 0, not_yet: 4000}
+    assert (balance(app, "ulla"), open_minor(database_url, "ulla")) == ("45.00", 4000)
+    drawn = query(
+        database_url,
+        "SELECT l.transaction_id, d.amount_minor, d.returned_minor FROM lot_draws d"
+        f" JOIN lots l ON l.id = d.lot_id WHERE d.transaction_id = '{expiry}'",
+    )
+    assert sorted((t, int(a), int(r)) for t, a, r in drawn) == sorted(
+        [(first, 1800, 0), (second, 2000, 0), (third, 1000, 0)]
+    )
+    history = app.get("/transaction/ulla/history").json()["items"]
+    assert [(t["transaction_type"], t["amount"]) for t in history[:2]] == [
+        ("expiry", "48.00"),
+        ("purchase", "12.00"),
     ]
-    for start in range(0, 700, 100):
+    assert history[1]["id"] == bought["id"]
+    assert [(a, d, text) for _, a, d, text in expiries_of(database_url, "vic")] == [
+        (700, 1, "expiry of 1 lot")
+    ]
+    assert remaining(database_url, "vic") == {other: 0}
+    # The lot not yet due expires at its own time, in a transaction of its own.
+    clock.advance(3600)
+    assert app.portal.call(service.expiry.expire_due) == (1, 1)  # type: ignore[union-attr]
+    assert [(a, d) for _, a, d, _ in expiries_of(database_url, "ulla")] == [(4800, 3), (4000, 1)]
+    assert balance(app, "ulla") == "5.00"
+    check_lots(database_url)
+
+
+def make_many_lots(app: TestClient, clock: ManualClock) -> None:
+    """700 lots of 1.00 GC: 100 for each of seven users, due in 60 to 62 seconds."""
+    for user in range(7):
+        items = [
+            {
+                "transaction_type": "bonus",
+                "user_id": f"q{user}",
+                "asset_code": "GC",
+                "amount": 1,
+                "expires_at": at(clock, 60 + index % 3),
+            }
+            for index in range(100)
+        ]
         response = app.post("/transaction/batch", json={"transactions": items})
         assert response.status_code == 201, response.text
-        del start
-    clock.advance(120)
-    passes = []
-    while (read := sweep(app)) > 0:
-        passes.append(read)
-    assert passes == [500, 200]
+
+
+def assert_no_gc_lot_open(database_url: str) -> None:
     # The seed's LP openings are lots too, a year away: only GC's were due.
     open_gc = query(
         database_url,
@@ -532,10 +588,47 @@ def test_a_sweep_expires_many_lots_in_bounded_passes(
         " WHERE l.remaining_minor > 0 AND a.asset_code = 'GC'",
     )
     assert open_gc == [(0,)]
-    expiries = query(
-        database_url, "SELECT count(*) FROM transactions WHERE transaction_type = 'expiry'"
-    )
-    assert expiries == [(700,)]
+
+
+def test_a_sweep_expires_each_account_s_due_lots_at_once(
+    app: TestClient, database_url: str, clock: ManualClock
+) -> None:
+    make_many_lots(app, clock)
+    clock.advance(120)
+    service = app.app.state.service  # type: ignore[attr-defined]
+    # A full batch of 500 due lots names the seven accounts: all 700 lots expire in that pass.
+    assert app.portal.call(service.expiry.expire_due) == (500, 700)  # type: ignore[union-attr]
+    assert app.portal.call(service.expiry.expire_due) == (0, 0)  # type: ignore[union-attr]
+    assert_no_gc_lot_open(database_url)
+    for user in range(7):
+        assert [(a, d) for _, a, d, _ in expiries_of(database_url, f"q{user}")] == [(10000, 100)]
+    check_lots(database_url)
+
+
+def test_an_account_with_more_due_lots_than_a_transaction_takes_expires_over_passes(
+    app: TestClient, database_url: str, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(expiring, "LOT_EXPIRY_LOTS_MAX", 30)
+    make_many_lots(app, clock)
+    clock.advance(120)
+    service = app.app.state.service  # type: ignore[attr-defined]
+    passes = []
+    while (swept := app.portal.call(service.expiry.expire_due)) != (0, 0):  # type: ignore[union-attr]
+        passes.append(swept)
+    # 30 lots of each of the seven accounts a pass, the soonest first.
+    assert passes == [(500, 210), (490, 210), (280, 210), (70, 70)]
+    assert_no_gc_lot_open(database_url)
+    for user in range(7):
+        expiries = expiries_of(database_url, f"q{user}")
+        assert [(a, d) for _, a, d, _ in expiries] == [(3000, 30)] * 3 + [(1000, 10)]
+        order = query(
+            database_url,
+            "SELECT d.transaction_id FROM lot_draws d JOIN lots l ON l.id = d.lot_id"
+            f" WHERE d.transaction_id IN ({', '.join(repr(e[0]) for e in expiries)})"
+            " ORDER BY l.expires_at_us, l.id",
+        )
+        # Each expiry took the soonest-expiring lots of those left.
+        assert [str(t) for (t,) in order] == [e[0] for e in expiries for _ in range(e[2])]
     check_lots(database_url)
 
 

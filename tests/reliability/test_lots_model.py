@@ -2,8 +2,9 @@
 process, a fresh database per run, on both backends, with a clock it moves by hand) through
 credits with and without expiry (GC with its own ``expires_at``, LP whose credits expire after 30
 days), purchases, holds placed, released and captured in part, purchase refunds, chargebacks,
-batches, clock moves and sweeps, and compares, after every step, every balance and every open lot
-(what is left of it) with a small model of the rules (service/lots.py).
+batches, clock moves and sweeps, and compares, after every step, every balance, every open lot
+(what is left of it) and each account's number of expiry transactions (one per sweep that found
+lots of it due) with a small model of the rules (service/lots.py).
 
 The run is seeded by the ``seed`` fixture, which a failure prints with the command that replays it.
 """
@@ -107,6 +108,8 @@ class Model:
     debits: dict[str, Debit] = field(default_factory=dict)
     holds: dict[str, Hold] = field(default_factory=dict)
     originals: dict[str, Original] = field(default_factory=dict)
+    # How many expiry transactions each account has had: one per sweep that found lots due.
+    expiries: dict[Account, int] = field(default_factory=dict)
 
     def balance(self, account: Account) -> int:
         return self.balances.get(account, 0)
@@ -155,10 +158,15 @@ class Model:
                 self.give_back(self.debits[hold.transaction_id], 0, hold.cents)
 
     def expire_lots(self, now_us: int) -> None:
+        """Every due lot, in one expiry per account (a run never has LOT_EXPIRY_LOTS_MAX)."""
+        expiring: set[Account] = set()
         for lot in self.lots.values():
             if lot.remaining and lot.expires_at_us <= now_us:
                 self.move(lot.account, -lot.remaining)
                 lot.remaining = 0
+                expiring.add(lot.account)
+        for account in expiring:
+            self.expiries[account] = self.expiries.get(account, 0) + 1
 
 
 def make_machine(databases: DatabaseFactory) -> type[RuleBasedStateMachine]:
@@ -474,6 +482,13 @@ def make_machine(databases: DatabaseFactory) -> type[RuleBasedStateMachine]:
             for owner_id, asset_code, open_minor in open_sums:
                 lots = model.open_lots((owner_id, asset_code))
                 assert int(open_minor) == sum(lot.remaining for lot in lots)
+            expiries = query(
+                self.database_url,
+                "SELECT user_id, asset_code, count(*) FROM transactions"
+                f" WHERE transaction_type = 'expiry' AND user_id IN ({users})"
+                " GROUP BY user_id, asset_code",
+            )
+            assert {(str(u), str(a)): int(n) for u, a, n in expiries} == model.expiries
 
     return LotsMachine
 

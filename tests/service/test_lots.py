@@ -10,6 +10,7 @@ from tests.support.clock import ManualClock
 from tests.support.databases import DatabaseFactory
 from wallet.config import Settings
 from wallet.domain.ledger import AccountRef, Asset
+from wallet.limits import LOT_EXPIRY_LOTS_MAX, LOT_SWEEP_BATCH_MAX
 from wallet.service.lots import LotBook, check_expires_at, lot_expiry_us
 from wallet.service.wallet import WalletService
 from wallet.storage.lots import StoredLot
@@ -67,6 +68,31 @@ def test_a_debit_that_finds_fewer_lots_than_recorded_is_refused() -> None:
     lots = book(open_minor=100)  # recorded, but the database has no open lot of the account
     with pytest.raises(AssertionError, match="add up to less than recorded"):
         lots.debit(ALICE, "t1", 50)
+
+
+def test_the_due_lots_are_the_first_of_the_debit_order() -> None:
+    lots = book()
+    for transaction_id, expires_at_us in (("t1", 3_000), ("t2", 1_000), ("t3", 2_000)):
+        lots.credit(ALICE, transaction_id, 100, expires_at_us, 500)
+    lots.debit(ALICE, "t4", 40)  # from the lot that expires at 1_000
+    assert [(d.expires_at_us, d.remaining_minor) for d in lots.due(ALICE, 2_000, 10)] == [
+        (1_000, 60),
+        (2_000, 100),
+    ]
+    assert [d.expires_at_us for d in lots.due(ALICE, 2_000, 1)] == [1_000]
+    assert lots.due(ALICE, 999, 10) == []
+    # A debit of their sum takes each of them whole, and nothing else.
+    assert lots.debit(ALICE, "t5", 160) == 160
+    assert left(lots) == [(1_000, 0), (2_000, 0), (3_000, 100)]
+    assert sorted(d.amount_minor for d in lots.draws["t5"].values()) == [60, 100]
+    assert lots.due(ALICE, 2_000, 10) == []
+    lots.check({ALICE: 100})
+
+
+def test_an_expiry_takes_at_least_a_sweep_s_batch_of_one_account() -> None:
+    # A pass that read fewer than a full batch saw every due lot: none of its accounts has more
+    # due than one expiry takes, so the sweep may sleep (api/app.py).
+    assert LOT_EXPIRY_LOTS_MAX >= LOT_SWEEP_BATCH_MAX
 
 
 def test_a_lot_s_expiry() -> None:

@@ -342,7 +342,8 @@ def test_every_transaction_has_exactly_one_event_and_positions_no_gap(
 @pytest.fixture
 def lots_story(settings: Settings) -> Iterator[tuple[TestClient, dict[str, Any]]]:
     """Alice gets 30 GC that expire in a minute and 20 that never do, spends 10 (from the lot),
-    and the rest of the lot expires; Bob gets 40 GC that expire in a day and holds 15 of them."""
+    gets 5 GC that expire in half a minute, and what is left of both lots expires (one expiry,
+    two draws); Bob gets 40 GC that expire in a day and holds 15 of them."""
     clock = ManualClock()
     settings = settings.model_copy(
         update={"hold_sweep_interval_s": 3600, "lot_sweep_interval_s": 3600}
@@ -355,12 +356,15 @@ def lots_story(settings: Settings) -> Iterator[tuple[TestClient, dict[str, Any]]
             "alice_lot": post(client, "topup", "alice", 30, expires_at=soon).json(),
             "alice_plain": topup(client, "alice", 20),
             "alice_purchase": purchase(client, "alice", 10),
+            "alice_lot2": post(
+                client, "topup", "alice", 5, expires_at=format_us(clock.now_us() + 30 * US_PER_S)
+            ).json(),
             "bob_lot": post(client, "topup", "bob", 40, expires_at=later).json(),
         }
         hold = client.post("/holds", json={"user_id": "bob", "asset_code": "GC", "amount": 15})
         assert hold.status_code == 201, hold.text
         clock.advance(60)
-        assert client.portal.call(service.expiry.expire_due) == (1, 1)  # type: ignore[union-attr]
+        assert client.portal.call(service.expiry.expire_due) == (2, 2)  # type: ignore[union-attr]
         [(expiry_id,)] = rows(
             settings.database_url, "SELECT id FROM transactions WHERE transaction_type = 'expiry'"
         )
@@ -464,11 +468,32 @@ def test_an_expiry_without_its_draw_is_named(
     problems = audit(client).problems
     assert (
         f"expiry {expiry}: 0 draws of 0 (minor units, 0 given back, 0 from another account's"
-        " lots), but its user's entry took 2000; an expiry takes what is left of one lot of its"
-        " user, once"
+        " lots), but its user's entry took 2500; an expiry takes what is left of its user's due"
+        " lots, once"
     ) in problems
-    # The lot's own arithmetic no longer holds either.
-    assert len(problems) == 2
+    # The two lots' own arithmetic no longer holds either.
+    assert len(problems) == 3
+
+
+def test_an_expiry_whose_draws_do_not_add_up_to_its_entry_is_named(
+    lots_story: tuple[TestClient, dict[str, Any]], database_url: str
+) -> None:
+    # One draw 1 short, and its lot 1 more left: the lots add up, the expiry does not.
+    client, posted = lots_story
+    expiry = posted["expiry"]["id"]
+    lot = f"(SELECT id FROM lots WHERE transaction_id = '{posted['alice_lot2']['id']}')"
+    tamper(
+        database_url,
+        "UPDATE lot_draws SET amount_minor = amount_minor - 1"
+        f" WHERE transaction_id = '{expiry}' AND lot_id = {lot}",
+        f"UPDATE lots SET remaining_minor = 1 WHERE id = {lot}",
+        "UPDATE accounts SET lots_open_minor = 1 WHERE owner_id = 'alice' AND asset_code = 'GC'",
+    )
+    assert audit(client).problems == [
+        f"expiry {expiry}: 2 draws of 2499 (minor units, 0 given back, 0 from another account's"
+        " lots), but its user's entry took 2500; an expiry takes what is left of its user's due"
+        " lots, once"
+    ]
 
 
 def test_an_expiry_given_back_is_named(
@@ -478,9 +503,10 @@ def test_an_expiry_given_back_is_named(
     expiry = posted["expiry"]["id"]
     tamper(
         database_url,
-        f"UPDATE lot_draws SET returned_minor = 5 WHERE transaction_id = '{expiry}'",
+        f"UPDATE lot_draws SET returned_minor = 5 WHERE transaction_id = '{expiry}' AND lot_id IN"
+        f" (SELECT id FROM lots WHERE transaction_id = '{posted['alice_lot']['id']}')",
         f"UPDATE lots SET remaining_minor = 5 WHERE transaction_id = '{posted['alice_lot']['id']}'",
         "UPDATE accounts SET lots_open_minor = 5 WHERE owner_id = 'alice' AND asset_code = 'GC'",
     )
     [problem] = audit(client).problems
-    assert problem.startswith(f"expiry {expiry}: 1 draws of 2000 (minor units, 5 given back")
+    assert problem.startswith(f"expiry {expiry}: 2 draws of 2500 (minor units, 5 given back")

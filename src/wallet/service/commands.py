@@ -116,16 +116,15 @@ class HoldCommand:
 
 @dataclass(frozen=True, slots=True)
 class ExpiryCommand:
-    """Expire what is left of one lot, if its expiry has passed: the service's own write (the
-    expiry sweep, service/expiry.py). The lot's user and asset never change, so the accounts to
-    lock are known when the unit of work begins; whether anything is left to expire is decided
-    inside it, under the account's lock, so two sweeps never expire a lot twice.
+    """Expire what is left of an account's lots whose expiry has passed: the service's own
+    write (the expiry sweep, service/expiry.py). It names the account, so the accounts to lock
+    are known when the unit of work begins; which lots are due, and what is left of them, is
+    read inside it, under the account's lock, so two sweeps never expire a lot twice.
     """
 
-    lot_id: str
     user_id: str
     asset_code: str
-    # No key: exactly once comes from the lot itself, which changes only under its lock.
+    # No key: exactly once comes from the lots themselves, which change only under the lock.
     idempotency_key: None = None
     key_owner: str = ""
     fingerprint: str = ""
@@ -160,6 +159,8 @@ class Outcome:
     transaction_id: str | None = None
     error: WalletError | None = None
     replayed: bool = False
+    # An expiry's: how many lots its transaction expired (the sweep counts lots).
+    lots_expired: int = 0
 
 
 class InternalError(Exception):

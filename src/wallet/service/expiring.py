@@ -1,15 +1,17 @@
-"""Applying an expiry to a Book: what is left of a lot whose expiry has passed moves from its
-user to the asset's ``expired`` account, in a transaction of type ``expiry`` (service/lots.py
-has the rules; service/expiry.py is the sweep that submits these commands).
+"""Applying an expiry to a Book: what is left of an account's lots whose expiry has passed moves
+from its user to the asset's ``expired`` account, in one transaction of type ``expiry`` for all
+of them (at most LOT_EXPIRY_LOTS_MAX lots; the rest wait for the next pass), with one draw per
+lot (service/lots.py has the rules; service/expiry.py is the sweep that submits these commands).
 """
 
 from wallet.domain.ledger import EXPIRED, AccountRef, TransactionType, Transfer
+from wallet.limits import LOT_EXPIRY_LOTS_MAX
 
 from .book import Book
 from .commands import ExpiryCommand, Outcome
 
-# The answer to an expiry that found nothing to do: the lot was spent, given back to and
-# expired already, or is not due (another process's sweep came first).
+# The answer to an expiry that found nothing to do: the account's due lots were spent, or
+# expired already (another process's sweep came first).
 NOTHING_TO_EXPIRE = Outcome(body=b"null")
 
 
@@ -19,22 +21,27 @@ def expiry_accounts(user_id: str, asset_code: str) -> tuple[AccountRef, AccountR
 
 
 def apply_expiry(book: Book, command: ExpiryCommand, scale: int, now_us: int) -> Outcome:
-    """Expire what is left of the command's lot, read under its account's lock: one ``expiry``
-    transaction of that amount (with its event, and any balance monitor it crosses), and its
-    draw. Freezes and daily limits do not apply: the service does it, not the user.
+    """Expire what is left of the command's account's due lots, read under its lock: one
+    ``expiry`` transaction of their sum (with its event, and any balance monitor it crosses),
+    and a draw of each. Freezes and daily limits do not apply: the service does it, not the
+    user.
     """
     user, expired = expiry_accounts(command.user_id, command.asset_code)
-    lot = book.lots.lot(user, command.lot_id)
-    if lot is None or lot.remaining_minor == 0 or lot.expires_at_us > now_us:
+    due = book.lots.due(user, now_us, LOT_EXPIRY_LOTS_MAX)
+    if not due:
         return NOTHING_TO_EXPIRE
+    amount_minor = sum(lot.remaining_minor for lot in due)
     transaction = book.record(
-        Transfer(debit=user, credit=expired, amount_minor=lot.remaining_minor),
+        Transfer(debit=user, credit=expired, amount_minor=amount_minor),
         TransactionType.EXPIRY,
         command.user_id,
         scale,
         now_us,
-        description=f"expiry of lot {lot.id}",
+        description="expiry of 1 lot" if len(due) == 1 else f"expiry of {len(due)} lots",
     )
-    taken = book.lots.debit(user, transaction.id, lot.remaining_minor, first_lot=lot.id)
-    assert taken == lot.remaining_minor, f"lot {lot.id} was not expired whole"
-    return Outcome(body=book.views[transaction.id], transaction_id=transaction.id)
+    # The due lots are the first of the debit order: a debit of their sum takes each whole.
+    taken = book.lots.debit(user, transaction.id, amount_minor)
+    assert taken == amount_minor, f"the due lots of {user} were not expired whole"
+    return Outcome(
+        body=book.views[transaction.id], transaction_id=transaction.id, lots_expired=len(due)
+    )

@@ -1,20 +1,25 @@
-"""The expiry sweep: finds open lots whose expiry has passed and expires what is left of each,
-through the writer like any other write (service/expiring.py is the unit of work's part).
+"""The expiry sweep: finds the accounts that have open lots whose expiry has passed and expires
+what is left of them, through the writer like any other write (service/expiring.py is the unit
+of work's part): one ``expiry`` transaction per account, for all its due lots at once (at most
+LOT_EXPIRY_LOTS_MAX of them), not one per lot.
 
 Off the request path and bounded: a pass reads at most LOT_SWEEP_BATCH_MAX due lots (a range of
-the index of open lots by expiry) and submits them LOT_SWEEP_CHUNK at a time, waiting for each
-chunk's answers, then pausing LOT_SWEEP_PAUSE_RATIO times as long as the chunk took before the
-next, so that a million lots expiring at midnight take their turns in the writer's queue with
-the requests instead of filling it: the requests keep most of the writer's time, whatever the
-load (a chunk takes longer on a busy writer, and so does the pause after it). A pass that found a
-full batch and expired something is followed at once by another (the app's task, api/app.py),
-else the sweep sleeps LOT_SWEEP_INTERVAL_S: a lot expires within a few seconds of its expiry, and
-lots that cannot be expired (a fault, logged) never keep the sweep spinning.
+the index of open lots by expiry), and submits one command for each account among them,
+LOT_SWEEP_CHUNK accounts at a time, waiting for each chunk's answers, then pausing
+LOT_SWEEP_PAUSE_RATIO times as long as the chunk took, so that a million lots expiring at
+midnight take their turns in the writer's queue with the requests instead of filling it: the
+requests keep most of the writer's time, whatever the load (a chunk takes longer on a busy
+writer, and so does the pause after it). The pause follows the last chunk of a pass too, since
+the next pass may follow at once. A pass that read a full batch and expired something is
+followed at once by another (the app's task, api/app.py), else the sweep sleeps
+LOT_SWEEP_INTERVAL_S: a lot expires within a few seconds of its expiry, and lots that cannot be
+expired (a fault, logged) never keep the sweep spinning.
 
 Exactly once, whatever the number of processes sweeping: a lot changes only under its account's
-row lock, and the unit of work reads it again under that lock; a lot another process expired
-first has nothing left, and its command does nothing. A sweep killed midway leaves each lot
-expired or not, never half: the next pass (here or elsewhere) finds those still due.
+row lock, and the unit of work reads the account's due lots again under that lock; lots another
+process expired first have nothing left, and a command that finds none does nothing. A sweep
+killed midway leaves each account's expiry done or not, never half: the next pass (here or
+elsewhere) finds the lots still due.
 """
 
 from __future__ import annotations
@@ -43,35 +48,35 @@ class Expiry:
         self._clock = clock
 
     async def expire_due(self) -> tuple[int, int]:
-        """One pass: expire up to LOT_SWEEP_BATCH_MAX due lots. Returns how many due lots it
-        read (a full batch means there may be more) and how many it expired. A lot whose
-        expiry failed (the writer overloaded, or a fault) is logged and left for a later pass;
-        it does not stop the others."""
+        """One pass: expire the due lots of the accounts among the first LOT_SWEEP_BATCH_MAX due
+        lots. Returns how many due lots it read (a full batch means there may be more) and how
+        many lots it expired (more than it read when an account had more due than the batch
+        held). An account whose expiry failed (the writer overloaded, or a fault) is logged and
+        left for a later pass; it does not stop the others."""
         due = await anyio.to_thread.run_sync(self._due)
+        accounts = list(dict.fromkeys((lot.user_id, lot.asset_code) for lot in due))
         expired = 0
-        took_s = 0.0
-        for start in range(0, len(due), LOT_SWEEP_CHUNK):
-            if start:
-                await asyncio.sleep(took_s * LOT_SWEEP_PAUSE_RATIO)
-            chunk = due[start : start + LOT_SWEEP_CHUNK]
+        for start in range(0, len(accounts), LOT_SWEEP_CHUNK):
+            chunk = accounts[start : start + LOT_SWEEP_CHUNK]
             started = time.monotonic()
             outcomes = await asyncio.gather(
-                *(
-                    self._writer.submit(ExpiryCommand(lot.id, lot.user_id, lot.asset_code))
-                    for lot in chunk
-                ),
+                *(self._writer.submit(ExpiryCommand(*account)) for account in chunk),
                 return_exceptions=True,
             )
             took_s = time.monotonic() - started
-            for lot, outcome in zip(chunk, outcomes, strict=True):
+            for (user_id, asset_code), outcome in zip(chunk, outcomes, strict=True):
                 if isinstance(outcome, BaseException):
                     if not isinstance(outcome, Exception):
                         raise outcome
                     log.warning(
-                        "the expiry of lot %s failed: %r; a later pass retries", lot.id, outcome
+                        "the expiry of the lots of %s %s failed: %r; a later pass retries",
+                        user_id,
+                        asset_code,
+                        outcome,
                     )
-                elif outcome.transaction_id is not None:
-                    expired += 1
+                else:
+                    expired += outcome.lots_expired
+            await asyncio.sleep(took_s * LOT_SWEEP_PAUSE_RATIO)
         return len(due), expired
 
     def _due(self) -> list[lot_store.DueLot]:

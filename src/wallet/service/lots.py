@@ -22,7 +22,9 @@ The rules:
   its expiry past: the next sweep expires it.
 - A chargeback (the refund of a top-up or bonus) takes from that credit's own lot first, then in
   the debit order.
-- An expiry takes what is left of one lot (service/expiry.py).
+- An expiry takes what is left of an account's due lots (those whose expiry has passed): they
+  are the first of its debit order, so it is a debit of their sum, up to LOT_EXPIRY_LOTS_MAX
+  lots at a time (service/expiring.py; the sweep is service/expiry.py).
 
 Each debit's draws (lot, amount, and how much went back since) are kept in ``lot_draws``;
 ``accounts.lots_open_minor`` is the sum of what is left of the account's open lots, and
@@ -37,6 +39,7 @@ Invariant, checked before every commit (``LotBook.check``) and by ``verify``: fo
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -185,12 +188,11 @@ class LotBook:
         amount_minor: int,
         *,
         first_lot_of: str | None = None,
-        first_lot: str | None = None,
     ) -> int:
         """Take ``amount_minor`` debited from ``account`` by ``transaction_id`` out of its lots,
-        in the debit order (after the lot ``first_lot``, or the lot that the credit
-        ``first_lot_of`` made, if given and open); what they do not cover comes from credit
-        without expiry. Returns how much came from lots.
+        in the debit order (after the lot that the credit ``first_lot_of`` made, if given and
+        open); what they do not cover comes from credit without expiry. Returns how much came
+        from lots.
         """
         open_minor = self.open_minor.get(account, 0)
         need = min(amount_minor, open_minor)
@@ -198,9 +200,7 @@ class LotBook:
             return 0
         taken = need
         first: StoredLot | None = None
-        if first_lot is not None:
-            first = self._lot_by_id(account, first_lot)
-        elif first_lot_of is not None:
+        if first_lot_of is not None:
             first = self._lot_of_transaction(account, first_lot_of)
         if first is not None and first.remaining_minor > 0:
             need -= self._take(account, transaction_id, first, need)
@@ -251,9 +251,21 @@ class LotBook:
                 return
         raise AssertionError(f"{debit_id} gives back more than it took")
 
-    def lot(self, account: AccountRef, lot_id: str) -> StoredLot | None:
-        """A lot of ``account`` as it is now (read under the account's lock)."""
-        return self._lot_by_id(account, lot_id)
+    def due(self, account: AccountRef, now_us: int, lots_max: int) -> list[StoredLot]:
+        """The account's open lots whose expiry is at or before ``now_us``, as they are now
+        (read under the account's lock), at most ``lots_max`` of them: the first of its debit
+        order, so a debit of their sum takes exactly these (expiring.py). Reads pages of the
+        database until a lot not yet due, ``lots_max`` due ones, or the last open lot.
+        """
+        if self.open_minor.get(account, 0) == 0:
+            return []
+        while True:
+            after, exhausted = self.cursors.get(account, (None, False))
+            known = self._known(account)
+            due = list(itertools.takewhile(lambda lot: lot.expires_at_us <= now_us, known))
+            if len(due) >= lots_max or len(due) < len(known) or exhausted:
+                return due[:lots_max]
+            self._read_page(account, after)
 
     # --- before the commit ---------------------------------------------------------------------
 
@@ -359,19 +371,24 @@ class LotBook:
         the cursor (reading the next page of the database when none is)."""
         while True:
             after, exhausted = self.cursors.get(account, (None, False))
-            mine = self.lots.get(account, {})
-            ready = sorted(
-                (
-                    lot
-                    for lot in mine.values()
-                    if lot.remaining_minor > 0
-                    and (exhausted or (after is not None and _order(lot) <= after))
-                ),
-                key=_order,
-            )
+            ready = self._known(account)
             if ready or exhausted:
                 return ready
             self._read_page(account, after)
+
+    def _known(self, account: AccountRef) -> list[StoredLot]:
+        """The account's open lots known up to the cursor (every open lot of the database up
+        to there), in the debit order."""
+        after, exhausted = self.cursors.get(account, (None, False))
+        return sorted(
+            (
+                lot
+                for lot in self.lots.get(account, {}).values()
+                if lot.remaining_minor > 0
+                and (exhausted or (after is not None and _order(lot) <= after))
+            ),
+            key=_order,
+        )
 
     def _read_page(self, account: AccountRef, after: tuple[int, str] | None) -> None:
         assert self.session is not None
@@ -396,18 +413,6 @@ class LotBook:
         mine[lot.id] = lot
         self.read_lots[lot.id] = lot
         return lot
-
-    def _lot_by_id(self, account: AccountRef, lot_id: str) -> StoredLot | None:
-        known = self.lots.get(account, {}).get(lot_id)
-        if known is not None:
-            return known
-        if not self.made.get(account, 0):
-            return None
-        assert self.session is not None
-        for lot in lot_store.lots_by_ids(self.session, [lot_id]):
-            if lot.account_id == self.account_ids[account]:
-                return self._remember(account, lot)
-        return None
 
     def _lot_of_transaction(self, account: AccountRef, transaction_id: str) -> StoredLot | None:
         for lot in self.lots.get(account, {}).values():

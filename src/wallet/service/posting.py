@@ -9,8 +9,8 @@ before, in an earlier commit or earlier in this group, gets the outcome it got t
 A command is a posting (top-up, bonus, purchase, refund), a batch of postings (applied
 together, all or none: the Book is marked before it and restored if an item fails, and nothing
 is written until the whole group is decided, so no savepoint is needed), a hold command, or the
-expiry of a lot (service/expiring.py). What each command does to lots (service/lots.py) is kept
-in the Book with the rest, and written with it.
+expiry of an account's due lots (service/expiring.py). What each command does to lots
+(service/lots.py) is kept in the Book with the rest, and written with it.
 
 Concurrency across processes (PostgreSQL): a unit of work locks, in this order and each kind in
 id order, the holds it settles, the transactions it refunds, then the accounts it moves. Locking

@@ -15,8 +15,9 @@
 - lots (service/lots.py): every account's ``lots_open_minor`` is the sum of what is left of its
   open lots, and that is at most its balance; every lot's ``remaining`` is its amount less what
   its draws kept (drawn less given back), and the lot is its credit's (a top-up or bonus of the
-  same amount, to the lot's account); every ``expiry`` transaction drew exactly once, the amount
-  its user's entry took, from a lot of that account, and nothing of it went back.
+  same amount, to the lot's account); every ``expiry`` transaction drew from one or more lots of
+  its user's account (one draw per lot), together the amount its user's entry took, and nothing
+  of it went back.
 
 Lots whose expiry has passed and that still have something left are not a problem of the books:
 they are what the expiry sweep has yet to do (the service may have been stopped, and ``wallet
@@ -177,7 +178,7 @@ class _Money:
             f"expiry {expiry.transaction_id}: {expiry.draws} draws of {expiry.drawn_minor}"
             f" (minor units, {expiry.returned_minor} given back, {expiry.lots_elsewhere} from"
             f" another account's lots), but its user's entry took {expiry.entry_minor};"
-            " an expiry takes what is left of one lot of its user, once"
+            " an expiry takes what is left of its user's due lots, once"
         )
 
     def supplies_off(self, supplies: list[audit.AssetSupply]) -> list[str]:

@@ -322,8 +322,8 @@ def lots_off_their_draws(session: Session, limit: int) -> list[LotOff]:
 
 @dataclass(frozen=True, slots=True)
 class ExpiryOff:
-    """An ``expiry`` transaction that is not exactly one draw, of the amount its user's entry
-    took, from a lot of that user's account, never given back."""
+    """An ``expiry`` transaction that is not one or more draws, together of the amount its
+    user's entry took, from lots of that user's account, never given back."""
 
     transaction_id: str
     draws: int
@@ -338,6 +338,7 @@ _ELSEWHERE = "CASE WHEN l.id IS NULL OR l.account_id = ue.account_id THEN 0 ELSE
 
 
 def expiries_off_their_lots(session: Session, limit: int) -> list[ExpiryOff]:
+    # An expiry has one debiting entry (more is reported), so the join does not repeat its draws.
     rows = session.all(
         "SELECT t.id, count(d.lot_id), coalesce(sum(d.amount_minor), 0),"
         " coalesce(sum(d.returned_minor), 0), coalesce(min(-ue.amount_minor), 0),"
@@ -348,7 +349,7 @@ def expiries_off_their_lots(session: Session, limit: int) -> list[ExpiryOff]:
         " LEFT JOIN lots l ON l.id = d.lot_id"
         " WHERE t.transaction_type = 'expiry'"
         " GROUP BY t.seq, t.id"
-        " HAVING count(d.lot_id) <> 1 OR count(ue.id) <> 1"
+        " HAVING count(d.lot_id) = 0 OR count(DISTINCT ue.id) <> 1"
         " OR coalesce(sum(d.amount_minor), 0) <> coalesce(min(-ue.amount_minor), 0)"
         " OR coalesce(sum(d.returned_minor), 0) <> 0"
         f" OR coalesce(sum({_ELSEWHERE}), 0) <> 0"

@@ -100,14 +100,6 @@ def first_pages(session: Session, account_ids: Sequence[int], limit: int) -> lis
     return [_lot(row) for row in rows]
 
 
-def lots_by_ids(session: Session, lot_ids: Sequence[str]) -> list[StoredLot]:
-    if not lot_ids:
-        return []
-    placeholders = ", ".join("?" * len(lot_ids))
-    rows = session.all(f"SELECT {_COLUMNS} FROM lots WHERE id IN ({placeholders})", list(lot_ids))
-    return [_lot(row) for row in rows]
-
-
 def lot_of_transaction(session: Session, transaction_id: str) -> StoredLot | None:
     """The lot a top-up or bonus made, if it made one."""
     row = session.one(f"SELECT {_COLUMNS} FROM lots WHERE transaction_id = ?", (transaction_id,))
