@@ -143,14 +143,14 @@ LOTS_EXPIRING_SHOWN = 3
 # (this many times what the chunk took: the sweep keeps at most a third of the writer's time, the
 # rest is the requests'), how often it looks for due lots, and how many open lots a debit reads
 # from the database at a time (pages grow as a debit goes deeper).
-# LOT_EXPIRY_LOTS_MAX: how many due lots of one account one ``expiry`` transaction takes at most
-# (the rest wait for the next pass), so that its unit of work stays short however many lots are
-# due; at least LOT_SWEEP_BATCH_MAX, so that a pass that read less than a full batch (and so
-# saw every due lot) left none of them behind.
+# LOT_EXPIRY_LOTS_MAX: how many due lots of one account one ``expiry`` transaction takes at most,
+# so that a chunk, which the writer may commit in one unit of work with the requests queued
+# beside it, changes at most LOT_SWEEP_CHUNK x LOT_EXPIRY_LOTS_MAX (2,048) lots however many are
+# due; an account that had more due is taken up again by the next pass, which follows at once.
 LOT_EXPIRES_AT_YEARS_MAX = 10
 LOT_SWEEP_BATCH_MAX = 500
 LOT_SWEEP_CHUNK = 32
-LOT_EXPIRY_LOTS_MAX = 1000
+LOT_EXPIRY_LOTS_MAX = 64
 LOT_SWEEP_PAUSE_RATIO = 2.0
 LOT_SWEEP_INTERVAL_S = 5.0
 LOT_PAGE_SIZE = 32

@@ -67,7 +67,7 @@ def lots_of(client: TestClient, user_id: str, asset: str = "GC", **params: Any) 
 def expire_due(client: TestClient) -> int:
     service = client.app.state.service  # type: ignore[attr-defined]
     expired: int
-    _, expired = client.portal.call(service.expiry.expire_due)  # type: ignore[union-attr]
+    _, expired, _ = client.portal.call(service.expiry.expire_due)  # type: ignore[union-attr]
     return expired
 
 

@@ -10,7 +10,6 @@ from tests.support.clock import ManualClock
 from tests.support.databases import DatabaseFactory
 from wallet.config import Settings
 from wallet.domain.ledger import AccountRef, Asset
-from wallet.limits import LOT_EXPIRY_LOTS_MAX, LOT_SWEEP_BATCH_MAX
 from wallet.service.lots import LotBook, check_expires_at, lot_expiry_us
 from wallet.service.wallet import WalletService
 from wallet.storage.lots import StoredLot
@@ -87,12 +86,6 @@ def test_the_due_lots_are_the_first_of_the_debit_order() -> None:
     assert sorted(d.amount_minor for d in lots.draws["t5"].values()) == [60, 100]
     assert lots.due(ALICE, 2_000, 10) == []
     lots.check({ALICE: 100})
-
-
-def test_an_expiry_takes_at_least_a_sweep_s_batch_of_one_account() -> None:
-    # A pass that read fewer than a full batch saw every due lot: none of its accounts has more
-    # due than one expiry takes, so the sweep may sleep (api/app.py).
-    assert LOT_EXPIRY_LOTS_MAX >= LOT_SWEEP_BATCH_MAX
 
 
 def test_a_lot_s_expiry() -> None:

@@ -364,7 +364,7 @@ def lots_story(settings: Settings) -> Iterator[tuple[TestClient, dict[str, Any]]
         hold = client.post("/holds", json={"user_id": "bob", "asset_code": "GC", "amount": 15})
         assert hold.status_code == 201, hold.text
         clock.advance(60)
-        assert client.portal.call(service.expiry.expire_due) == (2, 2)  # type: ignore[union-attr]
+        assert client.portal.call(service.expiry.expire_due) == (2, 2, False)  # type: ignore[union-attr]
         [(expiry_id,)] = rows(
             settings.database_url, "SELECT id FROM transactions WHERE transaction_type = 'expiry'"
         )
@@ -468,8 +468,8 @@ def test_an_expiry_without_its_draw_is_named(
     problems = audit(client).problems
     assert (
         f"expiry {expiry}: 0 draws of 0 (minor units, 0 given back, 0 from another account's"
-        " lots), but its user's entry took 2500; an expiry takes what is left of its user's due"
-        " lots, once"
+        " lots, 0 from lots not yet due), but its user's entry took 2500; an expiry takes what"
+        " is left of its user's due lots, once"
     ) in problems
     # The two lots' own arithmetic no longer holds either.
     assert len(problems) == 3
@@ -491,8 +491,27 @@ def test_an_expiry_whose_draws_do_not_add_up_to_its_entry_is_named(
     )
     assert audit(client).problems == [
         f"expiry {expiry}: 2 draws of 2499 (minor units, 0 given back, 0 from another account's"
-        " lots), but its user's entry took 2500; an expiry takes what is left of its user's due"
-        " lots, once"
+        " lots, 0 from lots not yet due), but its user's entry took 2500; an expiry takes what"
+        " is left of its user's due lots, once"
+    ]
+
+
+def test_an_expiry_of_a_lot_not_yet_due_is_named(
+    lots_story: tuple[TestClient, dict[str, Any]], database_url: str
+) -> None:
+    # One of the expired lots moved a second past the expiry's instant: it was not due then.
+    client, posted = lots_story
+    expiry = posted["expiry"]["id"]
+    tamper(
+        database_url,
+        "UPDATE lots SET expires_at_us ="
+        f" (SELECT created_at_us + 1000000 FROM transactions WHERE id = '{expiry}')"
+        f" WHERE transaction_id = '{posted['alice_lot']['id']}'",
+    )
+    assert audit(client).problems == [
+        f"expiry {expiry}: 2 draws of 2500 (minor units, 0 given back, 0 from another account's"
+        " lots, 1 from lots not yet due), but its user's entry took 2500; an expiry takes what"
+        " is left of its user's due lots, once"
     ]
 
 

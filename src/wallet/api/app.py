@@ -26,7 +26,6 @@ from wallet.limits import (
     EVENT_PRUNE_BATCH,
     EVENT_PRUNE_INTERVAL_S,
     HOLD_SWEEP_BATCH_MAX,
-    LOT_SWEEP_BATCH_MAX,
     REQUEST_BODY_BYTES_MAX,
 )
 from wallet.priority import lower_thread_priority
@@ -233,16 +232,14 @@ async def sweep_expired_holds(service: WalletService, interval_s: float) -> None
 
 async def sweep_expired_lots(service: WalletService, interval_s: float) -> None:
     """Expire what is left of the lots whose expiry has passed, for as long as the app runs
-    (service/expiry.py): a pass that read a full batch and expired something is followed by
-    another once the loop has had its turn, else the sweep sleeps. Like the hold sweeper, it
-    keeps no state of its own."""
+    (service/expiry.py): a pass that says there is more is followed by another once the loop has
+    had its turn, else the sweep sleeps. Like the hold sweeper, it keeps no state of its own."""
     while True:
         try:
-            read, expired = await service.expiry.expire_due()
+            more = (await service.expiry.expire_due()).more
         except Exception:
             log.exception("the lot expiry pass failed; trying again later")
-            read = expired = 0
-        more = read >= LOT_SWEEP_BATCH_MAX and expired > 0
+            more = False
         await asyncio.sleep(0 if more else interval_s)
 
 

@@ -159,8 +159,10 @@ class Outcome:
     transaction_id: str | None = None
     error: WalletError | None = None
     replayed: bool = False
-    # An expiry's: how many lots its transaction expired (the sweep counts lots).
+    # An expiry's: how many lots its transaction expired (the sweep counts lots), and whether it
+    # took as many as one transaction may, so that more of the account's may be due.
     lots_expired: int = 0
+    lots_capped: bool = False
 
 
 class InternalError(Exception):

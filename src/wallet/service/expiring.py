@@ -43,5 +43,8 @@ def apply_expiry(book: Book, command: ExpiryCommand, scale: int, now_us: int) ->
     taken = book.lots.debit(user, transaction.id, amount_minor)
     assert taken == amount_minor, f"the due lots of {user} were not expired whole"
     return Outcome(
-        body=book.views[transaction.id], transaction_id=transaction.id, lots_expired=len(due)
+        body=book.views[transaction.id],
+        transaction_id=transaction.id,
+        lots_expired=len(due),
+        lots_capped=len(due) == LOT_EXPIRY_LOTS_MAX,
     )

@@ -10,7 +10,8 @@ LOT_SWEEP_PAUSE_RATIO times as long as the chunk took, so that a million lots ex
 midnight take their turns in the writer's queue with the requests instead of filling it: the
 requests keep most of the writer's time, whatever the load (a chunk takes longer on a busy
 writer, and so does the pause after it). The pause follows the last chunk of a pass too, since
-the next pass may follow at once. A pass that read a full batch and expired something is
+the next pass may follow at once. A pass that read a full batch, or took as many lots of an
+account as one transaction may (LOT_EXPIRY_LOTS_MAX: more may be due), and expired something is
 followed at once by another (the app's task, api/app.py), else the sweep sleeps
 LOT_SWEEP_INTERVAL_S: a lot expires within a few seconds of its expiry, and lots that cannot be
 expired (a fault, logged) never keep the sweep spinning.
@@ -27,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import NamedTuple
 
 import anyio.to_thread
 
@@ -41,21 +43,30 @@ from .writer import GroupCommitWriter
 log = logging.getLogger(__name__)
 
 
+class SweepPass(NamedTuple):
+    read: int  # due lots read (LOT_SWEEP_BATCH_MAX at most)
+    expired: int  # lots expired: more than were read when accounts had more due than were read
+    # Whether the next pass should follow at once: the batch was full, or an account had more
+    # due than one transaction takes; and the pass got somewhere (lots that cannot be expired,
+    # a fault that is logged, never keep the sweep spinning).
+    more: bool
+
+
 class Expiry:
     def __init__(self, database: Database, writer: GroupCommitWriter, clock: Clock) -> None:
         self._database = database
         self._writer = writer
         self._clock = clock
 
-    async def expire_due(self) -> tuple[int, int]:
+    async def expire_due(self) -> SweepPass:
         """One pass: expire the due lots of the accounts among the first LOT_SWEEP_BATCH_MAX due
-        lots. Returns how many due lots it read (a full batch means there may be more) and how
-        many lots it expired (more than it read when an account had more due than the batch
-        held). An account whose expiry failed (the writer overloaded, or a fault) is logged and
-        left for a later pass; it does not stop the others."""
+        lots (at most LOT_EXPIRY_LOTS_MAX of each). An account whose expiry failed (the writer
+        overloaded, or a fault) is logged and left for a later pass; it does not stop the
+        others."""
         due = await anyio.to_thread.run_sync(self._due)
         accounts = list(dict.fromkeys((lot.user_id, lot.asset_code) for lot in due))
         expired = 0
+        capped = False
         for start in range(0, len(accounts), LOT_SWEEP_CHUNK):
             chunk = accounts[start : start + LOT_SWEEP_CHUNK]
             started = time.monotonic()
@@ -76,8 +87,10 @@ class Expiry:
                     )
                 else:
                     expired += outcome.lots_expired
+                    capped = capped or outcome.lots_capped
             await asyncio.sleep(took_s * LOT_SWEEP_PAUSE_RATIO)
-        return len(due), expired
+        more = (len(due) >= LOT_SWEEP_BATCH_MAX or capped) and expired > 0
+        return SweepPass(len(due), expired, more)
 
     def _due(self) -> list[lot_store.DueLot]:
         with self._database.reading() as session:

@@ -16,8 +16,8 @@
   open lots, and that is at most its balance; every lot's ``remaining`` is its amount less what
   its draws kept (drawn less given back), and the lot is its credit's (a top-up or bonus of the
   same amount, to the lot's account); every ``expiry`` transaction drew from one or more lots of
-  its user's account (one draw per lot), together the amount its user's entry took, and nothing
-  of it went back.
+  its user's account that were due when it was made (one draw per lot), together the amount its
+  user's entry took, and nothing of it went back.
 
 Lots whose expiry has passed and that still have something left are not a problem of the books:
 they are what the expiry sweep has yet to do (the service may have been stopped, and ``wallet
@@ -177,7 +177,8 @@ class _Money:
         return (
             f"expiry {expiry.transaction_id}: {expiry.draws} draws of {expiry.drawn_minor}"
             f" (minor units, {expiry.returned_minor} given back, {expiry.lots_elsewhere} from"
-            f" another account's lots), but its user's entry took {expiry.entry_minor};"
+            f" another account's lots, {expiry.lots_not_due} from lots not yet due), but its"
+            f" user's entry took {expiry.entry_minor};"
             " an expiry takes what is left of its user's due lots, once"
         )
 

@@ -323,7 +323,8 @@ def lots_off_their_draws(session: Session, limit: int) -> list[LotOff]:
 @dataclass(frozen=True, slots=True)
 class ExpiryOff:
     """An ``expiry`` transaction that is not one or more draws, together of the amount its
-    user's entry took, from lots of that user's account, never given back."""
+    user's entry took, from lots of that user's account that were due when it was made, never
+    given back."""
 
     transaction_id: str
     draws: int
@@ -331,10 +332,13 @@ class ExpiryOff:
     returned_minor: int
     entry_minor: int
     lots_elsewhere: int
+    lots_not_due: int
 
 
-# Per draw of an expiry: 1 when the lot is another account's than the one the expiry debited.
+# Per draw of an expiry: 1 when the lot is another account's than the one the expiry debited;
+# 1 when the lot's expiry was after the expiry transaction was made (its unit of work's instant).
 _ELSEWHERE = "CASE WHEN l.id IS NULL OR l.account_id = ue.account_id THEN 0 ELSE 1 END"
+_NOT_DUE = "CASE WHEN l.expires_at_us > t.created_at_us THEN 1 ELSE 0 END"
 
 
 def expiries_off_their_lots(session: Session, limit: int) -> list[ExpiryOff]:
@@ -342,7 +346,7 @@ def expiries_off_their_lots(session: Session, limit: int) -> list[ExpiryOff]:
     rows = session.all(
         "SELECT t.id, count(d.lot_id), coalesce(sum(d.amount_minor), 0),"
         " coalesce(sum(d.returned_minor), 0), coalesce(min(-ue.amount_minor), 0),"
-        f" coalesce(sum({_ELSEWHERE}), 0)"
+        f" coalesce(sum({_ELSEWHERE}), 0), coalesce(sum({_NOT_DUE}), 0)"
         " FROM transactions t"
         " LEFT JOIN entries ue ON ue.transaction_id = t.id AND ue.amount_minor < 0"
         " LEFT JOIN lot_draws d ON d.transaction_id = t.id"
@@ -352,8 +356,10 @@ def expiries_off_their_lots(session: Session, limit: int) -> list[ExpiryOff]:
         " HAVING count(d.lot_id) = 0 OR count(DISTINCT ue.id) <> 1"
         " OR coalesce(sum(d.amount_minor), 0) <> coalesce(min(-ue.amount_minor), 0)"
         " OR coalesce(sum(d.returned_minor), 0) <> 0"
-        f" OR coalesce(sum({_ELSEWHERE}), 0) <> 0"
+        f" OR coalesce(sum({_ELSEWHERE}), 0) <> 0 OR coalesce(sum({_NOT_DUE}), 0) <> 0"
         " ORDER BY t.seq LIMIT ?",
         (limit,),
     )
-    return [ExpiryOff(i, int(n), int(a), int(r), int(e), int(x)) for i, n, a, r, e, x in rows]
+    return [
+        ExpiryOff(i, int(n), int(a), int(r), int(e), int(x), int(d)) for i, n, a, r, e, x, d in rows
+    ]
