@@ -114,12 +114,16 @@ def main() -> None:
                         times.append((time.perf_counter() - started) * 1000)
                         answer.raise_for_status()
                 still_open = count_open_lots(client, "lots_user")
+        except BaseException:
+            print(f"failed: the service's log is kept in {workdir}", file=sys.stderr)
+            raise
         finally:
             server.stop()
+    # Kept only after a failure (its log): under /dev/shm the database takes memory.
     shutil.rmtree(workdir, ignore_errors=True)
     report = {
         "backend": backend,
-        "dir": str(workdir),
+        "dir": None if args.postgresql else str(args.dir or tempfile.gettempdir()),
         "lots": args.lots,
         "purchases": args.purchases,
         "seed": args.seed,

@@ -191,6 +191,9 @@ class _Connection(asyncio.Protocol):
                 else:
                     self._arm()
                 return
+            if end > HEAD_BYTES_MAX:
+                self._refuse(b"431 Request Header Fields Too Large")
+                return
             request_line, *header_lines = bytes(buffer[:end]).split(b"\r\n")
             headers = {}
             for header in header_lines:
@@ -199,7 +202,11 @@ class _Connection(asyncio.Protocol):
             if b"transfer-encoding" in headers:
                 self._refuse(b"411 Length Required")
                 return
-            length = int(headers.get(b"content-length", b"0"))
+            length_text = headers.get(b"content-length", b"0")
+            if not length_text.isdigit():
+                self._refuse(b"400 Bad Request")
+                return
+            length = int(length_text)
             if length > BODY_BYTES_MAX:
                 self._refuse(b"413 Content Too Large")
                 return
@@ -208,6 +215,8 @@ class _Connection(asyncio.Protocol):
                 return
             body = bytes(buffer[end + 4 : end + 4 + length])
             del buffer[: end + 4 + length]
+            # This request is whole: the next one's deadline starts from its own first byte.
+            self._disarm()
             if request_line.split(b" ", 1)[0] != b"POST":
                 self._refuse(b"405 Method Not Allowed")
                 return
@@ -217,6 +226,8 @@ class _Connection(asyncio.Protocol):
             if headers.get(b"connection", b"").lower() == b"close":
                 self._transport.close()
                 return
+
+    def _disarm(self) -> None:
         if self._deadline is not None:
             self._deadline.cancel()
             self._deadline = None
