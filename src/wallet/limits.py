@@ -56,10 +56,12 @@ BODY_TIMEOUT_S = 10.0
 # bound is lowered to fit, with a warning, when the hard limit is too small.
 CONNECTIONS_MAX = 4096
 # How long an idle keep-alive connection stays open (setting WALLET_KEEP_ALIVE_S). Longer than
-# the idle expiry of common HTTP clients (5 s, httpx's and so the Python client's) and of load
-# balancers (60 s): the client side closes an idle connection first, so no client sends a request
-# onto a connection the service is closing at that moment (it would see the connection reset,
-# not knowing whether its request was done).
+# the idle expiry of common HTTP clients (5 s, httpx's and so the Python client's) and of most
+# load balancers (60 s): such a client closes an idle connection first, so it never sends a
+# request onto a connection the service is closing at that moment (it would see the connection
+# reset, not knowing whether its request was done). Clients that keep theirs longer (Go's 90 s,
+# a proxy's 600 s) need the setting raised above theirs. Idle connections count against
+# CONNECTIONS_MAX; at the bound the one idle the longest is closed to serve a new one.
 KEEP_ALIVE_S = 75
 FILE_DESCRIPTORS_RESERVED = 128
 HISTORY_PAGE_SIZE_DEFAULT = 50

@@ -115,6 +115,12 @@ class _TooLarge(Exception):
         self.detail = detail
 
 
+def _keep_alive_ends(connection: HttpToolsProtocol) -> float:
+    """When an idle connection's keep-alive ends: the soonest is the one idle the longest."""
+    assert connection.timeout_keep_alive_task is not None
+    return connection.timeout_keep_alive_task.when()
+
+
 def _header_refusal(size: int, count: int) -> str:
     if size > HEADER_BYTES_MAX:
         return f"a header is larger than {HEADER_BYTES_MAX} bytes"
@@ -134,8 +140,10 @@ class BoundedHttpProtocol(DrainingHttpProtocol):
       (from its first byte; on a new connection, from the connection) and then its body. A
       request that arrives whole in one read, the usual case, arms none. Past the deadline:
       408 ``request_timeout`` and the connection closes.
-    - Beyond ``connections_max`` open connections, a new one is answered 503 ``overloaded`` and
-      closed at once.
+    - Beyond ``connections_max`` open connections, the connection idle the longest (between two
+      requests, kept alive) is closed to make room, as its keep-alive's end would have, later;
+      when none is idle, the new one is answered 503 ``overloaded`` and closed at once. So idle
+      connections, which a client may keep for the whole keep-alive, never lock out new ones.
     """
 
     bounds: ClassVar[ConnectionBounds] = ConnectionBounds()
@@ -149,7 +157,7 @@ class BoundedHttpProtocol(DrainingHttpProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.bounds.connections_max:
+        if len(self.connections) > self.bounds.connections_max and not self._close_longest_idle():
             detail = "the service has too many open connections; retry later"
             status = STATUS_BY_CODE[Overloaded.code]
             self._answer_and_close(status, Overloaded.code, Overloaded.title, detail)
@@ -158,7 +166,25 @@ class BoundedHttpProtocol(DrainingHttpProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        # uvicorn cancels the keep-alive timer only on a clean close: after a reset the timer
+        # would keep this protocol, and its last request, for the whole keep-alive.
+        self._unset_keepalive_if_required()
         super().connection_lost(exc)
+
+    def _close_longest_idle(self) -> bool:
+        """Close the connection that has been idle the longest, if any is (True)."""
+        idle = [
+            connection
+            for connection in self.connections
+            if isinstance(connection, HttpToolsProtocol)
+            and connection.timeout_keep_alive_task is not None
+        ]
+        if not idle:
+            return False
+        longest = min(idle, key=_keep_alive_ends)
+        longest._unset_keepalive_if_required()
+        longest.transport.close()
+        return True
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
