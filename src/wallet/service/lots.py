@@ -341,15 +341,8 @@ class LotBook:
         for lot in lot_store.first_pages(self.session, sorted(by_id), LOT_PAGE_SIZE):
             pages[lot.account_id].append(lot)
         for account_id, page in pages.items():
-            account = by_id[account_id]
             page.sort(key=_order)
-            mine = self.lots.setdefault(account, {})
-            for lot in page:
-                if lot.id not in mine:
-                    mine[lot.id] = lot
-                    self.read_lots[lot.id] = lot
-            last = _order(page[-1]) if page else None
-            self.cursors[account] = (last, len(page) < LOT_PAGE_SIZE)
+            self._add_page(by_id[account_id], page, None, LOT_PAGE_SIZE)
 
     def _take(self, account: AccountRef, transaction_id: str, lot: StoredLot, need: int) -> int:
         mine = self.lots[account]
@@ -396,6 +389,18 @@ class LotBook:
         known = len(self.lots.get(account, ()))
         limit = max(LOT_PAGE_SIZE, known)
         page = lot_store.open_lots_page(self.session, self.account_ids[account], after, limit)
+        self._add_page(account, page, after, limit)
+
+    def _add_page(
+        self,
+        account: AccountRef,
+        page: list[StoredLot],
+        after: tuple[int, str] | None,
+        limit: int,
+    ) -> None:
+        """Remember a page of the account's open lots, the ``limit`` at most after ``after`` in
+        the debit order (the unit of work's own versions of them win), and move its cursor past
+        the page: to the end of the account's lots when the page was not full."""
         mine = self.lots.setdefault(account, {})
         for lot in page:
             if lot.id not in mine:
