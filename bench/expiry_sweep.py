@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
-import json
 import os
 import sys
 import tempfile
@@ -183,10 +182,7 @@ def main() -> None:
         "sweep_lots_per_s": round(made_due / sweep_s),
         "sweep_covered_the_measured_run": whole,
     }
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = run.ROOT / "bench" / "results" / f"{stamp}-{backend}-sweep.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written {path}")
+    run.write_report(report, f"{backend}-sweep")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ bench/results/<timestamp>-<backend>-lookup.json.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import sys
@@ -224,9 +223,7 @@ def main() -> int:
         "rounds": rounds,
         "loadavg_at_end": Path("/proc/loadavg").read_text().split()[:3],
     }
-    output = run.RESULTS_DIR / f"{started_at:%Y%m%dT%H%M%SZ}-{backend}-lookup.json"
-    output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written: {output.relative_to(run.ROOT)}")
+    run.write_report(report, f"{backend}-lookup", started_at)
     return 0
 
 

@@ -23,7 +23,6 @@ the service's own work.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import shutil
@@ -143,10 +142,7 @@ def main() -> None:
             f" max {figures['max']:.2f} ms"
         )
     print(f"lots_user: {still_open:,} lots still open")
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = run.ROOT / "bench" / "results" / f"{stamp}-{backend}-lots.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written {path}")
+    run.write_report(report, f"{backend}-lots")
 
 
 if __name__ == "__main__":

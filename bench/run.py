@@ -280,6 +280,22 @@ def wait_until_quiet(cpus: Sequence[int], busy_max: float, wait_max_s: float) ->
             return max(shares)
 
 
+def write_report(
+    report: dict[str, Any],
+    kind: str,
+    started_at: datetime | None = None,
+    output: Path | None = None,
+) -> Path:
+    """Write a bench's report as JSON to ``output``, or to
+    bench/results/<started_at, UTC>-<kind>.json, and say where."""
+    started_at = started_at or datetime.now(UTC)
+    path = output or RESULTS_DIR / f"{started_at:%Y%m%dT%H%M%SZ}-{kind}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+    return path
+
+
 # --- the database -------------------------------------------------------------------------------
 
 
@@ -765,10 +781,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print_summary(report)
     report["machine"]["loadavg_at_end"] = Path("/proc/loadavg").read_text().split()[:3]
 
-    output = args.output or RESULTS_DIR / f"{started_at:%Y%m%dT%H%M%SZ}-{args.backend}.json"
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwritten: {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")
+    print()
+    write_report(report, args.backend, started_at, args.output)
     return 0
 
 
