@@ -10,6 +10,7 @@ from typing import Any
 import psycopg
 from fastapi.testclient import TestClient
 
+from wallet.service.expiry import SweepPass
 from wallet.storage.database import postgresql_conninfo, sqlite_path
 
 
@@ -119,3 +120,10 @@ def check_lots(database_url: str) -> None:
         " OR (a.lots_open_minor > 0 AND a.lots_open_minor > a.balance_minor)",
     )
     assert mismatched == []
+
+
+def sweep_lots(client: TestClient) -> SweepPass:
+    """One pass of the lot expiry sweep of the client's app, on the app's loop."""
+    service = client.app.state.service  # type: ignore[attr-defined]
+    swept: SweepPass = client.portal.call(service.expiry.expire_due)  # type: ignore[union-attr]
+    return swept

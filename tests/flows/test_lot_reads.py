@@ -20,7 +20,7 @@ from wallet.config import Settings
 from wallet.service.clock import format_us, parse_instant_us
 from wallet.service.wallet import WalletService
 
-from .factories import assert_invariants, transact
+from .factories import assert_invariants, sweep_lots, transact
 
 DAY_S = 86_400
 
@@ -62,13 +62,6 @@ def lots_of(client: TestClient, user_id: str, asset: str = "GC", **params: Any) 
     response = client.get(f"/balance/{user_id}/{asset}/lots", params=params)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def expire_due(client: TestClient) -> int:
-    service = client.app.state.service  # type: ignore[attr-defined]
-    expired: int
-    _, expired, _ = client.portal.call(service.expiry.expire_due)  # type: ignore[union-attr]
-    return expired
 
 
 def test_a_balance_shows_the_three_lots_that_expire_soonest(
@@ -194,7 +187,7 @@ def test_an_expired_lot_leaves_the_reads_and_shows_in_the_supply(
     assert app.get("/balance/eve/GC").json()["expiring"] == [
         {"amount": "6.00", "expires_at": at(clock, -1)}
     ]
-    assert expire_due(app) == 1
+    assert sweep_lots(app).expired == 1
 
     assert app.get("/balance/eve/GC").json()["balance"] == "7.00"
     assert app.get("/balance/eve/GC").json()["expiring"] == []

@@ -19,7 +19,7 @@ from wallet.service import expiring
 from wallet.service.clock import format_us
 from wallet.service.wallet import WalletService
 
-from .factories import balance, check_lots, query, transact
+from .factories import balance, check_lots, query, sweep_lots, transact
 
 DAY_US = 86_400 * US_PER_S
 
@@ -411,11 +411,10 @@ def test_a_lot_given_back_after_its_expiry_expires_at_the_next_sweep(
     lot = credit(app, "nina", 30, expires_at=at(clock, 60))["id"]
     bought = spend(app, "nina", 30)
     clock.advance(61)
-    service = app.app.state.service  # type: ignore[attr-defined]
-    assert app.portal.call(service.expiry.expire_due) == (0, 0, False)  # type: ignore[union-attr]
+    assert sweep_lots(app) == (0, 0, False)
     refund(app, bought, 12)
     assert remaining(database_url, "nina") == {lot: 1200}
-    assert app.portal.call(service.expiry.expire_due) == (1, 1, False)  # type: ignore[union-attr]
+    assert sweep_lots(app) == (1, 1, False)
     assert remaining(database_url, "nina") == {lot: 0}
     assert balance(app, "nina") == "0.00"
     kinds = [t["transaction_type"] for t in app.get("/transaction/nina/history").json()["items"]]
@@ -424,14 +423,6 @@ def test_a_lot_given_back_after_its_expiry_expires_at_the_next_sweep(
 
 
 # --- expiry --------------------------------------------------------------------------------------
-
-
-def sweep(client: TestClient) -> int:
-    """One pass of the expiry sweep, on the app's loop; how many due lots it read."""
-    service = client.app.state.service  # type: ignore[attr-defined]
-    read: int
-    read, _, _ = client.portal.call(service.expiry.expire_due)  # type: ignore[union-attr]
-    return read
 
 
 def test_what_is_left_of_a_lot_expires_once(
@@ -448,10 +439,10 @@ def test_what_is_left_of_a_lot_expires_once(
     after = int(app.get("/events", params={"limit": 1}).json()["next_after"])
     start = int(app.get("/events", params={"after": after, "limit": 1000}).json()["next_after"])
     clock.advance(59)
-    assert sweep(app) == 0
+    assert sweep_lots(app).read == 0
     before_us = clock.now_us()
     clock.advance(1)
-    assert sweep(app) == 1
+    assert sweep_lots(app).read == 1
     assert remaining(database_url, "omar") == {lot: 0}
     assert (balance(app, "omar"), open_minor(database_url, "omar")) == ("5.00", 0)
     history = app.get("/transaction/omar/history").json()["items"]
@@ -477,7 +468,7 @@ def test_what_is_left_of_a_lot_expires_once(
     assert events[0]["data"]["id"] == expiry["id"]
     # Once: another pass, later, finds nothing to do.
     clock.advance(3600)
-    assert sweep(app) == 0
+    assert sweep_lots(app).read == 0
     kinds = [t["transaction_type"] for t in app.get("/transaction/omar/history").json()["items"]]
     assert kinds.count("expiry") == 1
     draws = query(
@@ -498,7 +489,7 @@ def test_a_frozen_account_s_lots_still_expire(
     frozen = app.post("/admin/users/pia/freeze", json={"reason": "fraud check"})
     assert frozen.status_code in (200, 201), frozen.text
     clock.advance(60)
-    assert sweep(app) == 1
+    assert sweep_lots(app).read == 1
     assert remaining(database_url, "pia") == {lot: 0}
     assert balance(app, "pia") == "0.00"
     check_lots(database_url)
@@ -530,9 +521,8 @@ def test_a_user_s_lots_due_together_expire_in_one_transaction(
     bought = spend(app, "ulla", 12)  # from the first lot, which expires soonest
     other = credit(app, "vic", 7, expires_at=at(clock, 100))["id"]
     clock.advance(120)
-    service = app.app.state.service  # type: ignore[attr-defined]
     # Four due lots read, two accounts: two transactions, expiring four lots.
-    assert app.portal.call(service.expiry.expire_due) == (4, 4, False)  # type: ignore[union-attr]
+    assert sweep_lots(app) == (4, 4, False)
     [(expiry, amount, draws, description)] = expiries_of(database_url, "ulla")
     assert (amount, draws, description) == (4800, 3, "expiry of 3 lots")
     assert remaining(database_url, "ulla") == {first: 0, second: 0, third: 0, not_yet: 4000}
@@ -557,7 +547,7 @@ def test_a_user_s_lots_due_together_expire_in_one_transaction(
     assert remaining(database_url, "vic") == {other: 0}
     # The lot not yet due expires at its own time, in a transaction of its own.
     clock.advance(3600)
-    assert app.portal.call(service.expiry.expire_due) == (1, 1, False)  # type: ignore[union-attr]
+    assert sweep_lots(app) == (1, 1, False)
     assert [(a, d) for _, a, d, _ in expiries_of(database_url, "ulla")] == [(4800, 3), (4000, 1)]
     assert balance(app, "ulla") == "5.00"
     check_lots(database_url)
@@ -600,10 +590,9 @@ def test_a_sweep_expires_each_account_s_due_lots_at_once(
     monkeypatch.setattr(expiring, "LOT_EXPIRY_LOTS_MAX", 100)
     make_many_lots(app, clock)
     clock.advance(120)
-    service = app.app.state.service  # type: ignore[attr-defined]
     # A full batch of 500 due lots names the seven accounts: all 700 lots expire in that pass.
-    assert app.portal.call(service.expiry.expire_due) == (500, 700, True)  # type: ignore[union-attr]
-    assert app.portal.call(service.expiry.expire_due) == (0, 0, False)  # type: ignore[union-attr]
+    assert sweep_lots(app) == (500, 700, True)
+    assert sweep_lots(app) == (0, 0, False)
     assert_no_gc_lot_open(database_url)
     for user in range(7):
         assert [(a, d) for _, a, d, _ in expiries_of(database_url, f"q{user}")] == [(10000, 100)]
@@ -616,10 +605,9 @@ def test_an_account_with_more_due_lots_than_a_transaction_takes_expires_over_pas
     monkeypatch.setattr(expiring, "LOT_EXPIRY_LOTS_MAX", 30)
     make_many_lots(app, clock)
     clock.advance(120)
-    service = app.app.state.service  # type: ignore[attr-defined]
     passes = []
     for _ in range(10):
-        passes.append(app.portal.call(service.expiry.expire_due))  # type: ignore[union-attr]
+        passes.append(sweep_lots(app))
         if not passes[-1].more:
             break
     # 30 lots of each of the seven accounts a pass, the soonest first; a pass that read less

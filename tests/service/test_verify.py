@@ -13,6 +13,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.flows.factories import sweep_lots
 from tests.support.clock import US_PER_S, ManualClock
 from tests.support.factories import bonus, post, purchase, topup
 from tests.support.server import ServerProcess
@@ -364,7 +365,7 @@ def lots_story(settings: Settings) -> Iterator[tuple[TestClient, dict[str, Any]]
         hold = client.post("/holds", json={"user_id": "bob", "asset_code": "GC", "amount": 15})
         assert hold.status_code == 201, hold.text
         clock.advance(60)
-        assert client.portal.call(service.expiry.expire_due) == (2, 2, False)  # type: ignore[union-attr]
+        assert sweep_lots(client) == (2, 2, False)
         [(expiry_id,)] = rows(
             settings.database_url, "SELECT id FROM transactions WHERE transaction_type = 'expiry'"
         )
